@@ -1,0 +1,95 @@
+"""The contract between lowering (ops/), kernel codegen (codegen/), memory planning and AOT.
+
+Lowering turns each graph op into zero or more KernelCalls. A KernelSpec is everything that decides a
+kernel's C text; two calls with equal specs share one C file and one function. A kernel is a plain C
+function whose parameters are pointers, in the order of `KernelSpec.params`:
+
+    void tk_<family>_<hash>(const int8_t* input, const int8_t* weights, ..., int8_t* output);
+
+Scalars (shapes, zero points, activation bounds, per-tensor multipliers) are baked into the C text via
+`attrs`; arrays (weights re-laid out for the schedule, folded biases, per-channel multipliers and
+shifts) are `const` params whose data the AOT step writes into weights.c.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+ROLES = ("input", "output", "const", "scratch")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    role: str  # one of ROLES
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class KernelSpec:
+    family: str  # e.g. "conv2d_int8"; names the TE compute and schedule space in ops/
+    params: tuple[Param, ...]
+    attrs: dict[str, Any]  # JSON-serialisable: shapes, strides, scalar quantization, ...
+    knobs: dict[str, Any] = field(default_factory=dict)  # schedule knobs; empty = defaults
+    tool_versions: dict[str, str] = field(default_factory=dict)
+
+    def canonical(self) -> str:
+        return json.dumps(
+            {
+                "family": self.family,
+                "params": [[p.name, p.dtype, list(p.shape), p.role] for p in self.params],
+                "attrs": self.attrs,
+                "knobs": self.knobs,
+                "tools": self.tool_versions,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            default=_jsonable,
+        )
+
+    @property
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
+
+    @property
+    def function_name(self) -> str:
+        return f"tk_{self.family}_{self.spec_hash}"
+
+
+@dataclass
+class KernelCall:
+    """One call in model.c. `args[i]` feeds `spec.params[i]`:
+    role input/output -> a graph tensor index (int); const -> a numpy array; scratch -> None
+    (the planner gives each scratch param its own arena slice of `param.nbytes`)."""
+
+    spec: KernelSpec
+    op_index: int
+    args: list[Any]
+
+
+@dataclass
+class LoweredModel:
+    """A graph ready for planning: kernel calls in order, and tensors that share storage
+    (reshape-like ops): aliases[t] = the tensor whose bytes t reuses."""
+
+    calls: list[KernelCall]
+    aliases: dict[int, int] = field(default_factory=dict)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON-serialisable in a kernel spec: {value!r}")
