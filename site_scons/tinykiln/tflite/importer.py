@@ -1,0 +1,302 @@
+"""TFLite model -> graph IR, with every reason a model cannot be compiled reported at once.
+
+reader.py turns the bytes into plain records (or says the file is corrupt); this module judges them:
+tensor by tensor (dtype, static shape, quantization, constant data), then op by op (supported kind,
+dtypes, the op's own rules in ops.py). Problems are collected, not raised one by one, so the user sees
+every offending op in one KilnError.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import KilnError
+from ..graph import DTYPES, Graph, Op, Quantization, Tensor
+from . import ops as opcheck
+from .reader import TENSOR_TYPE_NAMES, CorruptFile, RawModel, RawTensor, read
+
+SUPPORTED_OPS = tuple(opcheck.CHECKERS)
+# Activation dtypes the compiler handles; other IR dtypes only appear as constant operands.
+ACTIVATION_DTYPES = ("int8", "float32")
+WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+MAX_TENSOR_BYTES = 1 << 31
+
+WAY_OUT = ("tinykiln compiles single-subgraph TFLite models with static shapes, either float32 or fully "
+           "int8-quantized (int8 activations, int8 weights, int32 biases), made of the builtin ops "
+           f"{', '.join(SUPPORTED_OPS)}. Convert the model accordingly (e.g. TFLiteConverter with "
+           "optimizations=[DEFAULT], a representative dataset and "
+           "target_spec.supported_ops=[TFLITE_BUILTINS_INT8]).")
+
+
+def load(source, name: str | None = None) -> Graph:
+    """Import a .tflite file (a path, or the file's bytes) as a graph.Graph.
+
+    Raises KilnError if the file cannot be read or parsed, or if the model uses anything the
+    compiler does not support; the message lists every offending op with its index, kind and output.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, label = bytes(source), name or "model"
+    else:
+        path = Path(os.fspath(source))
+        label = name or path.stem
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise KilnError(f"cannot read model file {path}: {e.strerror or e}") from None
+    try:
+        raw = read(data)
+    except CorruptFile as e:
+        raise KilnError(f"{label}: not a valid TFLite model: {e}. The file is corrupt, truncated or "
+                        "not a .tflite flatbuffer: export it again from the converter.") from None
+    return _Importer(raw, label).run()
+
+
+class _Importer:
+    def __init__(self, raw: RawModel, name: str):
+        self.raw = raw
+        self.name = name
+        self.model_problems: list[str] = []
+        self.op_problems: list[str] = []
+
+    def run(self) -> Graph:
+        raw = self.raw
+        if not raw.subgraphs:
+            raise KilnError(f"{self.name}: the model has no subgraph. {WAY_OUT}")
+        if len(raw.subgraphs) > 1:
+            self.model_problems.append(
+                f"the model has {len(raw.subgraphs)} subgraphs (control flow such as WHILE/IF, or "
+                "several signatures); only single-subgraph models are supported")
+        sg = raw.subgraphs[0]
+        converted = [self._tensor(i, t) for i, t in enumerate(sg.tensors)]
+        tensors = [t for t, _ in converted]
+        tensor_problems = [p for _, p in converted]
+        n = len(tensors)
+
+        for role, indices in (("input", sg.inputs), ("output", sg.outputs)):
+            for i in indices:
+                if not 0 <= i < n:
+                    self.model_problems.append(f"model {role} refers to tensor {i}, which does not exist")
+        graph_inputs = [i for i in sg.inputs if 0 <= i < n]
+        graph_outputs = [i for i in sg.outputs if 0 <= i < n]
+        if not graph_outputs:
+            self.model_problems.append("the model has no outputs")
+        for i in graph_inputs:
+            if tensors[i].is_constant:
+                self.model_problems.append(f"model input '{tensors[i].name}' is a constant tensor")
+
+        written = set(graph_inputs)
+        used = set()
+        graph_ops = []
+        for index, rop in enumerate(sg.ops):
+            problems, op = self._op(index, rop, tensors, tensor_problems, written)
+            used.update(t for t in (*rop.inputs, *rop.outputs) if 0 <= t < n)
+            if problems:
+                out = next((tensors[t].name for t in rop.outputs if 0 <= t < n), "?")
+                self.op_problems.append(f"op {index} {op.kind} (output '{out}'): " + "; ".join(problems))
+            graph_ops.append(op)
+
+        for i in graph_outputs:
+            if i not in written and not tensors[i].is_constant:
+                self.model_problems.append(f"model output '{tensors[i].name}' is never written by an op")
+        # problems of graph inputs/outputs that no op reported
+        for i in dict.fromkeys(graph_inputs + graph_outputs):
+            if i not in used and tensor_problems[i]:
+                self.model_problems.append(f"tensor '{tensors[i].name}': " + "; ".join(tensor_problems[i]))
+
+        if self.model_problems or self.op_problems:
+            count = len(self.model_problems) + len(self.op_problems)
+            lines = [f"{self.name}: cannot compile this model ({count} problem{'s' * (count > 1)}):"]
+            lines += [f"  - {p}" for p in self.model_problems + self.op_problems]
+            lines.append(WAY_OUT)
+            raise KilnError("\n".join(lines))
+        return Graph(self.name, tensors, graph_ops, graph_inputs, graph_outputs)
+
+    # -- tensors -----------------------------------------------------------------------------------
+
+    def _tensor(self, index: int, rt: RawTensor) -> tuple[Tensor, list[str]]:
+        problems: list[str] = []
+        dtype = _dtype_name(rt.type)
+        if dtype not in DTYPES:
+            problems.append(f"unsupported dtype {dtype}")
+        shape = self._shape(rt, problems)
+        quant = self._quant(rt, dtype, shape, problems)
+        if rt.is_variable:
+            problems.append("is a variable (stateful models are not supported)")
+        if rt.sparse:
+            problems.append("is sparse (densify the model when converting)")
+        # an unsupported dtype is kept as its name, for messages: the model is rejected anyway
+        tensor = Tensor(index, rt.name or f"tensor_{index}", shape, dtype, quant)
+        if not problems:
+            tensor.data = self._data(rt, tensor, problems)
+        return tensor, problems
+
+    @staticmethod
+    def _shape(rt: RawTensor, problems: list[str]) -> tuple[int, ...]:
+        shape = rt.shape
+        sig = rt.shape_signature if rt.shape_signature is not None else shape
+        if len(sig) != len(shape):
+            problems.append(f"shape {list(shape)} and shape_signature {list(sig)} disagree")
+            sig = shape
+        # batch -1 in the signature with a concrete batch in `shape` is how converters write batch 1
+        dynamic = [i for i, (s, d) in enumerate(zip(sig, shape)) if d < 0 or (s < 0 and not (i == 0 and d >= 1))]
+        if dynamic:
+            problems.append(f"dynamic shape {list(sig)} (dimension {', '.join(map(str, dynamic))} unknown until "
+                            "run time); export with a fixed input shape")
+        elif any(d == 0 for d in shape):
+            problems.append(f"empty shape {list(shape)}")
+        clean = tuple(max(int(d), 1) for d in shape)
+        if not dynamic and int(np.prod(clean, dtype=object)) * 8 > MAX_TENSOR_BYTES:
+            problems.append(f"shape {list(shape)} is too large")
+            clean = tuple(1 for _ in shape)
+        return clean
+
+    @staticmethod
+    def _quant(rt: RawTensor, dtype: str, shape, problems: list[str]) -> Quantization | None:
+        q = rt.quant
+        if dtype == "float32" or q is None or len(q.scale) == 0:
+            if dtype == "int8":
+                problems.append("int8 tensor without quantization parameters")
+            return None
+        if q.has_details:
+            problems.append("custom quantization details are not supported")
+        scale = tuple(float(s) for s in q.scale)
+        zp = tuple(int(z) for z in q.zero_point)
+        if len(zp) != len(scale):
+            problems.append(f"quantization has {len(scale)} scales but {len(zp)} zero points")
+            return None
+        if not all(np.isfinite(s) and s >= 0 for s in scale):
+            problems.append("quantization scale is negative or not finite")
+        if dtype == "int8" and not all(-128 <= z <= 127 for z in zp):
+            problems.append("int8 zero point outside [-128, 127]")
+        axis = None
+        if len(scale) > 1:
+            if len(shape) == 1:
+                # rank-1 tensors (biases) can only be quantized along their one axis, whatever the file says
+                axis = 0
+            else:
+                axis = q.quantized_dimension
+            if not 0 <= axis < len(shape) or shape[axis] != len(scale):
+                problems.append(f"{len(scale)} per-channel scales do not fit shape {list(shape)} along "
+                                f"axis {q.quantized_dimension}")
+                axis = None
+        return Quantization(scale, zp, axis)
+
+    def _data(self, rt: RawTensor, tensor: Tensor, problems: list[str]) -> np.ndarray | None:
+        buffers = self.raw.buffers
+        if not 0 <= rt.buffer < len(buffers):
+            if rt.buffer == 0 and not buffers:
+                return None  # some writers omit the empty sentinel buffer entirely
+            problems.append(f"refers to buffer {rt.buffer}, which does not exist")
+            return None
+        raw = buffers[rt.buffer]
+        if not raw:
+            return None
+        if len(raw) != tensor.nbytes:
+            problems.append(f"constant data is {len(raw)} bytes, shape {list(tensor.shape)} {tensor.dtype} "
+                            f"needs {tensor.nbytes}")
+            return None
+        little = np.dtype(tensor.dtype).newbyteorder("<")
+        return np.frombuffer(raw, dtype=little).astype(tensor.dtype).reshape(tensor.shape)
+
+    # -- ops ---------------------------------------------------------------------------------------
+
+    def _op(self, index, rop, tensors, tensor_problems, written) -> tuple[list[str], Op]:
+        n = len(tensors)
+        problems: list[str] = []
+        opcodes = self.raw.opcodes
+        if not 0 <= rop.opcode_index < len(opcodes):
+            kind = "UNKNOWN"
+            problems.append(f"operator code index {rop.opcode_index} does not exist")
+        else:
+            code = opcodes[rop.opcode_index]
+            kind = code.name
+            if kind == "CUSTOM":
+                problems.append(f"custom op '{code.custom_code or '?'}' is not supported")
+            elif kind not in opcheck.CHECKERS:
+                problems.append(f"unsupported op {kind}")
+        op = Op(index, kind, list(rop.inputs), list(rop.outputs))
+
+        bad = [t for t in rop.inputs if not -1 <= t < n] + [t for t in rop.outputs if not 0 <= t < n]
+        if bad:
+            return problems + [f"refers to tensor {bad[0]}, which does not exist"], op
+
+        # data flow: inputs are constants, model inputs or earlier outputs; each output written once.
+        # Outputs count as written even if this op is rejected, so later ops are not blamed for it.
+        flow = []
+        for t in rop.inputs:
+            if t >= 0 and t not in written and not tensors[t].is_constant:
+                flow.append(f"reads tensor '{tensors[t].name}' before any op writes it")
+        for t in rop.outputs:
+            if tensors[t].is_constant or t in written:
+                flow.append(f"writes tensor '{tensors[t].name}', which is a constant, a model input "
+                            "or written by an earlier op")
+            written.add(t)
+        if not rop.outputs:
+            flow.append("has no outputs")
+        if problems:  # unsupported or custom: the kind says it all
+            return problems, op
+
+        for t in dict.fromkeys(t for t in (*rop.inputs, *rop.outputs) if t >= 0):
+            problems += [f"tensor '{tensors[t].name}' {p}" for p in tensor_problems[t]]
+        problems += flow
+        if problems:
+            return problems, op
+
+        expected = opcheck.EXPECTED_OPTIONS.get(kind)
+        if expected and rop.options_type not in ("NONE", expected):
+            problems.append(f"carries {rop.options_type}, expected {expected}")
+            return problems, op
+
+        view = opcheck.OpView(kind, [tensors[t] if t >= 0 else None for t in rop.inputs],
+                              [tensors[t] for t in rop.outputs], rop.options, rop.options_type)
+        problems += self._dtypes(view)
+        if problems:
+            return problems, op
+        op.attrs = opcheck.CHECKERS[kind](view)
+        return view.problems, op
+
+    @staticmethod
+    def _dtypes(v) -> list[str]:
+        """Dtype and quantization rules every op shares; the op's operands are checked in ops.py."""
+        kind = v.kind
+        operand_idx = opcheck.OPERAND_INPUTS.get(kind, ())
+        acts = [t for i, t in enumerate(v.inputs) if t is not None and i not in operand_idx] + v.outputs
+        if not acts:
+            return ["has no activation operands"]
+        problems = []
+        x = acts[0]
+        if kind in WEIGHTED_OPS and len(v.inputs) > 1 and v.inputs[1] is not None:
+            w = v.inputs[1]
+            if x.dtype == "float32" and w.dtype in ("int8", "uint8"):
+                return [f"dynamic-range (hybrid) quantization: float32 activations with {w.dtype} weights "
+                        f"'{w.name}' are not supported; quantize the whole model to int8 (representative "
+                        "dataset) or keep it float32"]
+        if kind == "QUANTIZE":
+            allowed = ({"float32", "int8"}, {"int8"})
+        elif kind == "DEQUANTIZE":
+            allowed = ({"int8"}, {"float32"})
+        else:
+            allowed = None
+        if allowed:
+            outs = v.outputs
+            if x.dtype not in allowed[0] or any(t.dtype not in allowed[1] for t in outs):
+                problems.append(f"{kind} from {x.dtype} to {'/'.join(t.dtype for t in outs)} is not supported "
+                                f"(supported: {' or '.join(sorted(allowed[0]))} to {'/'.join(allowed[1])})")
+        else:
+            kinds = sorted({t.dtype for t in acts})
+            if any(d not in ACTIVATION_DTYPES for d in kinds):
+                problems.append(f"{'/'.join(kinds)} activations are not supported (int8 or float32)")
+            elif len(kinds) > 1:
+                problems.append(f"mixes {' and '.join(kinds)} activations")
+        for t in acts:
+            if t.dtype == "int8" and t.quant is not None and (t.quant.per_channel or t.quant.axis is not None):
+                problems.append(f"activation '{t.name}' is quantized per channel (expected per tensor)")
+            if t.dtype == "int8" and t.quant is not None and t.quant.scale[0] <= 0:
+                problems.append(f"activation '{t.name}' has scale {t.quant.scale[0]} (must be > 0)")
+        return problems
+
+
+def _dtype_name(code: int) -> str:
+    return TENSOR_TYPE_NAMES.get(code, f"tensor type {code}")
