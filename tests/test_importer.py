@@ -299,6 +299,16 @@ def test_rejects_float16_weights():
     mb.op("FULLY_CONNECTED", [x, w, -1], [y])
     msg = _reject(mb.build([x], [y]))
     assert "op 0 DEQUANTIZE (output 'w32')" in msg and "unsupported dtype float16" in msg
+    assert "before any op writes" not in msg  # the float16 tensor is still known to be a constant
+
+
+def test_unsupported_op_also_reports_its_tensors():
+    mb = ModelBuilder()
+    x = mb.tensor((1, 4), "float32", shape_signature=(1, -1), name="x")
+    y = mb.tensor((1, 4), "float32", name="y")
+    mb.op("EXP", [x], [y])
+    msg = _reject(mb.build([x], [y]))
+    assert "unsupported op EXP" in msg and "tensor 'x' dynamic shape [1, -1]" in msg
 
 
 def test_one_error_lists_every_offending_op():
@@ -410,3 +420,21 @@ def test_missing_and_unreadable_paths(tmp_path):
         tflite.load(tmp_path / "nope.tflite")
     with pytest.raises(KilnError, match="cannot read model file"):
         tflite.load(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["SOFTMAX", "LOGISTIC", "TANH"])
+def test_rejects_int8_output_quantization_litert_refuses(kind):
+    mb = ModelBuilder()
+    x = mb.input((1, 8), "int8")
+    y = mb.tensor((1, 8), "int8", quant=(0.05, 3), name="probs")
+    mb.op(kind, [x], [y], **({"beta": 1.0} if kind == "SOFTMAX" else {}))
+    msg = _reject(mb.build([x], [y]))
+    assert f"op 0 {kind} (output 'probs')" in msg and "must have scale" in msg
+
+
+def test_rejects_int8_concatenation_with_mixed_quantization():
+    mb = ModelBuilder()
+    a, b = mb.input((1, 4), "int8", quant=(0.1, 0)), mb.input((1, 4), "int8", quant=(0.2, 0))
+    y = mb.tensor((1, 8), "int8", quant=(0.1, 0))
+    mb.op("CONCATENATION", [a, b], [y], axis=1)
+    assert "quantized differently" in _reject(mb.build([a, b], [y]))

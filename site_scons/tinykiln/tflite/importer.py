@@ -59,6 +59,8 @@ class _Importer:
         self.name = name
         self.model_problems: list[str] = []
         self.op_problems: list[str] = []
+        # tensors whose buffer holds data, even if the data could not be converted (reported apart)
+        self.constants: set[int] = set()
 
     def run(self) -> Graph:
         raw = self.raw
@@ -83,7 +85,7 @@ class _Importer:
         if not graph_outputs:
             self.model_problems.append("the model has no outputs")
         for i in graph_inputs:
-            if tensors[i].is_constant:
+            if i in self.constants:
                 self.model_problems.append(f"model input '{tensors[i].name}' is a constant tensor")
 
         written = set(graph_inputs)
@@ -98,7 +100,7 @@ class _Importer:
             graph_ops.append(op)
 
         for i in graph_outputs:
-            if i not in written and not tensors[i].is_constant:
+            if i not in written and i not in self.constants:
                 self.model_problems.append(f"model output '{tensors[i].name}' is never written by an op")
         # problems of graph inputs/outputs that no op reported
         for i in dict.fromkeys(graph_inputs + graph_outputs):
@@ -117,6 +119,8 @@ class _Importer:
 
     def _tensor(self, index: int, rt: RawTensor) -> tuple[Tensor, list[str]]:
         problems: list[str] = []
+        if 0 <= rt.buffer < len(self.raw.buffers) and self.raw.buffers[rt.buffer]:
+            self.constants.add(index)
         dtype = _dtype_name(rt.type)
         if dtype not in DTYPES:
             problems.append(f"unsupported dtype {dtype}")
@@ -226,18 +230,15 @@ class _Importer:
         # Outputs count as written even if this op is rejected, so later ops are not blamed for it.
         flow = []
         for t in rop.inputs:
-            if t >= 0 and t not in written and not tensors[t].is_constant:
+            if t >= 0 and t not in written and t not in self.constants:
                 flow.append(f"reads tensor '{tensors[t].name}' before any op writes it")
         for t in rop.outputs:
-            if tensors[t].is_constant or t in written:
+            if t in self.constants or t in written:
                 flow.append(f"writes tensor '{tensors[t].name}', which is a constant, a model input "
                             "or written by an earlier op")
             written.add(t)
         if not rop.outputs:
             flow.append("has no outputs")
-        if problems:  # unsupported or custom: the kind says it all
-            return problems, op
-
         for t in dict.fromkeys(t for t in (*rop.inputs, *rop.outputs) if t >= 0):
             problems += [f"tensor '{tensors[t].name}' {p}" for p in tensor_problems[t]]
         problems += flow

@@ -243,7 +243,23 @@ def same_shape(v: OpView) -> dict:
     """Elementwise unary ops: LOGISTIC, TANH, RELU, RELU6, HARD_SWISH, QUANTIZE, DEQUANTIZE."""
     if v.need((1, 1)):
         v.shape_is(v.y, v.x.shape)
+        if v.kind in FIXED_OUTPUT_QUANT:
+            _fixed_output_quant(v)
     return {}
+
+
+# int8 output quantization that LiteRT's kernels require (checked in their Prepare)
+FIXED_OUTPUT_QUANT = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+
+
+def _fixed_output_quant(v: OpView) -> None:
+    q = v.y.quant
+    if v.y.dtype != "int8" or q is None:
+        return
+    scale, zp = FIXED_OUTPUT_QUANT[v.kind]
+    if abs(q.scale[0] - scale) > scale * 1e-3 or q.zero_point[0] != zp:
+        v.fail(f"int8 output '{v.y.name}' must have scale 1/{round(1 / scale)} and zero point {zp} "
+               f"(has {q.scale[0]:g}, {q.zero_point[0]})")
 
 
 def leaky_relu(v: OpView) -> dict:
@@ -326,6 +342,10 @@ def concatenation(v: OpView) -> dict:
             v.fail(f"input '{t.name}' {list(t.shape)} does not fit the concatenation of {list(v.x.shape)}")
             return attrs
         total += t.shape[axis]
+        if t.dtype == "int8" and t.quant != v.y.quant:
+            # LiteRT's int8 concatenation copies bytes: it requires one quantization throughout
+            v.fail(f"int8 input '{t.name}' is quantized differently from the output")
+            return attrs
     v.shape_is(v.y, tuple(v.x.shape[:axis]) + (total,) + tuple(v.x.shape[axis + 1:]))
     return attrs
 
