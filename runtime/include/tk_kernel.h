@@ -1,0 +1,13 @@
+/* What TVM-generated tinykiln kernels need instead of the TVM runtime headers.
+ *
+ * Each kernel file (build/.../kernels/tk_<family>_<hash>.c) includes only this header. Kernels are
+ * plain C functions with pointer parameters, no allocation and no runtime calls; the AOT model.c
+ * declares their prototypes itself. */
+#ifndef TK_KERNEL_H
+#define TK_KERNEL_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#endif /* TK_KERNEL_H */

@@ -1,0 +1,60 @@
+"""Lowering: graph ops -> kernel calls (see tinykiln.kernel for the contract).
+
+    lower(graph, knobs=None) -> LoweredModel
+        knobs: {workload_key: {knob: value}} from a schedule file; missing workloads get defaults.
+    kernel_family(name) -> KernelFamily       compute / schedule / knob space of a kernel family
+    knob_space(spec) -> {knob: [values]}      the tuning space of one kernel (first value = default)
+    workload_key(spec) -> str                 a spec's identity without its knobs (tuning record key)
+
+Each op family lives in one module of this package; add a module to FAMILY_MODULES to register it
+(see ops/base.py for what a module exports).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from tinykiln import KilnError
+from tinykiln.graph import Graph
+from tinykiln.kernel import KernelSpec, LoweredModel
+
+from .base import KernelFamily, LowerContext, workload_key
+
+# One line per family module.
+FAMILY_MODULES = (
+    "conv2d",
+)
+
+OPS: dict[str, Callable] = {}
+FAMILIES: dict[str, KernelFamily] = {}
+for _name in FAMILY_MODULES:
+    _module = importlib.import_module(f"{__name__}.{_name}")
+    OPS.update(_module.OPS)
+    FAMILIES.update(_module.FAMILIES)
+
+
+def kernel_family(name: str) -> KernelFamily:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise KilnError(f"no kernel family '{name}' (known: {', '.join(sorted(FAMILIES))})") from None
+
+
+def knob_space(spec: KernelSpec) -> dict[str, list]:
+    return kernel_family(spec.family).knob_space(spec)
+
+
+def lower(graph: Graph, knobs: dict[str, dict[str, Any]] | None = None) -> LoweredModel:
+    missing = [op for op in graph.ops if op.kind not in OPS]
+    if missing:
+        listed = "; ".join(f"op {op.index} {op.kind} (output '{graph.tensors[op.outputs[0]].name}')"
+                           for op in missing)
+        raise KilnError(f"no kernel generator for: {listed}")
+    ctx = LowerContext(graph, dict(knobs or {}))
+    calls = []
+    for op in graph.ops:
+        calls.extend(OPS[op.kind](ctx, op))
+    return LoweredModel(calls=calls, aliases=ctx.aliases)
+
+
+__all__ = ["lower", "kernel_family", "knob_space", "workload_key", "KernelFamily", "LowerContext"]
