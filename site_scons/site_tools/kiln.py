@@ -1,0 +1,164 @@
+"""SCons tool `kiln`: the command-line options, the board/variant, and running/flashing.
+
+    env = Environment(tools=["kiln"])        # reads board=, variant=, ... from the command line
+    fw = env.KilnFirmware("selftest", app="selftest")    # see kiln_firmware.py
+    env.KilnDeploy(fw)                       # run=1 / flash=1
+
+Set in the environment:
+    KILN_OPTIONS      dict of the options below (board, variant, model, run, flash, ...)
+    KILN_TARGET       tinykiln.boards.Target (board + variant, resolved and checked)
+    KILN_ROOT         the project root (pathlib.Path)
+    KILN_BUILD_DIR    build/<board>/<variant> (SCons Dir); a firmware named N builds in N/ below it
+
+Errors: tinykiln.KilnError raised while SConstruct reads is printed as "kiln: error: ..." (exit 2);
+raised in a Python action it becomes a one-line SCons error, no traceback (wrap the action with
+`kiln_action`, importable as `from kiln import kiln_action` in tools loaded after this one).
+"""
+import atexit
+import functools
+import os
+import sys
+from pathlib import Path
+
+import SCons.Errors
+from SCons.Script import ARGUMENTS, BoolVariable, GetOption, Help, Variables
+
+from tinykiln import KilnError, boards
+
+
+def _exit_with(status: int) -> None:
+    """Make scons exit with the firmware's status instead of its usual 2 for a failed action.
+
+    SCons turns every failed Python action into exit status 2. Its state (.sconsign) is saved
+    before it calls sys.exit, so an atexit hook may replace the status safely.
+    """
+    def hook():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    atexit.register(hook)
+
+
+def kiln_action(func):
+    """Wrap a Python action so that KilnError becomes a clean SCons error (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(target, source, env):
+        try:
+            return func(target, source, env)
+        except KilnError as e:
+            raise SCons.Errors.UserError(str(e)) from None
+
+    return wrapper
+
+
+def _options(root: Path) -> Variables:
+    v = Variables(None, ARGUMENTS)
+    v.Add("board", "board to build for (boards/<board>/board.toml)", boards.DEFAULT_BOARD)
+    v.Add("variant", "build variant (variants/<variant>.toml)", boards.DEFAULT_VARIANT)
+    v.Add("model", "model to compile (models/<model>/); empty: the self-test firmware", "")
+    v.Add(BoolVariable("run", "build, then run: QEMU for emulated boards, a process for host, "
+                       "flash + console (port=) for hardware", False))
+    v.Add(BoolVariable("flash", "build, then put the firmware on the board (flasher=)", False))
+    v.Add("flasher", "flash method: qemu, openocd, pyocd, host (default: the board's first)", "")
+    v.Add("port", "the board's console: a serial port or pyserial URL (e.g. /dev/ttyACM0)", "")
+    v.Add("timeout", "seconds a run may last before it is killed", "60")
+    v.Add("defines", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)", "")
+    v.Add(BoolVariable("werror", "treat compiler warnings as errors", False))
+    v.Add(BoolVariable("verbose", "show full command lines", False))
+    v.Add("builddir", "where outputs go (build/<board>/<variant>/<target>/ below it)", "build")
+    return v
+
+
+def _help_text(env, opts: Variables, root: Path) -> str:
+    lines = ["tinykiln: TFLite model -> bare-metal firmware.", "",
+             "Usage: ./kiln [option=value ...] [targets]", "", "Options (default in brackets):"]
+    for o in opts.options:
+        default = o.default if not isinstance(o.default, bool) else int(o.default)
+        lines.append(f"  {o.key + '=':<10} {o.help} [{default}]")
+    lines += ["", "Boards (flash methods in brackets, first = default):"]
+    for name in boards.board_names(root):
+        try:
+            b = boards.load_board(root, name)
+            extra = f" [{', '.join(b.flash_methods)}]"
+            lines.append(f"  {name:<15} {b.description}{extra}")
+        except KilnError as e:
+            lines.append(f"  {name:<15} (invalid: {e})")
+    lines.append("")
+    lines.append("Variants:")
+    for name in boards.variant_names(root):
+        try:
+            v = boards.load_variant(root, name)
+            only = "" if "*" in v.boards else f" (boards: {', '.join(v.boards)})"
+            lines.append(f"  {name:<15} {v.description}{only}")
+        except KilnError as e:
+            lines.append(f"  {name:<15} (invalid: {e})")
+    lines += ["", "Examples:",
+              "  ./kiln                                  self-test on QEMU mps2-an500 (run=1)",
+              "  ./kiln board=netduinoplus2 run=1        the same on another emulated board",
+              "  ./kiln board=nucleo-f746zg flash=1      build and flash a real board (openocd)",
+              "  ./kiln board=host run=1                 build for this machine and run it", ""]
+    return "\n".join(lines)
+
+
+def _deploy(env, firmware):
+    """run=1 / flash=1: an always-run `run` alias after the firmware; its status is the exit."""
+    from tinykiln import flash
+
+    opts = env["KILN_OPTIONS"]
+    if not (opts["run"] or opts["flash"]):
+        return None
+    elf = firmware[0]
+    target = env["KILN_TARGET"]
+    timeout = float(opts["timeout"])
+
+    @kiln_action
+    def deploy(target_nodes, source, env):
+        status = flash.deploy(target.board, str(source[0]), flasher=opts["flasher"],
+                              run=opts["run"], port=opts["port"], timeout=timeout)
+        if status != 0:
+            _exit_with(status)
+            raise SCons.Errors.UserError(f"the firmware exited with status {status}")
+        return 0
+
+    method = flash.choose_method(target.board, opts["flasher"])
+    verb = "RUN" if method in ("qemu", "host") else "FLASH"
+    alias = env.Alias("run", elf, env.Action(deploy, f"{verb} {elf} ({method})"))
+    env.AlwaysBuild(alias)
+    env.Default(alias)
+    return alias
+
+
+def generate(env):
+    root = Path(env.Dir("#").abspath)
+    opts = _options(root)
+    opts.Update(env)
+    Help(_help_text(env, opts, root), append=False)
+    unknown = opts.UnknownVariables()
+    if unknown:
+        known = [o.key for o in opts.options]
+        raise KilnError(f"unknown option {', '.join(unknown)}. Options: {', '.join(known)} "
+                        f"(./kiln -h explains them)")
+    options = {o.key: env[o.key] for o in opts.options}
+    env["KILN_OPTIONS"] = options
+    env["KILN_ROOT"] = root
+    if GetOption("help"):
+        # -h must work even with a bad board= on the command line.
+        try:
+            env["KILN_TARGET"] = boards.resolve(root, options["board"], options["variant"])
+        except KilnError:
+            env["KILN_TARGET"] = boards.resolve(root, boards.DEFAULT_BOARD, boards.DEFAULT_VARIANT)
+    else:
+        env["KILN_TARGET"] = boards.resolve(root, options["board"], options["variant"])
+    t = env["KILN_TARGET"]
+    builddir = env.Dir("#" + options["builddir"]) if not os.path.isabs(options["builddir"]) \
+        else env.Dir(options["builddir"])
+    env["KILN_BUILD_DIR"] = builddir.Dir(t.board.name).Dir(t.variant.name)
+    env.SConsignFile(os.path.join(builddir.abspath, ".sconsign"))
+    env.AddMethod(_deploy, "KilnDeploy")
+    env.Tool("kiln_firmware")
+
+
+def exists(env):
+    return True

@@ -1,0 +1,165 @@
+"""Putting firmware on a board: flash=1 / run=1 with flasher=qemu|openocd|pyocd|host.
+
+Each method returns the run's exit status (QEMU and host runs end with the firmware's status;
+a flashed board returns 0 once programmed, or, with run=1 and port=, the status the firmware
+printed as "tk: exit N"). Every failure is a KilnError that says what to do, never a hang: every
+external tool runs under a timeout, pyocd with -W (it waits forever for a probe otherwise).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+from tinykiln import KilnError
+from tinykiln.boards import Board
+
+PROBE_TIMEOUT = 60  # seconds for a programming tool to finish (they fail fast without a probe)
+
+
+def choose_method(board: Board, flasher: str = "") -> str:
+    methods = board.flash_methods
+    if not methods:
+        raise KilnError(f"board {board.name} has no flash method in board.toml")
+    if not flasher:
+        return methods[0]
+    if flasher not in methods:
+        raise KilnError(f"flasher={flasher} is not available for board {board.name}; "
+                        f"it supports: {', '.join(methods)}")
+    return flasher
+
+
+def entry_point(elf) -> int:
+    with open(elf, "rb") as f:
+        return ELFFile(f).header["e_entry"]
+
+
+def _run_tool(cmd: list[str], what: str, timeout: float) -> tuple[int, str]:
+    if shutil.which(cmd[0]) is None:
+        raise KilnError(f"{cmd[0]} not found: run ./kiln once to install it")
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise KilnError(f"{what}: {cmd[0]} did not finish within {timeout:g} s and was stopped") from None
+    return proc.returncode, (proc.stdout + proc.stderr)
+
+
+def _tail(text: str, n: int = 6) -> str:
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    return "\n".join("    " + l for l in lines[-n:])
+
+
+def openocd_command(board: Board, elf) -> list[str]:
+    cfg = board.flash.get("openocd", {})
+    if "cfg" not in cfg:
+        raise KilnError(f"board {board.name}: [flash.openocd] has no cfg in board.toml")
+    script = cfg["cfg"]
+    local = board.dir / script
+    args = ["openocd", "-s", str(board.dir), "-f", str(local) if local.is_file() else script]
+    template = cfg.get("commands", "program {elf} verify reset exit")
+    elf_path = Path(elf).resolve().as_posix()
+    args += ["-c", template.format(elf=elf_path, entry=f"0x{entry_point(elf):08x}")]
+    return args
+
+
+def flash_openocd(board: Board, elf) -> int:
+    code, out = _run_tool(openocd_command(board, elf), f"flashing {board.name}", PROBE_TIMEOUT)
+    if code != 0:
+        if re.search(r"(?i)no device found|unable to open|couldn't open|error: open failed|"
+                     r"no matching|libusb|LIB_USB", out):
+            reason = "no debug probe found"
+        else:
+            reason = "openocd failed"
+        raise KilnError(f"flashing {board.name} with openocd: {reason} (exit {code}). Connect the "
+                        f"board's debug USB (and check udev permissions), or pick another method "
+                        f"with flasher=. openocd said:\n{_tail(out)}")
+    return 0
+
+
+def pyocd_command(board: Board, elf) -> list[str]:
+    cfg = board.flash.get("pyocd", {})
+    if "target" not in cfg:
+        raise KilnError(f"board {board.name}: [flash.pyocd] has no target in board.toml")
+    # -W: do not wait for a probe (pyocd otherwise waits forever).
+    return [sys.executable, "-m", "pyocd", "load", "-W", "-t", cfg["target"], "--format", "elf",
+            str(elf)]
+
+
+def flash_pyocd(board: Board, elf) -> int:
+    cfg = board.flash.get("pyocd", {})
+    code, out = _run_tool(pyocd_command(board, elf), f"flashing {board.name}", PROBE_TIMEOUT)
+    if code != 0:
+        if re.search(r"(?i)target type .* not recognized|unknown target|not found in pack", out):
+            pack = cfg.get("pack", cfg["target"])
+            raise KilnError(f"flashing {board.name} with pyocd: pyocd does not know target "
+                            f"{cfg['target']}; install its CMSIS pack once (needs internet): "
+                            f"`.venv/bin/pyocd pack install {pack}`, or use flasher=openocd.\n"
+                            f"{_tail(out)}")
+        reason = "no debug probe found" if re.search(r"(?i)no .*probe", out) else "pyocd failed"
+        raise KilnError(f"flashing {board.name} with pyocd: {reason} (exit {code}). Connect the "
+                        f"board's debug USB, or pick another method with flasher=. pyocd said:\n"
+                        f"{_tail(out)}")
+    return 0
+
+
+def run_host(elf, timeout: float) -> int:
+    """Run a host build as a process, console on this terminal; signals become 128+N."""
+    try:
+        proc = subprocess.run([str(Path(elf).resolve())], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise KilnError(f"host: the program did not exit within {timeout:g} s and was killed; "
+                        f"raise the limit with timeout=SECONDS") from None
+    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+
+
+_EXIT_LINE = re.compile(rb"tk: exit (-?\d+)")
+
+
+def monitor(port: str, timeout: float, out=None) -> int:
+    """Show a board's console from a pyserial URL until the firmware prints "tk: exit N"."""
+    import serial  # pyserial: only needed here
+
+    out = out or sys.stdout.buffer
+    try:
+        conn = serial.serial_for_url(port, baudrate=115200, timeout=0.2)
+    except (serial.SerialException, ValueError) as e:
+        raise KilnError(f"cannot open the console port {port}: {e}") from None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    with conn:
+        while time.monotonic() < deadline:
+            chunk = conn.read(256)
+            if not chunk:
+                continue
+            out.write(chunk)
+            out.flush()
+            seen = (seen + chunk)[-64:]
+            m = _EXIT_LINE.search(seen)
+            if m and seen.endswith(b"\n"):
+                return int(m.group(1))
+    raise KilnError(f"no 'tk: exit' from the firmware on {port} within {timeout:g} s")
+
+
+def deploy(board: Board, elf, *, flasher: str = "", run: bool = False, port: str = "",
+           timeout: float = 60.0) -> int:
+    """flash=1 / run=1: put `elf` on `board` with the chosen method; the exit status."""
+    method = choose_method(board, flasher)
+    if method == "qemu":
+        from tinykiln.runner import qemu
+
+        return qemu.run(board, elf, timeout=timeout)
+    if method == "host":
+        return run_host(elf, timeout)
+    status = flash_openocd(board, elf) if method == "openocd" else flash_pyocd(board, elf)
+    print(f"flashed {elf} to {board.name} with {method}", flush=True)
+    if run and port:
+        return monitor(port, timeout)
+    if run:
+        print(f"run=1: give port=/dev/ttyACM0 (the board's console) to see the output", flush=True)
+    return status

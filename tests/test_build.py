@@ -1,0 +1,111 @@
+"""Build, boot and size: real toolchains, real QEMU."""
+import json
+import time
+
+import pytest
+import serial
+
+from conftest import ROOT
+from tinykiln import boards
+from tinykiln.runner import qemu
+
+EMULATED = [b for b in boards.board_names(ROOT) if boards.load_board(ROOT, b).emulator]
+ALL_BOARDS = boards.board_names(ROOT)
+
+
+def elf_of(builddir, board, variant="release", target="selftest"):
+    return builddir / board / variant / target / f"{target}.elf"
+
+
+def read_console(board_name, elf, timeout=30.0):
+    """Boot in QEMU with the console on a TCP port, read it with pyserial; (text, status)."""
+    board = boards.load_board(ROOT, board_name)
+    with qemu.start(board, elf, serial="tcp") as session:
+        assert session.url.startswith("socket://127.0.0.1:")
+        conn = serial.serial_for_url(session.url, timeout=0.2)
+        text = b""
+        deadline = time.monotonic() + timeout
+        with conn:
+            # Byte by byte: pyserial's socket:// raises when QEMU exits and closes the port, and a
+            # bigger read would lose what it had gathered before the close.
+            while time.monotonic() < deadline:
+                try:
+                    text += conn.read(1)
+                except serial.SerialException:
+                    break
+        status = session.wait(timeout=5)
+    return text.decode("utf-8", "replace"), status
+
+
+@pytest.mark.parametrize("board", ALL_BOARDS)
+def test_selftest_builds_warning_free(scons, kiln_build_dir, board):
+    r = scons(f"board={board}", "werror=1")
+    assert r.returncode == 0, r.output
+    assert "warning" not in r.output.lower()
+    report = json.loads((kiln_build_dir / board / "release" / "selftest" / "report.json").read_text())
+    assert report["board"] == board and report["target"] == "selftest"
+    b = boards.load_board(ROOT, board)
+    if not b.is_host:
+        assert {r["name"] for r in report["regions"]} == {r.name for r in b.memory}
+        assert all(0 < r["used"] <= r["size"] for r in report["regions"] if r["holds"])
+        assert "%" in r.output and "[" in r.output  # the per-region bars
+    else:
+        assert report["totals"]["text"] > 0
+
+
+@pytest.mark.parametrize("board", EMULATED)
+def test_emulated_board_boots_and_prints_banner_over_tcp_serial(scons, kiln_build_dir, board):
+    r = scons(f"board={board}", "werror=1")
+    assert r.returncode == 0, r.output
+    text, status = read_console(board, elf_of(kiln_build_dir, board))
+    assert "== tinykiln selftest ==" in text, text
+    assert f"board:    {board}" in text
+    assert "cycles:   check ok" in text and "selftest: PASS" in text, text
+    assert status == 0
+
+
+def test_qemu_cycle_count_is_exact_instruction_count(scons, kiln_build_dir):
+    """With -icount shift=0 the 2-instruction loop reads 2 per iteration, up to one tick (40)."""
+    r = scons("board=mps2-an500", "werror=1")
+    assert r.returncode == 0, r.output
+    text, status = read_console("mps2-an500", elf_of(kiln_build_dir, "mps2-an500"))
+    line = next(l for l in text.splitlines() if "iterations of a 2-instruction loop" in l)
+    one = int(line.split("loop: ")[1].split()[0])
+    assert abs(one - 200000) <= 80, line
+
+
+def test_host_run_exits_with_status(scons):
+    r = scons("board=host", "run=1")
+    assert r.returncode == 0, r.output
+    assert "selftest: PASS" in r.output
+
+
+@pytest.mark.parametrize("board,expect", [
+    ("mps2-an500", ["FAULT: UsageFault", "CFSR.UNALIGNED", "PC   0x", "LR   0x", "HFSR", "MMFAR", "BFAR"]),
+    ("host", ["FAULT: segmentation fault"]),
+])
+def test_deliberate_fault_is_reported_and_fails_the_run(scons, tmp_path, board, expect):
+    r = scons(f"board={board}", "run=1", "defines=TK_SELFTEST_FAULT", builddir=tmp_path)
+    assert r.returncode == 3, r.output  # TK_EXIT_FAULT, passed through scons
+    for word in expect:
+        assert word in r.output, r.output
+    assert "selftest: PASS" not in r.output
+
+
+def test_noop_rebuild_rebuilds_nothing(scons):
+    first = scons("board=mps2-an500")
+    assert first.returncode == 0, first.output
+    start = time.monotonic()
+    again = scons("board=mps2-an500")
+    elapsed = time.monotonic() - start
+    assert again.returncode == 0, again.output
+    assert not [l for l in again.output.splitlines() if l.startswith(("CC ", "AS ", "LD ", "GEN "))], again.output
+    assert "is up to date" in again.output
+    print(f"no-op rebuild: {elapsed:.2f} s")
+
+
+def test_flag_change_rebuilds(scons, tmp_path):
+    assert scons("board=host", builddir=tmp_path).returncode == 0
+    r = scons("board=host", "defines=SOMETHING_NEW", builddir=tmp_path)
+    assert r.returncode == 0
+    assert "CC  runtime/apps/selftest/main.c" in r.output
