@@ -47,7 +47,8 @@ def test_selftest_builds_warning_free(scons, kiln_build_dir, board):
     b = boards.load_board(ROOT, board)
     if not b.is_host:
         assert {r["name"] for r in report["regions"]} == {r.name for r in b.memory}
-        assert all(0 < r["used"] <= r["size"] for r in report["regions"] if r["holds"])
+        assert all(r["used"] <= r["size"] for r in report["regions"])
+        assert all(r["used"] > 0 for r in report["regions"] if {"text", "stack"} & set(r["holds"]))
         assert "%" in r.output and "[" in r.output  # the per-region bars
     else:
         assert report["totals"]["text"] > 0
@@ -82,14 +83,45 @@ def test_host_run_exits_with_status(scons):
 
 @pytest.mark.parametrize("board,expect", [
     ("mps2-an500", ["FAULT: UsageFault", "CFSR.UNALIGNED", "PC   0x", "LR   0x", "HFSR", "MMFAR", "BFAR"]),
+    ("pynq-z1", ["FAULT: data abort", "DFSR 0x00000001 (alignment fault)", "DFAR 0x", "IFSR", "PC   0x"]),
     ("host", ["FAULT: segmentation fault"]),
 ])
 def test_deliberate_fault_is_reported_and_fails_the_run(scons, tmp_path, board, expect):
-    r = scons(f"board={board}", "run=1", "defines=TK_SELFTEST_FAULT", builddir=tmp_path)
+    flasher = ["flasher=qemu"] if board == "pynq-z1" else []
+    r = scons(f"board={board}", "run=1", "defines=TK_SELFTEST_FAULT", *flasher, builddir=tmp_path)
     assert r.returncode == 3, r.output  # TK_EXIT_FAULT, passed through scons
     for word in expect:
         assert word in r.output, r.output
     assert "selftest: PASS" not in r.output
+
+
+def test_region_overflow_names_region_bytes_and_biggest_sections(scons, tmp_path):
+    r = scons("board=nucleo-f412zg", "defines=TK_SELFTEST_BIG_DATA=307200", builddir=tmp_path)
+    assert r.returncode != 0
+    # 300 KB of .bss + the 16 KB stack in the 256 KB SRAM.
+    assert "region SRAM of board nucleo-f412zg overflowed by 61448 bytes" in r.output, r.output
+    assert "biggest sections in SRAM: .bss 307208 bytes" in r.output
+    assert "big_data (.bss) 307200 bytes" in r.output
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board,variant", [(b, v) for b in ALL_BOARDS for v in boards.variant_names(ROOT)
+                                           if v != "release" and boards.load_variant(ROOT, v).applies_to(b)])
+def test_every_variant_builds_warning_free(scons, kiln_build_dir, board, variant):
+    r = scons(f"board={board}", f"variant={variant}", "werror=1")
+    assert r.returncode == 0, r.output
+    assert "warning" not in r.output.lower()
+    assert (kiln_build_dir / board / variant / "selftest" / "report.json").is_file()
+
+
+def test_ext_mem_variant_places_weights_in_qspi_and_activations_in_sdram(scons, kiln_build_dir):
+    r = scons("board=disco-h747i", "variant=ext-mem", "werror=1")
+    assert r.returncode == 0, r.output
+    report = json.loads((kiln_build_dir / "disco-h747i" / "ext-mem" / "selftest" / "report.json").read_text())
+    holds = {reg["name"]: reg["holds"] for reg in report["regions"]}
+    assert holds["QSPI"] == ["weights"] and holds["SDRAM"] == ["activations"]
+    assert holds["FLASH"] == ["text"]
 
 
 def test_noop_rebuild_rebuilds_nothing(scons):

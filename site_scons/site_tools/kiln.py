@@ -64,6 +64,10 @@ def _options(root: Path) -> Variables:
     v.Add("flasher", "flash method: qemu, openocd, pyocd, host (default: the board's first)", "")
     v.Add("port", "the board's console: a serial port or pyserial URL (e.g. /dev/ttyACM0)", "")
     v.Add("timeout", "seconds a run may last before it is killed", "60")
+    v.Add(BoolVariable("validate", "with model=: run the firmware on n inputs and compare every "
+                       "output with LiteRT's reference kernels (kiln_model.py)", False))
+    v.Add("n", "with validate=1: number of seeded random inputs (plus the model's samples)", "10")
+    v.Add("seed", "with validate=1: seed of the random inputs", "12345")
     v.Add("defines", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)", "")
     v.Add(BoolVariable("werror", "treat compiler warnings as errors", False))
     v.Add(BoolVariable("verbose", "show full command lines", False))

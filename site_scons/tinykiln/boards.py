@@ -24,7 +24,7 @@ DEFAULT_VARIANT = "release"
 PLACEMENT_ROLES = {
     "text": (".isr_vector", ".vectors", ".text", ".rodata", ".ARM.extab", ".ARM.exidx",
              ".init_array", ".fini_array", ".preinit_array"),
-    "data": (".data", ".bss", ".heap"),
+    "data": (".data", ".bss", ".heap", ".mmu_table"),
     "weights": (".nn_weights",),
     "activations": (".nn_data_act",),
     "stack": (".stack",),

@@ -102,9 +102,13 @@ def flash_pyocd(board: Board, elf) -> int:
                             f"`.venv/bin/pyocd pack install {pack}`, or use flasher=openocd.\n"
                             f"{_tail(out)}")
         reason = "no debug probe found" if re.search(r"(?i)no .*probe", out) else "pyocd failed"
+        pack = ""
+        if "pack" in cfg:
+            pack = (f" pyocd also needs the CMSIS pack of {cfg['target']} (once, needs internet): "
+                    f"`.venv/bin/pyocd pack install {cfg['pack']}`.")
         raise KilnError(f"flashing {board.name} with pyocd: {reason} (exit {code}). Connect the "
-                        f"board's debug USB, or pick another method with flasher=. pyocd said:\n"
-                        f"{_tail(out)}")
+                        f"board's debug USB, or pick another method with flasher=.{pack} "
+                        f"pyocd said:\n{_tail(out)}")
     return 0
 
 

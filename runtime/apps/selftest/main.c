@@ -18,11 +18,18 @@ static void spin(uint32_t n)
 #endif
 }
 
+/* The fastest of three runs: a host or a loaded machine may be interrupted in any one of them. */
 static uint32_t time_spin(uint32_t n)
 {
-    uint32_t t0 = tk_cycles();
-    spin(n);
-    return tk_cycles() - t0;
+    uint32_t best = UINT32_MAX;
+    for (int rep = 0; rep < 3; rep++) {
+        uint32_t t0 = tk_cycles();
+        spin(n);
+        uint32_t t = tk_cycles() - t0;
+        if (t < best)
+            best = t;
+    }
+    return best;
 }
 
 static int check_cycles(void)
@@ -45,7 +52,7 @@ static int check_cycles(void)
 
 #ifdef TK_SELFTEST_BIG_DATA
 /* A buffer of TK_SELFTEST_BIG_DATA bytes, to show the build's region-overflow error. */
-static uint8_t big_data[TK_SELFTEST_BIG_DATA];
+static volatile uint8_t big_data[TK_SELFTEST_BIG_DATA];
 #endif
 
 #ifdef TK_SELFTEST_FAULT

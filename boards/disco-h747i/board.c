@@ -1,0 +1,22 @@
+/* disco-h747i (Cortex-M7 core): console on USART1, PA9 (TX) / PA10 (RX), AF7 (RM0399 RCC and GPIO
+ * chapters). The D2-domain SRAMs get their clocks so that a variant may place data there. */
+#include "cortex-m/stm32_gpio.h"
+#include "tk_board.h"
+#include "tk_uart.h"
+
+#define RCC_AHB2ENR (*(volatile uint32_t *)0x580244DCu)
+#define RCC_AHB4ENR (*(volatile uint32_t *)0x580244E0u)
+#define RCC_APB2ENR (*(volatile uint32_t *)0x580244F0u)
+#define GPIOA 0x58020000u
+
+void tk_board_init(void)
+{
+    RCC_AHB2ENR |= (1u << 29) | (1u << 30) | (1u << 31); /* SRAM1, SRAM2, SRAM3 */
+    RCC_AHB4ENR |= 1u << 0;                              /* GPIOA */
+    RCC_APB2ENR |= 1u << 4;                              /* USART1 */
+    (void)RCC_APB2ENR;
+    tk_gpio_alternate(GPIOA, 9, 7);
+    tk_gpio_alternate(GPIOA, 10, 7);
+    tk_uart_init(TK_CLOCK_HZ, TK_CONSOLE_BAUD);
+    tk_cycles_start();
+}

@@ -1,0 +1,67 @@
+"""flash=1 / run=1: methods per board, and clear, quick errors when no probe is attached."""
+import time
+
+import pytest
+
+from conftest import ROOT
+from tinykiln import KilnError, boards, flash
+
+
+@pytest.mark.parametrize("board,flasher", [
+    ("nucleo-f746zg", "openocd"),
+    ("disco-h747i", "openocd"),
+    ("nucleo-f412zg", "openocd"),
+    ("pynq-z1", "openocd"),
+    ("nucleo-f412zg", "pyocd"),
+    ("nucleo-f746zg", "pyocd"),
+])
+def test_flash_without_probe_fails_fast_and_clearly(scons, board, flasher):
+    start = time.monotonic()
+    r = scons(f"board={board}", "flash=1", f"flasher={flasher}", timeout=120)
+    elapsed = time.monotonic() - start
+    assert r.returncode != 0
+    assert f"flashing {board} with {flasher}: no debug probe found" in r.output, r.output
+    assert "Traceback" not in r.output
+    assert elapsed < 60
+    if board == "nucleo-f746zg" and flasher == "pyocd":
+        assert "pyocd pack install stm32f746zg" in r.output
+
+
+def test_flasher_not_offered_by_board_is_an_error(scons):
+    r = scons("board=mps2-an500", "flash=1", "flasher=openocd", timeout=120)
+    assert r.returncode != 0
+    assert "flasher=openocd is not available for board mps2-an500; it supports: qemu" in r.output
+
+
+def test_pynq_openocd_loads_the_elf_at_its_entry_with_the_project_cfg(scons, kiln_build_dir):
+    assert scons("board=pynq-z1").returncode == 0
+    b = boards.load_board(ROOT, "pynq-z1")
+    elf = kiln_build_dir / "pynq-z1" / "release" / "selftest" / "selftest.elf"
+    cmd = flash.openocd_command(b, elf)
+    assert cmd[cmd.index("-f") + 1] == str(b.dir / "openocd.cfg")
+    assert "target/zynq_7000.cfg" in (b.dir / "openocd.cfg").read_text()
+    assert f"load_image {elf.resolve()} 0 elf; resume 0x{flash.entry_point(elf):08x}" in cmd[-1]
+    assert b.region("DDR").origin <= flash.entry_point(elf) < b.region("DDR").end
+
+
+def test_qemu_flash_runs_and_returns_status(scons):
+    r = scons("board=mps2-an386", "flash=1", timeout=120)
+    assert r.returncode == 0, r.output
+    assert "selftest: PASS" in r.output
+
+
+def test_qemu_timeout_kills_with_clear_message(scons, kiln_build_dir):
+    assert scons("board=mps2-an500").returncode == 0
+    from tinykiln.runner import qemu
+
+    b = boards.load_board(ROOT, "mps2-an500")
+    elf = kiln_build_dir / "mps2-an500" / "release" / "selftest" / "selftest.elf"
+    with qemu.start(b, elf, serial="tcp") as session:  # waits for a client that never comes
+        with pytest.raises(KilnError, match="did not exit within 0.5 s; QEMU was killed"):
+            session.wait(timeout=0.5)
+        assert session.proc.poll() is not None
+
+
+def test_choose_method_defaults_to_first():
+    assert flash.choose_method(boards.load_board(ROOT, "pynq-z1")) == "openocd"
+    assert flash.choose_method(boards.load_board(ROOT, "pynq-z1"), "qemu") == "qemu"
