@@ -453,11 +453,28 @@ def random_input(mb_or_detail, index: int | None = None, seed: int = 0) -> np.nd
     raise ValueError(f"no random data for {dtype}")
 
 
+def normalize_for_litert(model_bytes: bytes) -> bytes:
+    """Zero the meaningless quantized_dimension of rank-0/1 tensors, which LiteRT 2.3 refuses.
+
+    Real models carry such values on biases (TFLM and tinykiln ignore them); a rank-1 tensor can only
+    be quantized along axis 0, so the rewrite changes nothing else. Returns the input if all is well.
+    """
+    model = schema.ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
+    changed = False
+    for sg in model.subgraphs or []:
+        for t in sg.tensors or []:
+            q = t.quantization
+            if q is not None and t.shape is not None and len(t.shape) <= 1 and q.quantizedDimension != 0:
+                q.quantizedDimension = 0
+                changed = True
+    return pack(model) if changed else bytes(model_bytes)
+
+
 def reference_run(model_bytes: bytes, inputs) -> list[np.ndarray]:
     """Run a .tflite with LiteRT's reference kernels (BUILTIN_REF); inputs in subgraph order."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_content=bytes(model_bytes),
+    interp = Interpreter(model_content=normalize_for_litert(model_bytes),
                          experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     interp.allocate_tensors()
     details = interp.get_input_details()

@@ -438,3 +438,69 @@ def test_rejects_int8_concatenation_with_mixed_quantization():
     y = mb.tensor((1, 8), "int8", quant=(0.1, 0))
     mb.op("CONCATENATION", [a, b], [y], axis=1)
     assert "quantized differently" in _reject(mb.build([a, b], [y]))
+
+
+def _reshape_model(out_shape, shape_operand=None, **options):
+    mb = ModelBuilder()
+    x, y = mb.input((1, 3, 4), "float32"), mb.input(out_shape, "float32", name="r")
+    ins = [x] if shape_operand is None else [x, mb.tensor((len(shape_operand),), shape_operand.dtype.name,
+                                                          data=shape_operand)]
+    mb.op("RESHAPE", ins, [y], **options)
+    return mb.build([x], [y])
+
+
+@pytest.mark.parametrize("out_shape, operand, options", [
+    ((2, 6), np.array([2, 6], np.int32), {}),
+    ((2, 6), np.array([-1, 6], np.int32), {}),
+    ((2, 6), np.array([2, 6], np.int32), {"new_shape": [3, 4]}),   # the operand wins
+    ((1, 12), None, {"new_shape": [1, -1]}),                         # no operand: the option
+    ((3, 4), np.array([2, 6], np.int64), {"new_shape": [3, 4]}),   # int64 operand: LiteRT uses the option
+])
+def test_reshape_target_shape_as_litert_computes_it(out_shape, operand, options):
+    model = _reshape_model(out_shape, operand, **options)
+    (out,) = modelgen.reference_run(model, [np.ones((1, 3, 4), np.float32)])
+    assert out.shape == out_shape
+    assert tflite.load(model).tensor(1).shape == out_shape
+
+
+def test_reshape_output_shape_must_match_the_target():
+    # LiteRT would resize this output to [2, 6]; an IR saying [1, 12] would be wrong
+    msg = _reject(_reshape_model((1, 12), np.array([2, 6], np.int32)))
+    assert "op 0 RESHAPE (output 'r')" in msg and "[2, 6]" in msg
+
+
+def test_empty_data_vector_is_a_zero_byte_constant():
+    """LiteRT treats a present but empty data vector as constant data (and refuses it): so do we."""
+    mb = ModelBuilder()
+    x, y = mb.input((1, 4), "float32"), mb.input((1, 4), "float32", name="y")
+    mb.op("RELU", [x], [y])
+    model = mb.model([x], [y])
+    empty = modelgen._AlignedBufferT()
+    empty.data = np.zeros(0, np.uint8)
+    model.buffers.append(empty)
+    model.subgraphs[0].tensors[y].buffer = len(model.buffers) - 1
+    assert "constant data is 0 bytes" in _reject(modelgen.pack(model))
+
+
+def test_reference_run_tolerates_meaningless_bias_quantized_dimension():
+    """LiteRT refuses what the importer tolerates; modelgen.reference_run repairs it first."""
+    mb = ModelBuilder(seed=1)
+    x = mb.input((1, 5, 5, 2))
+    y = modelgen.conv2d(mb, x, 4)
+    model = mb.model([x], [y])
+    sg = model.subgraphs[0]
+    sg.tensors[sg.operators[0].inputs[2]].quantization.quantizedDimension = 3
+    odd, clean = modelgen.pack(model), mb.build([x], [y])
+    data = modelgen.random_input(mb, x)
+    np.testing.assert_array_equal(modelgen.reference_run(odd, [data])[0], modelgen.reference_run(clean, [data])[0])
+    tflite.load(odd)
+
+
+def test_rejects_quantized_dimension_outside_a_weight_tensor():
+    mb = ModelBuilder(seed=1)
+    x = mb.input((1, 5, 5, 2))
+    y = modelgen.conv2d(mb, x, 4)
+    model = mb.model([x], [y])
+    sg = model.subgraphs[0]
+    sg.tensors[sg.operators[0].inputs[1]].quantization.quantizedDimension = 7
+    assert "quantized_dimension 7 is not an axis" in _reject(modelgen.pack(model))

@@ -61,6 +61,8 @@ class _Importer:
         self.op_problems: list[str] = []
         # tensors whose buffer holds data, even if the data could not be converted (reported apart)
         self.constants: set[int] = set()
+        # problems that make LiteRT refuse the file even when no op uses the tensor
+        self.structural: dict[int, str] = {}
 
     def run(self) -> Graph:
         raw = self.raw
@@ -106,6 +108,15 @@ class _Importer:
         for i in dict.fromkeys(graph_inputs + graph_outputs):
             if i not in used and tensor_problems[i]:
                 self.model_problems.append(f"tensor '{tensors[i].name}': " + "; ".join(tensor_problems[i]))
+        # later stages may look at every tensor: even an unused one needs a dtype they know
+        io = set(graph_inputs + graph_outputs)
+        for i, t in enumerate(tensors):
+            if i in used or i in io:
+                continue
+            if t.dtype not in DTYPES:
+                self.model_problems.append(f"tensor '{t.name}' (used by no op) has unsupported dtype {t.dtype}")
+            elif i in self.structural:
+                self.model_problems.append(f"tensor '{t.name}' (used by no op) {self.structural[i]}")
 
         if self.model_problems or self.op_problems:
             count = len(self.model_problems) + len(self.op_problems)
@@ -119,7 +130,8 @@ class _Importer:
 
     def _tensor(self, index: int, rt: RawTensor) -> tuple[Tensor, list[str]]:
         problems: list[str] = []
-        if 0 <= rt.buffer < len(self.raw.buffers) and self.raw.buffers[rt.buffer]:
+        # a data vector, even an empty one, makes a constant (LiteRT then insists on the full size)
+        if 0 <= rt.buffer < len(self.raw.buffers) and self.raw.buffers[rt.buffer] is not None:
             self.constants.add(index)
         dtype = _dtype_name(rt.type)
         if dtype not in DTYPES:
@@ -159,6 +171,9 @@ class _Importer:
     @staticmethod
     def _quant(rt: RawTensor, dtype: str, shape, problems: list[str]) -> Quantization | None:
         q = rt.quant
+        if q is not None and len(q.scale) and len(q.zero_point) != len(q.scale):
+            problems.append(f"quantization has {len(q.scale)} scales but {len(q.zero_point)} zero points")
+            return None
         if dtype == "float32" or q is None or len(q.scale) == 0:
             if dtype == "int8":
                 problems.append("int8 tensor without quantization parameters")
@@ -167,13 +182,14 @@ class _Importer:
             problems.append("custom quantization details are not supported")
         scale = tuple(float(s) for s in q.scale)
         zp = tuple(int(z) for z in q.zero_point)
-        if len(zp) != len(scale):
-            problems.append(f"quantization has {len(scale)} scales but {len(zp)} zero points")
-            return None
         if not all(np.isfinite(s) and s >= 0 for s in scale):
             problems.append("quantization scale is negative or not finite")
         if dtype == "int8" and not all(-128 <= z <= 127 for z in zp):
             problems.append("int8 zero point outside [-128, 127]")
+        if len(shape) > 1 and not 0 <= q.quantized_dimension < len(shape):
+            # (on rank-1 tensors, biases, real files carry meaningless values: tolerated, as TFLM does)
+            problems.append(f"quantized_dimension {q.quantized_dimension} is not an axis of {list(shape)}")
+            return None
         axis = None
         if len(scale) > 1:
             if len(shape) == 1:
@@ -193,13 +209,15 @@ class _Importer:
             if rt.buffer == 0 and not buffers:
                 return None  # some writers omit the empty sentinel buffer entirely
             problems.append(f"refers to buffer {rt.buffer}, which does not exist")
+            self.structural[tensor.index] = problems[-1]
             return None
         raw = buffers[rt.buffer]
-        if not raw:
+        if raw is None:
             return None
         if len(raw) != tensor.nbytes:
             problems.append(f"constant data is {len(raw)} bytes, shape {list(tensor.shape)} {tensor.dtype} "
                             f"needs {tensor.nbytes}")
+            self.structural[tensor.index] = problems[-1]
             return None
         little = np.dtype(tensor.dtype).newbyteorder("<")
         return np.frombuffer(raw, dtype=little).astype(tensor.dtype).reshape(tensor.shape)

@@ -85,6 +85,14 @@ class OpView:
             return "SAME"
         return PADDINGS[code]
 
+    def known_bias_type(self) -> None:
+        """quantized_bias_type: LiteRT ignores it for int8 but refuses codes that are no TensorType."""
+        from .reader import TENSOR_TYPE_NAMES
+
+        code = self.options.get("quantized_bias_type", 0)
+        if code not in TENSOR_TYPE_NAMES:
+            self.fail(f"unknown quantized_bias_type {code}")
+
     def positive_pair(self, name: str, h_key: str, w_key: str) -> tuple[int, int]:
         h, w = int(self.options.get(h_key, 0)), int(self.options.get(w_key, 0))
         if h < 1 or w < 1:
@@ -152,6 +160,7 @@ def conv_2d(v: OpView) -> dict:
     attrs = {"stride": v.positive_pair("stride", "stride_h", "stride_w"),
              "dilation": v.positive_pair("dilation", "dilation_h_factor", "dilation_w_factor"),
              "padding": v.padding(), "activation": v.activation()}
+    v.known_bias_type()
     if not v.rank(x, 4, "input") or not _weights(v, w, 4, 0, "filter"):
         return attrs
     o, kh, kw, ci = w.shape
@@ -193,6 +202,7 @@ def fully_connected(v: OpView) -> dict:
         return {}
     x, w, b = v.x, v.inputs[1], v.input(2)
     attrs = {"activation": v.activation(), "keep_num_dims": bool(v.options.get("keep_num_dims", False))}
+    v.known_bias_type()
     if v.options.get("weights_format", 0) != 0:
         v.fail("shuffled weights format is not supported")
     if not _weights(v, w, 2, 0, "weights"):
@@ -268,27 +278,43 @@ def leaky_relu(v: OpView) -> dict:
 
 
 def softmax(v: OpView) -> dict:
-    same_shape(v)
-    if v.inputs and len(v.x.shape) < 1:
-        v.fail("input must have rank >= 1")
     beta = float(v.options.get("beta", 0.0))
+    attrs = {"beta": beta}
+    if not v.need((1, 1)):
+        return attrs
+    same_shape(v)
+    if len(v.x.shape) < 1:
+        v.fail("input must have rank >= 1")
     if not np.isfinite(beta):
         v.fail(f"beta {beta} is not finite")
-    return {"beta": beta}
-
-
-def _same_size(v: OpView) -> None:
-    a = int(np.prod(v.x.shape, dtype=np.int64))
-    b = int(np.prod(v.y.shape, dtype=np.int64))
-    if a != b:
-        v.fail(f"input has {a} elements, output '{v.y.name}' {list(v.y.shape)} has {b}")
+    elif beta <= 0 and v.x.dtype == "int8":
+        v.fail(f"int8 SOFTMAX needs beta > 0, has {beta} (LiteRT aborts on it)")
+    return attrs
 
 
 def reshape(v: OpView) -> dict:
-    # the optional second input (new shape) may be computed at run time: the output tensor's shape is
-    # what counts, and it is static here
-    if v.need((1, 2)):
-        _same_size(v)
+    """The target shape comes, as in LiteRT, from a rank-1 int32 shape operand if there is one, else
+    from the new_shape option (absent: a scalar); one dimension may be -1. The output tensor must
+    have that shape."""
+    if not v.need((1, 2)):
+        return {}
+    shape_in = v.input(1)
+    if shape_in is not None and len(shape_in.shape) == 1 and shape_in.dtype == "int32":
+        if not shape_in.is_constant:
+            v.fail(f"shape '{shape_in.name}' is computed at run time (a dynamic shape)")
+            return {}
+        target = shape_in.data.tolist()
+    else:
+        target = list(v.options.get("new_shape", ()))
+    size = int(np.prod(v.x.shape, dtype=np.int64))
+    if target.count(-1) == 1:
+        rest = int(np.prod([d for d in target if d != -1], dtype=np.int64))
+        if rest > 0 and size % rest == 0:
+            target[target.index(-1)] = size // rest
+    if any(d < 1 for d in target) or int(np.prod(target, dtype=np.int64)) != size:
+        v.fail(f"cannot reshape {list(v.x.shape)} to {target}")
+        return {}
+    v.shape_is(v.y, target)
     return {}
 
 
@@ -329,6 +355,9 @@ def pad(v: OpView) -> dict:
 def concatenation(v: OpView) -> dict:
     if not v.need((1, 1 << 16)):
         return {}
+    if any(t is None for t in v.inputs):
+        v.fail("an input is omitted (-1)")
+        return {}
     rank = len(v.x.shape)
     axis = int(v.options.get("axis", 0))
     attrs = {"axis": axis % rank if rank and -rank <= axis < rank else axis, "activation": v.activation()}
@@ -336,6 +365,8 @@ def concatenation(v: OpView) -> dict:
         v.fail(f"axis {axis} out of range for rank {rank}")
         return attrs
     axis %= rank
+    if v.x.dtype == "int8" and attrs["activation"] != "NONE":
+        v.fail("int8 CONCATENATION with a fused activation is not supported (LiteRT refuses it too)")
     total = 0
     for t in v.inputs:
         if len(t.shape) != rank or any(a != b for i, (a, b) in enumerate(zip(t.shape, v.x.shape)) if i != axis):

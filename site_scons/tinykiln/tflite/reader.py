@@ -26,11 +26,11 @@ TENSOR_TYPE_NAMES = {v: k.lower() for k, v in vars(TensorType).items() if not k.
 # (SqueezeDims, NewShape) are read separately. Absent fields read as the schema defaults.
 OPTION_FIELDS = {
     "Conv2DOptions": ("Padding", "StrideW", "StrideH", "FusedActivationFunction", "DilationWFactor",
-                      "DilationHFactor"),
+                      "DilationHFactor", "QuantizedBiasType"),
     "DepthwiseConv2DOptions": ("Padding", "StrideW", "StrideH", "DepthMultiplier", "FusedActivationFunction",
                                "DilationWFactor", "DilationHFactor"),
     "FullyConnectedOptions": ("FusedActivationFunction", "WeightsFormat", "KeepNumDims",
-                              "AsymmetricQuantizeInputs"),
+                              "AsymmetricQuantizeInputs", "QuantizedBiasType"),
     "Pool2DOptions": ("Padding", "StrideW", "StrideH", "FilterWidth", "FilterHeight", "FusedActivationFunction"),
     "AddOptions": ("FusedActivationFunction",),
     "SubOptions": ("FusedActivationFunction",),
