@@ -1,0 +1,148 @@
+"""model=: a name under models/ or a path to any .tflite file, and what models/<name>/model.toml says.
+
+models/<name>/model.toml (every key optional):
+
+    name = "cifar10"                  # default: the directory's name
+    file = "model.tflite"             # default: model.tflite
+    description = "..."
+    source = "how it was made / where it comes from"
+    licence = "Apache-2.0"
+    labels = ["airplane", "automobile", ...]
+
+    [[samples]]                       # real inputs validation runs besides the random ones
+    file = "samples/cat.npy"          # a numpy array, relative to the model's directory
+    input = 0                         # which model input it feeds (default 0)
+    offset = -128                     # added before the cast (e.g. uint8 image -> int8 model)
+    quantize = true                   # float data -> the input's dtype with its scale/zero point
+    max_runs = 4                      # a file holding several inputs back to back gives this many
+
+A path model (model=../x.tflite) has no model.toml: its name is the file's stem.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import KilnError
+from .aot import c_identifier
+
+MODELS_DIR = "models"
+
+
+@dataclass
+class Model:
+    name: str  # as the user knows it; also the build directory's name
+    path: Path  # the .tflite
+    directory: Path | None = None  # models/<name>/ when the model is one of the project's
+    meta: dict = field(default_factory=dict)  # model.toml
+
+    @property
+    def c_name(self) -> str:
+        return c_identifier(self.name)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta.get("labels", []))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def model_names(root: Path) -> list[str]:
+    base = Path(root) / MODELS_DIR
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and any(p.glob("*.tflite")))
+
+
+def resolve(root: Path, spec: str) -> Model:
+    """The model `spec` names: a directory under models/, or a path to a .tflite file."""
+    root = Path(root)
+    if not spec:
+        raise KilnError("model= is empty: give a name from models/ or a path to a .tflite file")
+    looks_like_path = spec.endswith(".tflite") or "/" in spec or spec.startswith(".")
+    if looks_like_path:
+        path = Path(spec).expanduser()
+        if not path.is_absolute():
+            path = (Path.cwd() / path) if (Path.cwd() / path).exists() else (root / path)
+        if not path.is_file():
+            raise KilnError(f"model file {spec} not found (model= takes a name from models/ or a path "
+                            f"to a .tflite file)")
+        return Model(name=path.stem, path=path.resolve())
+    directory = root / MODELS_DIR / spec
+    if not directory.is_dir():
+        names = model_names(root)
+        close = difflib.get_close_matches(spec, names, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        listed = ", ".join(names) if names else "none yet"
+        raise KilnError(f"unknown model '{spec}'.{hint} Models in {MODELS_DIR}/: {listed}; or give a "
+                        f"path to a .tflite file")
+    meta = read_toml(directory / "model.toml")
+    path = directory / meta.get("file", "model.tflite")
+    if not path.is_file():
+        raise KilnError(f"{directory.relative_to(root)}/ has no {path.name}: add the .tflite or set "
+                        f"`file` in model.toml")
+    return Model(name=str(meta.get("name", spec)), path=path, directory=directory, meta=meta)
+
+
+def read_toml(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as f:
+            meta = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise KilnError(f"{path}: {e}") from None
+    samples = meta.get("samples", [])
+    if not isinstance(samples, list) or not all(isinstance(s, dict) and "file" in s for s in samples):
+        raise KilnError(f"{path}: `samples` must be [[samples]] tables, each with a `file`")
+    return meta
+
+
+def load_samples(model: Model, inputs) -> list[list[np.ndarray]]:
+    """Input sets built from the model's [[samples]]. `inputs`: the model's input descriptions
+    (dtype, shape, scale, zero_point: runner.airunner.TensorDesc or alike). A model with several
+    inputs needs a sample for each; sets are formed run by run."""
+    if model.directory is None or not model.meta.get("samples"):
+        return []
+    per_input: dict[int, list[np.ndarray]] = {}
+    for entry in model.meta["samples"]:
+        index = int(entry.get("input", 0))
+        if not 0 <= index < len(inputs):
+            raise KilnError(f"{model.name}: sample {entry['file']} feeds input {index}, the model has "
+                            f"{len(inputs)}")
+        per_input.setdefault(index, []).extend(_sample_arrays(model, entry, inputs[index]))
+    if set(per_input) != set(range(len(inputs))):
+        return []  # samples do not cover every input: nothing to run
+    runs = min(len(v) for v in per_input.values())
+    return [[per_input[i][r] for i in range(len(inputs))] for r in range(runs)]
+
+
+def _sample_arrays(model: Model, entry: dict, desc) -> list[np.ndarray]:
+    path = model.directory / entry["file"]
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise KilnError(f"{model.name}: cannot read sample {path}: {e}") from None
+    data = data.astype(np.float64) + float(entry.get("offset", 0))
+    if entry.get("quantize"):
+        if not desc.scale:
+            raise KilnError(f"{model.name}: sample {entry['file']} asks to quantize, but input "
+                            f"'{desc.name}' is not quantized")
+        data = np.round(data / desc.scale) + desc.zero_point
+    dtype = np.dtype(desc.dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        data = np.clip(np.round(data), info.min, info.max)
+    size = int(np.prod(desc.shape))
+    flat = data.astype(dtype).ravel()
+    if flat.size % size:
+        raise KilnError(f"{model.name}: sample {entry['file']} has {flat.size} values, not a multiple "
+                        f"of input '{desc.name}' {list(desc.shape)}")
+    count = min(flat.size // size, int(entry.get("max_runs", 4)))
+    return [flat[i * size:(i + 1) * size].reshape(desc.shape) for i in range(count)]

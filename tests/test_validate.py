@@ -1,0 +1,161 @@
+"""Validation pieces without a device: output comparison, inputs, verdicts, model= resolution,
+samples from model.toml, report.json merging."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinykiln import KilnError, models, report
+from tinykiln.runner import validate as v
+from tinykiln.runner.airunner import TensorDesc
+
+
+def test_integer_outputs_must_be_bit_exact():
+    ref = np.array([[1, -5, 127]], np.int8)
+    assert v.compare(ref.copy(), ref) == (0, 0.0)
+    dev = np.array([[1, -4, -128]], np.int8)
+    assert v.compare(dev, ref) == (2, 255.0)  # no int8 wrap-around in the difference
+
+
+def test_float_outputs_within_relative_tolerance():
+    ref = np.array([1000.0, 1.0, 0.0, -3.0], np.float32)
+    ok = ref * np.float32(1 + 5e-6)
+    assert v.compare(ok, ref)[0] == 0
+    bad = ref.copy()
+    bad[1] = 1.0001
+    n, diff = v.compare(bad, ref)
+    assert n == 1 and diff == pytest.approx(1e-4, rel=1e-2)
+    # near zero, the output's own scale decides: 1000 * 1e-3 * 1e-5 = 1e-5 allowed
+    near_zero = ref.copy()
+    near_zero[2] = 5e-6
+    assert v.compare(near_zero, ref)[0] == 0
+    nan = ref.copy()
+    nan[0] = np.nan
+    assert v.compare(nan, ref)[0] == 1
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(KilnError, match="another model"):
+        v.compare(np.zeros(3, np.int8), np.zeros(4, np.int8))
+
+
+def test_random_inputs_are_seeded_and_cover_the_dtype():
+    descs = [TensorDesc("a", "int8", (1, 500), 500, 0.1, 0), TensorDesc("b", "float32", (3,), 12, 0.0, 0)]
+    one = v.random_inputs(descs, 3, seed=7)
+    again = v.random_inputs(descs, 3, seed=7)
+    other = v.random_inputs(descs, 3, seed=8)
+    assert len(one) == 3 and all(len(s) == 2 for s in one)
+    for x, y in zip(one, again):
+        np.testing.assert_array_equal(x[0], y[0])
+    assert not np.array_equal(one[0][0], other[0][0])
+    assert one[0][0].dtype == np.int8 and one[0][0].shape == (1, 500)
+    assert one[0][0].min() < -100 and one[0][0].max() > 100
+    assert one[0][1].dtype == np.float32 and np.all(np.abs(one[0][1]) <= 1)
+
+
+class _FakeRunner:
+    """An AiRunner stand-in whose 'device' adds `error` to element 0 of the reference's output."""
+
+    def __init__(self, error):
+        self.error = error
+        self.info = type("Info", (), {
+            "outputs": [TensorDesc("y", "int8", (1, 4), 4, 0.5, 0)], "cycle_unit": "ns"})()
+
+    def invoke(self, inputs):
+        out = (inputs[0].astype(np.int16) // 2).astype(np.int8)
+        out[0, 0] += self.error
+        return [out], {"cycles": 100, "unit": "ns"}
+
+
+class _FakeReference:
+    outputs = [{"name": "y"}]
+
+    def run(self, inputs):
+        return [(inputs[0].astype(np.int16) // 2).astype(np.int8)]
+
+
+def test_validate_counts_mismatches_and_writes_a_verdict():
+    inputs = [[np.array([[2, 4, 6, 8]], np.int8)] for _ in range(3)]
+    good = v.validate(_FakeRunner(0), _FakeReference(), inputs, sample_runs=1)
+    assert good.passed and good.bit_exact and good.runs == 3 and good.sample_runs == 1
+    line = v.verdict_line(good, "m", "host")
+    assert line.startswith("validation PASS: m on host, 3 runs (2 random, 1 sample), bit-exact")
+    assert "100 ns/inference" in line
+    bad = v.validate(_FakeRunner(1), _FakeReference(), inputs)
+    assert not bad.passed
+    assert bad.outputs[0].runs_mismatching == 3 and bad.outputs[0].elements_mismatching == 3
+    line = v.verdict_line(bad, "m", "host")
+    assert "FAIL" in line and "output 0 'y' in 3 run(s)" in line
+    block = bad.to_json()
+    assert block["bit_exact"] is False and block["max_abs_difference"] == 1
+    assert block["mismatching_outputs"][0]["elements"] == 3
+
+
+# --- model= -------------------------------------------------------------------------------
+
+
+def _project(tmp_path: Path) -> Path:
+    d = tmp_path / "models" / "tiny"
+    (d / "samples").mkdir(parents=True)
+    (d / "model.tflite").write_bytes(b"not parsed here")
+    np.save(d / "samples" / "img.npy", np.arange(24, dtype=np.uint8).reshape(2, 12) + 120)
+    np.save(d / "samples" / "f.npy", np.array([0.0, 1.0, -1.0, 100.0], np.float32))
+    (d / "model.toml").write_text(
+        'name = "tiny"\nlabels = ["a", "b"]\n'
+        '[[samples]]\nfile = "samples/img.npy"\noffset = -128\n'
+        '[[samples]]\nfile = "samples/f.npy"\ninput = 1\nquantize = true\n'
+    )
+    return tmp_path
+
+
+def test_model_by_name_reads_model_toml(tmp_path):
+    root = _project(tmp_path)
+    m = models.resolve(root, "tiny")
+    assert m.name == "tiny" and m.path == root / "models/tiny/model.tflite" and m.labels == ["a", "b"]
+    descs = [TensorDesc("x", "int8", (1, 12), 12, 1.0, 0), TensorDesc("f", "int8", (4,), 4, 0.5, 3)]
+    sets = models.load_samples(m, descs)
+    assert len(sets) == 1  # input 1 has one window: one complete set
+    np.testing.assert_array_equal(sets[0][0].ravel(), np.arange(12) - 8)
+    np.testing.assert_array_equal(sets[0][1], [3, 5, 1, 127])  # round(x / 0.5) + 3, saturated
+
+
+def test_model_by_path(tmp_path):
+    f = tmp_path / "some net.tflite"
+    f.write_bytes(b"x")
+    m = models.resolve(tmp_path, str(f))
+    assert m.name == "some net" and m.c_name == "some_net" and m.directory is None
+    assert models.load_samples(m, []) == []
+
+
+def test_unknown_model_suggests_the_closest(tmp_path):
+    root = _project(tmp_path)
+    with pytest.raises(KilnError, match="unknown model 'tinny'. Did you mean 'tiny'"):
+        models.resolve(root, "tinny")
+    with pytest.raises(KilnError, match="not found"):
+        models.resolve(root, "missing/x.tflite")
+
+
+def test_bad_model_toml_is_a_clear_error(tmp_path):
+    root = _project(tmp_path)
+    (root / "models/tiny/model.toml").write_text("name = \n")
+    with pytest.raises(KilnError, match="model.toml"):
+        models.resolve(root, "tiny")
+    (root / "models/tiny/model.toml").write_text("[[samples]]\nfiles = 'x'\n")
+    with pytest.raises(KilnError, match="each with a `file`"):
+        models.resolve(root, "tiny")
+
+
+# --- report.json --------------------------------------------------------------------------
+
+
+def test_report_merge_keeps_other_blocks(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"regions": [{"name": "FLASH"}], "board": "x"}))
+    report.merge(path, memory={"arena_bytes": 10})
+    report.merge(path, validation={"runs": 3})
+    data = json.loads(path.read_text())
+    assert data == {"regions": [{"name": "FLASH"}], "board": "x", "memory": {"arena_bytes": 10},
+                    "validation": {"runs": 3}}
