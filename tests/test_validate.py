@@ -122,6 +122,23 @@ def test_model_by_name_reads_model_toml(tmp_path):
     np.testing.assert_array_equal(sets[0][1], [3, 5, 1, 127])  # round(x / 0.5) + 3, saturated
 
 
+def test_model_flavour_and_int8_samples_for_a_float_input(tmp_path):
+    root = _project(tmp_path)
+    d = root / "models/tiny"
+    (d / "model_float.tflite").write_bytes(b"x")
+    np.save(d / "samples" / "q.npy", np.array([-128, 0, 127], np.int8))
+    (d / "model.toml").write_text(
+        'model = "model.tflite"\n[[inputs]]\nscale = 0.5\nzero_point = -128\n'
+        '[[samples]]\nfile = "samples/q.npy"\n[float]\nmodel = "model_float.tflite"\n'
+    )
+    m = models.resolve(root, "tiny:float")
+    assert m.name == "tiny_float" and m.path.name == "model_float.tflite"
+    sets = models.load_samples(m, [TensorDesc("x", "float32", (3,), 12, 0.0, 0)])
+    np.testing.assert_array_equal(sets[0][0], np.array([0.0, 64.0, 127.5], np.float32))
+    with pytest.raises(KilnError, match="no flavour 'fp16'.*float"):
+        models.resolve(root, "tiny:fp16")
+
+
 def test_model_by_path(tmp_path):
     f = tmp_path / "some net.tflite"
     f.write_bytes(b"x")

@@ -3,7 +3,7 @@
 models/<name>/model.toml (every key optional):
 
     name = "cifar10"                  # default: the directory's name
-    file = "model.tflite"             # default: model.tflite
+    file = "model.tflite"             # default: model.tflite (`model = ...` works too)
     description = "..."
     source = "how it was made / where it comes from"
     licence = "Apache-2.0"
@@ -15,6 +15,13 @@ models/<name>/model.toml (every key optional):
     offset = -128                     # added before the cast (e.g. uint8 image -> int8 model)
     quantize = true                   # float data -> the input's dtype with its scale/zero point
     max_runs = 4                      # a file holding several inputs back to back gives this many
+
+    [[inputs]]                        # the quantization the samples were made for (optional):
+    scale = 0.0039                    # an integer sample fed to a float input is dequantized with it
+    zero_point = -128
+
+    [float]                           # another flavour of the same model: model=cifar10:float
+    model = "model_float.tflite"      # builds as cifar10_float, with the same samples
 
 A path model (model=../x.tflite) has no model.toml: its name is the file's stem.
 """
@@ -74,6 +81,7 @@ def resolve(root: Path, spec: str) -> Model:
             raise KilnError(f"model file {spec} not found (model= takes a name from models/ or a path "
                             f"to a .tflite file)")
         return Model(name=path.stem, path=path.resolve())
+    spec, _, flavour = spec.partition(":")
     directory = root / MODELS_DIR / spec
     if not directory.is_dir():
         names = model_names(root)
@@ -83,11 +91,20 @@ def resolve(root: Path, spec: str) -> Model:
         raise KilnError(f"unknown model '{spec}'.{hint} Models in {MODELS_DIR}/: {listed}; or give a "
                         f"path to a .tflite file")
     meta = read_toml(directory / "model.toml")
-    path = directory / meta.get("file", "model.tflite")
+    name = str(meta.get("name", spec))
+    table = meta
+    if flavour:
+        table = meta.get(flavour)
+        flavours = [k for k, v in meta.items() if isinstance(v, dict) and ("model" in v or "file" in v)]
+        if not isinstance(table, dict) or not flavours or flavour not in flavours:
+            raise KilnError(f"model {spec} has no flavour '{flavour}' (flavours in model.toml: "
+                            f"{', '.join(flavours) or 'none'})")
+        name = f"{name}_{flavour}"
+    path = directory / table.get("file", table.get("model", "model.tflite"))
     if not path.is_file():
         raise KilnError(f"{directory.relative_to(root)}/ has no {path.name}: add the .tflite or set "
                         f"`file` in model.toml")
-    return Model(name=str(meta.get("name", spec)), path=path, directory=directory, meta=meta)
+    return Model(name=name, path=path, directory=directory, meta=meta)
 
 
 def read_toml(path: Path) -> dict:
@@ -129,13 +146,18 @@ def _sample_arrays(model: Model, entry: dict, desc) -> list[np.ndarray]:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise KilnError(f"{model.name}: cannot read sample {path}: {e}") from None
+    source_int = np.issubdtype(data.dtype, np.integer)
     data = data.astype(np.float64) + float(entry.get("offset", 0))
+    dtype = np.dtype(desc.dtype)
+    quant = _declared_input_quant(model, int(entry.get("input", 0)))
+    if source_int and np.issubdtype(dtype, np.floating) and quant and not entry.get("offset"):
+        # an int8 sample for the float flavour: dequantize as the int8 model's input would
+        data = (data - quant[1]) * quant[0]
     if entry.get("quantize"):
         if not desc.scale:
             raise KilnError(f"{model.name}: sample {entry['file']} asks to quantize, but input "
                             f"'{desc.name}' is not quantized")
         data = np.round(data / desc.scale) + desc.zero_point
-    dtype = np.dtype(desc.dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         data = np.clip(np.round(data), info.min, info.max)
@@ -146,3 +168,12 @@ def _sample_arrays(model: Model, entry: dict, desc) -> list[np.ndarray]:
                         f"of input '{desc.name}' {list(desc.shape)}")
     count = min(flat.size // size, int(entry.get("max_runs", 4)))
     return [flat[i * size:(i + 1) * size].reshape(desc.shape) for i in range(count)]
+
+
+def _declared_input_quant(model: Model, index: int) -> tuple[float, int] | None:
+    inputs = model.meta.get("inputs", [])
+    if isinstance(inputs, list) and index < len(inputs) and isinstance(inputs[index], dict):
+        entry = inputs[index]
+        if "scale" in entry and "zero_point" in entry:
+            return float(entry["scale"]), int(entry["zero_point"])
+    return None
