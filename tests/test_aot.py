@@ -304,3 +304,66 @@ def test_generated_and_runtime_c_is_warning_free_for_arm(tmp_path, core):
         r = subprocess.run(["arm-none-eabi-gcc", *ARM_TARGETS[core], *CFLAGS, "-O2", *includes(out),
                             "-c", src, "-o", str(obj)], capture_output=True, text=True)
         assert r.returncode == 0, f"{src}:\n{r.stderr}"
+
+
+TWO_MODELS_MAIN = r"""
+#include <stdio.h>
+#include <string.h>
+#include "ai_runtime.h"
+
+int main(void)
+{
+    /* both models of this firmware, from the registry; two instances of each */
+    static uint8_t extra[2][1024] __attribute__((aligned(16)));
+    ai_handle h[4];
+    if (tk_model_count != 2) return 1;
+    for (unsigned k = 0; k < 4; k++) {
+        const tk_model_info *m = tk_models[k % 2];
+        if (m->arena_size > sizeof extra[0]) return 2;
+        if (ai_create(m, k < 2 ? NULL : extra[k - 2], &h[k]) != AI_STATUS_OK) return 3;
+    }
+    for (unsigned k = 0; k < 4; k++) {
+        int8_t *a = ai_get_input(h[k], 0)->data, *b = ai_get_input(h[k], 1)->data;
+        for (int i = 0; i < 8; i++) a[i] = (int8_t)(i * 10 + (int)k);
+        for (int i = 0; i < 4; i++) b[i] = (int8_t)(i - (int)k);
+    }
+    for (unsigned k = 0; k < 4; k++)
+        if (ai_run(h[k]) != AI_STATUS_OK) return 4;
+    for (unsigned k = 0; k < 4; k++) {
+        const float *y = ai_get_output(h[k], 0)->data;
+        printf("%s %a %a %a %a\n", ai_get_name(h[k]), (double)y[0], (double)y[1], (double)y[2], (double)y[3]);
+    }
+    return 0;
+}
+"""
+
+
+def test_two_models_and_two_instances_each_in_one_program(tmp_path):
+    objs = []
+    for name in ("net a", "net b"):
+        out = tmp_path / name.replace(" ", "_")
+        write_model(out, name)
+        for src in ("model.c", "weights.c"):
+            obj = out / (src + ".o")
+            r = subprocess.run(["gcc", *CFLAGS, *includes(out), "-c", str(out / src), "-o", str(obj)],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            objs.append(str(obj))
+    (tmp_path / "tk_models.c").write_text(aot.registry_c(["net a", "net b"]))
+    (tmp_path / "main.c").write_text(TWO_MODELS_MAIN)
+    shared = tmp_path / "net_a"  # identical kernels: one copy serves both models
+    exe = tmp_path / "two"
+    r = subprocess.run(["gcc", *CFLAGS, *includes(shared), *objs, str(shared / "kernels.c"),
+                        str(tmp_path / "tk_models.c"), str(ROOT / "runtime/ai/ai_runtime.c"),
+                        str(tmp_path / "main.c"), "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert [line.split()[0] + " " + line.split()[1] for line in lines] == ["net a", "net b"] * 2
+    for k, line in enumerate(lines):
+        a = np.array([i * 10 + k for i in range(8)], np.int8)
+        b = np.array([i - k for i in range(4)], np.int8)
+        want, _ = fixture_reference(a, b)
+        got = np.array([float.fromhex(x) for x in line.split()[2:]], np.float32)
+        np.testing.assert_array_equal(got, want)
