@@ -74,3 +74,14 @@ def test_shared_model_validates_on_host(scons, kiln_build_dir, name):
     data = _report(kiln_build_dir, name)
     if name.endswith("_int8"):
         assert data["validation"]["bit_exact"] is True
+
+
+@needs_shared
+def test_layer_debug_tool_compares_every_op(capsys):
+    from tinykiln.runner import layers
+
+    status = layers.main([str(SHARED / "tflm_hello_world_int8.tflite"), "--runs", "2"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert [line.split()[2] for line in out.splitlines()[:3]] == ["FULLY_CONNECTED"] * 3
+    assert out.splitlines()[-1] == "all layers match"

@@ -1,0 +1,111 @@
+"""Find the first layer that differs from LiteRT: a debugging aid for kernel authors.
+
+    python -m tinykiln.runner.layers model.tflite [--seed 0] [--runs 3]
+
+Builds the model for the host with every op's output exposed as a graph output (the arena planner
+then keeps them all alive), runs it through the validation app on a pipe, runs LiteRT's reference
+kernels with all intermediates preserved, and prints per op: max |difference| and mismatching
+elements. Later ops see the device's own (possibly wrong) inputs, so the first mismatching op is the
+one to look at.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tinykiln import KilnError, aot, boards, memplan
+
+from .airunner import AiRunner
+from .validate import random_inputs
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def build_debug_firmware(model_path: str, workdir: Path) -> tuple[Path, object]:
+    """The host validation firmware of `model_path` with every op output as a graph output."""
+    from tinykiln import codegen, ops, tflite
+
+    graph = tflite.load(model_path)
+    original_outputs = list(graph.outputs)
+    graph.outputs = original_outputs + [o for op in graph.ops for o in op.outputs
+                                        if o not in original_outputs and not graph.tensor(o).is_constant]
+    lowered = ops.lower(graph)
+    plan = memplan.plan(graph, lowered)
+    result = aot.generate(graph, lowered, plan, "layers")
+    files = {"model.h": result.model_h, "model.c": result.model_c, "weights.c": result.weights_c,
+             "tk_models.c": aot.registry_c(["layers"])}
+    for call in lowered.calls:
+        files[f"{call.spec.function_name}.c"] = codegen.kernel_c(call.spec)
+    files["board_info.c"] = boards.board_info_c(boards.resolve(ROOT, "host", boards.DEFAULT_VARIANT))
+    for name, text in files.items():
+        (workdir / name).write_text(text)
+    sources = [str(workdir / n) for n in files if n.endswith(".c")] + [
+        str(ROOT / p) for p in ("runtime/ai/ai_runtime.c", "runtime/protocol/tk_proto.c",
+                                "runtime/apps/validation/main.c", "boards/common/host/board.c")]
+    sources += [str(p) for p in sorted((ROOT / "runtime/src").glob("*.c"))]
+    exe = workdir / "firmware"
+    cmd = ["gcc", "-O1", "-std=gnu11", f"-DAI_MAX_IO={len(graph.outputs) + len(graph.inputs)}",
+           f"-I{workdir}", f"-I{ROOT / 'runtime/ai'}", f"-I{ROOT / 'runtime/include'}",
+           f"-I{ROOT / 'runtime/protocol'}", *sources, "-o", str(exe), "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise KilnError(f"building the layer-debug firmware failed:\n{proc.stderr[-2000:]}")
+    return exe, graph
+
+
+def compare_layers(model_path: str, seed: int = 0, runs: int = 1) -> list[dict]:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    rows: dict[int, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="tk-layers-") as tmp:
+        exe, graph = build_debug_firmware(model_path, Path(tmp))
+        interp = Interpreter(model_path=model_path, experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        interp.allocate_tensors()
+        producer = {o: op for op in graph.ops for o in op.outputs}
+        with AiRunner().connect(f"pipe:{exe}") as runner:
+            for inputs in random_inputs(runner.info.inputs, runs, seed):
+                for detail, x in zip(interp.get_input_details(), inputs):
+                    interp.set_tensor(detail["index"], x.reshape(detail["shape"]))
+                interp.invoke()
+                outputs, _ = runner.invoke(inputs)
+                for tensor, dev in zip(graph.outputs, outputs):
+                    ref = interp.get_tensor(tensor).reshape(dev.shape)
+                    diff = np.abs(dev.astype(np.float64) - ref.astype(np.float64))
+                    op = producer[tensor]
+                    row = rows.setdefault(tensor, {
+                        "op_index": op.index, "op": op.kind, "tensor": graph.tensor(tensor).name,
+                        "shape": list(dev.shape), "max_abs_difference": 0.0, "mismatching": 0})
+                    row["max_abs_difference"] = max(row["max_abs_difference"], float(diff.max(initial=0)))
+                    row["mismatching"] += int(np.count_nonzero(diff))
+    return sorted(rows.values(), key=lambda r: r["op_index"])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a .tflite file")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        rows = compare_layers(args.model, args.seed, args.runs)
+    except KilnError as e:
+        print(f"layers: error: {e}", file=sys.stderr)
+        return 2
+    first = next((r for r in rows if r["mismatching"]), None)
+    for r in rows:
+        mark = "  <- first mismatch" if r is first else ""
+        print(f"op {r['op_index']:3d} {r['op']:<18} {str(r['shape']):<18} max|diff| "
+              f"{r['max_abs_difference']:<10g} mismatching {r['mismatching']}{mark}")
+    print("all layers match" if first is None else
+          f"first mismatch: op {first['op_index']} {first['op']} ('{first['tensor']}')")
+    return 0 if first is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
