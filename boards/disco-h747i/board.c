@@ -19,4 +19,11 @@ void tk_board_init(void)
     tk_gpio_alternate(GPIOA, 10, 7);
     tk_uart_init(TK_CLOCK_HZ, TK_CONSOLE_BAUD);
     tk_cycles_start();
+#if defined(TK_EXT_MEM)
+    /* Variant ext-mem links weights to QSPI and activations to SDRAM, but the FMC SDRAM and QSPI
+     * memory-mapped bring-up is not written yet: stop clearly instead of faulting on first use. */
+    tk_printf("disco-h747i: variant ext-mem needs the FMC SDRAM / QSPI bring-up, which this "
+              "board support does not have yet\n");
+    tk_exit(2);
+#endif
 }

@@ -7,7 +7,10 @@ Loaded by the `kiln` tool (which resolves board + variant first). The hook other
 
     name        target name: outputs go to build/<board>/<variant>/<name>/ (ELF, map, report.json)
     sources     extra C/assembly files or Nodes (e.g. a builder's generated .c), or ready objects
-    app         runtime/apps/<app>/: the firmware's app_main (selftest, later validation/perf)
+    app         runtime/apps/<app>/: the firmware's app_main (selftest, later validation/perf).
+                Its *.c/*.S are compiled; an optional app.toml adds shared runtime parts:
+                    sources = ["../../protocol/tk_proto.c"]   # relative to the app directory
+                    include = ["../../protocol", "../../ai"]
     cpppath     extra include directories for the app and the extra sources
     cppdefines  extra macros for the app and the extra sources
     returns     NodeList [elf, map, report.json]; pass it to env.KilnDeploy for run=1 / flash=1
@@ -23,6 +26,7 @@ changed flag, define, board or variant file rebuilds exactly what it affects.
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from SCons.Script import Action
@@ -71,7 +75,7 @@ def _setup_toolchain(env):
             "-L" + str(root / "boards" / "common"), "-L" + gen.abspath,
             "-T", t.board.linker_script.as_posix()]
         env["KILN_LINKCOM"] = ("$LINK -o $TARGET $KILN_LINKFLAGS -Wl,-Map=${TARGETS[1]} $SOURCES "
-                               "-Wl,--start-group -lc -lgcc -Wl,--end-group")
+                               "-Wl,--start-group -lc -lm -lgcc -Wl,--end-group")
     if not opts["verbose"]:
         env["CCCOMSTR"] = "CC  $SOURCE"
         env["ASPPCOMSTR"] = "AS  $SOURCE"
@@ -173,6 +177,24 @@ def app_names(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "runtime" / "apps").iterdir() if p.is_dir())
 
 
+def _app_parts(app_dir: Path):
+    """(sources, include dirs) an app's optional app.toml adds, checked to exist."""
+    path = app_dir / "app.toml"
+    if not path.is_file():
+        return [], []
+    with open(path, "rb") as f:
+        try:
+            data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise KilnError(f"{path}: invalid TOML: {e}") from None
+    srcs = [(app_dir / s).resolve() for s in data.get("sources", [])]
+    incs = [(app_dir / s).resolve() for s in data.get("include", [])]
+    for p in srcs + incs:
+        if not p.exists():
+            raise KilnError(f"{path}: {p} does not exist")
+    return srcs, incs
+
+
 def _firmware(env, name, sources=(), app="selftest", cpppath=(), cppdefines=()):
     root = env["KILN_ROOT"]
     app_dir = root / "runtime" / "apps" / app
@@ -180,6 +202,9 @@ def _firmware(env, name, sources=(), app="selftest", cpppath=(), cppdefines=()):
         raise boards.unknown_name_error("app", app, app_names(root))
     outdir = env["KILN_BUILD_DIR"].Dir(name)
     app_srcs = [env.File(p.as_posix()) for p in sorted(app_dir.glob("*.c")) + sorted(app_dir.glob("*.S"))]
+    extra_srcs, extra_inc = _app_parts(app_dir)
+    app_srcs += [env.File(p.as_posix()) for p in extra_srcs]
+    cpppath = [env.Dir(p.as_posix()) for p in extra_inc] + list(cpppath)
     objs = _common_objects(env) + _compile(env, app_srcs + list(env.Flatten(sources)),
                                            outdir.Dir("obj"), cpppath, cppdefines)
     elf = outdir.File(name + ".elf")
