@@ -105,7 +105,6 @@ def test_region_overflow_names_region_bytes_and_biggest_sections(scons, tmp_path
     assert "Traceback" not in r.output
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("board,variant", [(b, v) for b in ALL_BOARDS for v in boards.variant_names(ROOT)
                                            if v != "release" and boards.load_variant(ROOT, v).applies_to(b)])
 def test_every_variant_builds_warning_free(scons, kiln_build_dir, board, variant):
@@ -141,3 +140,41 @@ def test_flag_change_rebuilds(scons, tmp_path):
     r = scons("board=host", "defines=SOMETHING_NEW", builddir=tmp_path)
     assert r.returncode == 0
     assert "CC  runtime/apps/selftest/main.c" in r.output
+
+
+def test_kiln_firmware_hook_adds_sources_include_dirs_and_defines(tmp_path):
+    """The hook the model pipeline uses: extra (generated) C, its include dirs and macros."""
+    from conftest import run_scons
+
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "extra.h").write_text("#define EXTRA_SCALE 3\n")
+    (tmp_path / "extra.c").write_text(
+        '#include "extra.h"\n#include "tk_board.h"\n'
+        "#if EXTRA_VALUE != 42\n#error EXTRA_VALUE not passed\n#endif\n"
+        "int extra_scaled(int x) { return x * EXTRA_SCALE * EXTRA_VALUE; }\n")
+    (tmp_path / "SConstruct").write_text(
+        'env = Environment(tools=["kiln"])\n'
+        f'fw = env.KilnFirmware("hooked", sources=["{tmp_path}/extra.c"], app="selftest",\n'
+        f'                      cpppath=["{tmp_path}/inc"], cppdefines=["EXTRA_VALUE=42"])\n'
+        "env.Default(fw)\nenv.KilnDeploy(fw)\n")
+    build = tmp_path / "build"
+    r = run_scons("-f", str(tmp_path / "SConstruct"), f"--site-dir={ROOT}/site_scons", "board=mps2-an500", "run=1", "werror=1",
+                  builddir=build)
+    assert r.returncode == 0, r.output
+    assert "CC  " in r.output and "extra.c" in r.output
+    assert "selftest: PASS" in r.output
+    out = build / "mps2-an500" / "release" / "hooked"
+    assert (out / "hooked.elf").is_file() and (out / "report.json").is_file()
+    assert list(out.glob("obj/**/extra.o"))
+
+
+def test_unknown_app_is_a_clear_error(tmp_path):
+    from conftest import run_scons
+
+    (tmp_path / "SConstruct").write_text(
+        'from tinykiln import KilnError\n'
+        'env = Environment(tools=["kiln"])\n'
+        'try:\n    env.KilnFirmware("x", app="selftes")\n'
+        'except KilnError as e:\n    print("ERR", e)\n')
+    r = run_scons("-f", str(tmp_path / "SConstruct"), f"--site-dir={ROOT}/site_scons", builddir=tmp_path / "b")
+    assert "ERR unknown app 'selftes'. Did you mean 'selftest'?" in r.output, r.output
