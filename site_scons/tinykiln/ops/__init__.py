@@ -23,6 +23,11 @@ from .base import KernelFamily, LowerContext, workload_key
 # One line per family module.
 FAMILY_MODULES = (
     "conv2d",
+    "depthwise_conv2d",
+    "fully_connected",
+    "pooling",
+    "elementwise",
+    "reshape",
 )
 
 OPS: dict[str, Callable] = {}

@@ -175,5 +175,128 @@ def int8_act_attr(activation: str, scale: float, zero_point: int, op: Op) -> lis
         raise unsupported(op, f"fused activation {activation}") from None
 
 
+def int8_accumulate_quant(op, x, w, y, weight_sums, bias, attrs, activation, float_product=False):
+    """Folded bias and requantization of an int8 op that accumulates w * (x - input_zp) per output
+    channel (conv, depthwise, fully connected). weight_sums[c] = sum of channel c's weights.
+    Returns (params after the weights, their const args, attrs with zero points and act range).
+
+    Multipliers as TFLite's Prepare computes them: double(input_scale) * double(filter_scale) /
+    double(output_scale) (PopulateConvolutionQuantizationParams), or, with float_product, the
+    product taken in float first (GetQuantizedConvolutionMultipler, per-tensor FULLY_CONNECTED)."""
+    from tinykiln.quant import quantize_multiplier
+
+    channels = len(weight_sums)
+    in_scale, in_zp = quant_params(x, "input", op)
+    out_scale, out_zp = quant_params(y, "output", op)
+    if w.quant is None:
+        raise unsupported(op, "int8 weights without quantization")
+    if any(z != 0 for z in w.quant.zero_point):
+        raise unsupported(op, "int8 weights with a non-zero zero point (TFLite requires symmetric weights)")
+    w_scales = list(w.quant.scale)
+    if len(w_scales) == 1:
+        w_scales = w_scales * channels
+    elif len(w_scales) != channels:
+        raise unsupported(op, f"{len(w_scales)} weight scales for {channels} output channels")
+    f32 = np.float32
+    if float_product:
+        reals = [float(f32(in_scale) * f32(s)) / float(f32(out_scale)) for s in w_scales]
+    else:
+        reals = [float(f32(in_scale)) * float(f32(s)) / float(f32(out_scale)) for s in w_scales]
+    pairs = [quantize_multiplier(r) for r in reals]
+    attrs = dict(attrs, input_zp=in_zp, output_zp=out_zp, act=int8_act_attr(activation, out_scale, out_zp, op))
+    # sum(w * (x - zp)) = sum(w * x) - zp * sum(w): the second term joins the bias
+    base = np.zeros(channels, np.int64) if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
+    folded = base - in_zp * np.asarray(weight_sums, dtype=np.int64)
+    if folded.min() < -(1 << 31) or folded.max() >= (1 << 31):
+        raise unsupported(op, "the bias with the input zero point folded in overflows int32")
+    params = [param("bias", "int32", (channels,), "const")]
+    args = [folded.astype(np.int32)]
+    if len(set(pairs)) == 1:
+        attrs["multiplier"], attrs["shift"] = pairs[0]
+    else:
+        params += [param("multiplier", "int32", (channels,), "const"),
+                   param("shift", "int32", (channels,), "const")]
+        args += [np.array([m for m, _ in pairs], dtype=np.int32), np.array([s for _, s in pairs], dtype=np.int32)]
+    return params, args, attrs
+
+
 def divisors_up_to(n: int, limit: int) -> list[int]:
     return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
+
+
+# --------------------------------------------------------------------------- shared TE stages and schedules
+
+def padded_input(x, attrs, fill, channels_fn=None):
+    """TE stage: the input with `fill` around it (inlined by the schedule into a select)."""
+    from tvm import te, tirx
+
+    n, h, w, c = attrs["in_shape"]
+    pt, pb, pl, pr = attrs["pad"]
+    if not any(attrs["pad"]):
+        return x
+    fill = tirx.const(fill, x.dtype)
+
+    def value(b, r, s, ch):
+        inside = tirx.all(r >= pt, r < pt + h, s >= pl, s < pl + w)
+        return tirx.if_then_else(inside, x[b, r - pt, s - pl, ch], fill)
+
+    return te.compute((n, h + pt + pb, w + pl + pr, c), value, name="pad")
+
+
+def epilogue(spec, acc, oc_axis):
+    """Params after the weights and the output stage: bias, requantization / clamp."""
+    from tvm import te
+
+    a = spec.attrs
+    names = [p.name for p in spec.params]
+    shape = acc.shape
+    oc = spec.params[names.index("output")].shape[oc_axis]
+    if spec.family.endswith("int8"):
+        bias = te.placeholder((oc,), "int32", name="bias")
+        per_channel = "multiplier" in names
+        mult = te.placeholder((oc,), "int32", name="multiplier") if per_channel else None
+        shift = te.placeholder((oc,), "int32", name="shift") if per_channel else None
+
+        def out(*idx):
+            o = idx[oc_axis]
+            total = acc[idx] + bias[o]
+            if per_channel:
+                return requantize(total, a, mult[o], shift[o])
+            return requantize(total, a)
+
+        output = te.compute(shape, out, name="output")
+        return [bias, *( [mult, shift] if per_channel else []), output]
+    bias = te.placeholder((oc,), "float32", name="bias") if a["bias"] else None
+
+    def out_f(*idx):
+        value = acc[idx] + bias[idx[oc_axis]] if bias is not None else acc[idx]
+        return clamp_float(value, a)
+
+    output = te.compute(shape, out_f, name="output")
+    return [*([bias] if bias is not None else []), output]
+
+
+def schedule_accumulate(sch, spec, n_reduce):
+    """Shared schedule of conv-like kernels (acc = reduction; output = epilogue, oc innermost):
+    output channels split by oc_tile; the accumulators of one tile live in a small array on the C
+    stack (TVM keeps temporaries under 1 KiB there), computed at the tile's loop, with the oc tile innermost so each input load feeds the tile."""
+    try:
+        sch.compute_inline(sch.get_sblock("pad"))
+    except Exception:  # no padding stage: nothing to inline
+        pass
+    tile = spec.knobs.get("oc_tile", 1)
+    out = sch.get_sblock("output")
+    acc = sch.get_sblock("acc")
+    loops = sch.get_loops(out)
+    oc_outer, oc_inner = sch.split(loops[-1], [None, tile])
+    sch.compute_at(acc, oc_outer)
+    acc_loops = sch.get_loops(acc)
+    reduce = acc_loops[-n_reduce:]
+    if tile > 1:  # compute_at drops unit loops: the tile loop exists only for tiles > 1
+        spatial_inner = acc_loops[-1 - n_reduce]
+        sch.reorder(*reduce, spatial_inner)
+    sch.decompose_reduction(acc, reduce[0])
+    if spec.knobs.get("unroll") and tile > 1:
+        sch.unroll(oc_inner)
+        sch.unroll(spatial_inner)
+        sch.unroll(sch.get_loops(sch.get_sblock("acc_init"))[-1])

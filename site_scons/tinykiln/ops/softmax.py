@@ -1,19 +1,22 @@
 """SOFTMAX over the last axis: int8 -> int8 (fixed point) and float32.
 
 int8 is LiteRT's reference kernel (reference_ops::Softmax, what BUILTIN_REF runs): per row,
-    diff = x - max(row)                           (rows with diff < diff_min contribute nothing)
+    diff = x - max(row)                           (diff < diff_min contributes nothing, outputs -128)
     e    = exp_on_negative_values(SRDHM(diff << left_shift, multiplier))   Q5.26 -> Q0.31
     sum  = sum(RoundingDivideByPOT(e, 12))        Q12.19
     r, n = GetReciprocal(sum)                     Newton-Raphson 1/(1+x), n = bits over unit
     out  = clamp(RoundingDivideByPOT(SRDHM(r, e), n + 23) - 128)
-all in gemmlowp's fixed point, written here as TE expressions over int64 values that stay in the
-int32 range (so the C compiler sees no overflow). The numpy model is tinykiln.tflite_math.softmax_int8.
+e depends only on diff, one of 256 values for int8 data, so it is a const table of 256 int32
+computed at build time by the numpy model (tinykiln.tflite_math, proven bit-exact against LiteRT);
+entries below diff_min are 0, which makes those outputs -128 with no test. The rest is TE integer
+arithmetic (int64 values that stay in the int32 range, so the C compiler sees no overflow). The
+reciprocal is split into small stages: one deep expression makes TVM's simplifier blow up.
 
 float32 is reference_ops::Softmax<float>: exp((x - max) * beta), summed in order, then divided.
 
-Schedule: the per-row max, sum and reciprocal are computed at the row loop (scalars, no buffer);
-the exponential is recomputed in the sum and the output loops (no scratch array), as LiteRT does.
-Knob: unroll (the inner loops over the row, unrolled by this factor).
+Schedule: the per-row stages are computed at the row loop (scalars, no buffer); the exponential is
+looked up (int8) or recomputed (float32) in the sum and output loops, as LiteRT does.
+Knob: unroll (the output loop over the row, unrolled by this factor).
 """
 from __future__ import annotations
 
@@ -47,8 +50,12 @@ def lower_softmax(ctx, op):
                                   f"(got {out_scale}, {out_zp}); re-quantize the model")
         if depth > MAX_DEPTH:
             raise unsupported(op, f"int8 SOFTMAX over {depth} classes (at most {MAX_DEPTH})")
-        attrs.update(tm.softmax_params(in_scale, beta))
         family = "softmax_int8"
+        p = tm.softmax_params(in_scale, beta)
+        diffs = -np.arange(256, dtype=np.int64)  # table[i] = e(diff = -i)
+        rescaled = tm.srdhm32(tm.wrap32(diffs * (1 << p["input_left_shift"])), p["input_multiplier"])
+        exps = tm.exp_on_negative_values(rescaled, tm.SOFTMAX_SCALED_DIFF_INTEGER_BITS)
+        exp_table = np.where(diffs >= p["diff_min"], exps, 0).astype(np.int32)
     elif x.dtype == "float32" and y.dtype == "float32":
         attrs["beta"] = beta
         family = "softmax_float32"
@@ -56,7 +63,10 @@ def lower_softmax(ctx, op):
         raise unsupported(op, f"{x.dtype} -> {y.dtype}")
     params = [param("input", x.dtype, (outer, depth), "input")]
     args = [x_index]
-    if family == "softmax_float32":
+    if family == "softmax_int8":
+        params.append(param("exp_table", "int32", (256,), "const"))
+        args.append(exp_table)
+    else:
         # beta as data: TVM prints float immediates with 7 digits, which does not round-trip
         params.append(param("beta", "float32", (1,), "const"))
         args.append(np.array([beta], dtype=np.float32))
@@ -83,18 +93,12 @@ def _srdhm(a, b):
 
 
 def _rdbypot(x, exponent):
-    """RoundingDivideByPOT: x / 2^exponent rounded half away from zero (exponent int or int64 expr)."""
+    """RoundingDivideByPOT: x / 2^exponent rounded half away from zero (exponent: int64 expr)."""
     from tvm import tirx
 
-    if isinstance(exponent, int):
-        if exponent == 0:
-            return x
-        mask, exp = _c((1 << exponent) - 1), _c(exponent)
-    else:
-        exp = exponent
-        mask = (_c(1) << exp) - _c(1)
+    mask = (_c(1) << exponent) - _c(1)
     threshold = (mask >> _c(1)) + tirx.Select(x < _c(0), _c(1), _c(0))
-    return (x >> exp) + tirx.Select((x & mask) > threshold, _c(1), _c(0))
+    return (x >> exponent) + tirx.Select((x & mask) > threshold, _c(1), _c(0))
 
 
 def _saturating_shl(x, exponent: int):
@@ -102,112 +106,69 @@ def _saturating_shl(x, exponent: int):
     from tvm import tirx
 
     threshold = (1 << (31 - exponent)) - 1
-    shifted = x * _c(1 << exponent)
     return tirx.Select(x > _c(threshold), _c(INT32_MAX),
-                       tirx.Select(x < _c(-threshold), _c(INT32_MIN), shifted))
+                       tirx.Select(x < _c(-threshold), _c(INT32_MIN), x * _c(1 << exponent)))
 
-
-def _exp_on_interval(a):
-    """exp on [-1/4, 0): a Taylor expansion around -1/8, Q0.31 in and out."""
-    constant_term = _c(1895147668)
-    x = a + _c(1 << 28)
-    x2 = _srdhm(x, x)
-    x3 = _srdhm(x2, x)
-    x4 = _srdhm(x2, x2)
-    x4_over_4 = _rdbypot(x4, 2)
-    poly = _rdbypot(_srdhm(x4_over_4 + x3, _c(715827883)) + x2, 1)
-    return constant_term + _srdhm(constant_term, x + poly)
-
-
-def _exp_on_negative_values(a, integer_bits: int):
-    """exp(a) for a <= 0 in Q(integer_bits).(31-integer_bits); result Q0.31."""
-    from tvm import tirx
-
-    frac = 31 - integer_bits
-    one_quarter = 1 << (frac - 2)
-    a_mod = (a & _c(one_quarter - 1)) - _c(one_quarter)
-    result = _exp_on_interval(_saturating_shl(a_mod, integer_bits))
-    remainder = a_mod - a
-    for exponent, multiplier in tm._EXP_BARREL:
-        if integer_bits > exponent:
-            bit = _c(1 << (frac + exponent))
-            result = tirx.Select((remainder & bit) != _c(0), _srdhm(result, _c(multiplier)), result)
-    if integer_bits > 5:
-        result = tirx.Select(a < _c(-(1 << (36 - integer_bits))), _c(0), result)
-    return tirx.Select(a == _c(0), _c(INT32_MAX), result)
-
-
-def _bit_length(x):
-    """Number of significant bits of a positive int32 value (32 - clz)."""
-    from tvm import tirx
-
-    total = _c(0)
-    for k in range(31):
-        total = total + tirx.Select(x >= _c(1 << k), _c(1), _c(0))
-    return total
-
-
-def _reciprocal(total, integer_digits: int):
-    """GetReciprocal: (1/x in Q0.31 of the normalised sum, num_bits_over_unit)."""
-    from tvm import tirx
-
-    headroom = _c(32) - _bit_length(total)
-    bits_over_unit = _c(integer_digits) - headroom
-    a = (total << headroom) - _c(1 << 31)  # fits int32: the shifted sum is in [2^31, 2^32)
-    s = a + _c(INT32_MAX)
-    half_denominator = tirx.truncdiv(s + tirx.Select(s >= _c(0), _c(1), _c(-1)), _c(2))
-    x = _c(1515870810) + _srdhm(half_denominator, _c(-1010580540))
-    for _ in range(3):
-        one_minus = _c(1 << 29) - _srdhm(half_denominator, x)
-        x = x + _saturating_shl(_srdhm(x, one_minus), 2)
-    return _saturating_shl(x, 1), bits_over_unit
-
-
-# --------------------------------------------------------------------------- TE computes
 
 def _compute_int8(spec):
     from tvm import te, tirx
 
     a = spec.attrs
     outer, depth = a["outer"], a["depth"]
+    acc_bits = tm.SOFTMAX_ACCUMULATION_INTEGER_BITS
     x = te.placeholder((outer, depth), "int8", name="input")
+    table = te.placeholder((256,), "int32", name="exp_table")
+
+    def row(name, fn):
+        return te.compute((outer,), lambda r: fn(r).astype("int32"), name=name)
+
+    def i64(t, *idx):
+        return t[idx].astype("int64")
+
     k = te.reduce_axis((0, depth), name="k")
     row_max = te.compute((outer,), lambda r: te.max(x[r, k].astype("int32"), axis=k), name="row_max")
 
-    def diff(r, c):
-        return x[r, c].astype("int64") - row_max[r].astype("int64")
+    def exp_q31(r, c):  # e(x - max), looked up by -(x - max) in [0, 255]
+        return table[row_max[r] - x[r, c].astype("int32")].astype("int64")
 
-    def exp_q31(r, c):
-        shifted = (diff(r, c) << _c(a["input_left_shift"])).astype("int32").astype("int64")
-        return _exp_on_negative_values(_srdhm(shifted, _c(a["input_multiplier"])),
-                                       tm.SOFTMAX_SCALED_DIFF_INTEGER_BITS)
-
-    exps = te.compute((outer, depth), lambda r, c: exp_q31(r, c).astype("int32"), name="exp")
     j = te.reduce_axis((0, depth), name="j")
     row_sum = te.compute(
         (outer,),
-        lambda r: te.sum(tirx.Select(diff(r, j) >= _c(a["diff_min"]),
-                                     _rdbypot(exps[r, j].astype("int64"),
-                                              tm.SOFTMAX_ACCUMULATION_INTEGER_BITS),
-                                     _c(0)).astype("int32"), axis=j),
+        lambda r: te.sum(_rdbypot(exp_q31(r, j), _c(acc_bits)).astype("int32"), axis=j),
         name="row_sum")
-    recip = te.compute(
-        (outer,),
-        lambda r: _reciprocal(row_sum[r].astype("int64"), tm.SOFTMAX_ACCUMULATION_INTEGER_BITS)[0]
-        .astype("int32"), name="recip")
-    shift = te.compute(
-        (outer,),
-        lambda r: (_reciprocal(row_sum[r].astype("int64"), tm.SOFTMAX_ACCUMULATION_INTEGER_BITS)[1]
-                   + _c(31 - 8)).astype("int32"), name="shift")
+    # GetReciprocal: headroom = clz(sum); x = (sum << headroom) - 2^31 in Q0.31 is in [0, 1)
+    headroom = row("headroom", lambda r: _c(32) - sum(
+        tirx.Select(i64(row_sum, r) >= _c(1 << bit), _c(1), _c(0)) for bit in range(31)))
+    # one_over_one_plus_x_for_x_in_0_1: half_denominator = (x + 1) / 2 rounded, then Newton-Raphson
+    half = row("half", lambda r: tirx.truncdiv(
+        (i64(row_sum, r) << i64(headroom, r)) - _c(1 << 31) + _c(INT32_MAX) + _c(1), _c(2)))
+    estimate = row("newton0", lambda r: _c(1515870810) + _srdhm(i64(half, r), _c(-1010580540)))
+    for step in range(1, 4):
+        prev = estimate
+        product = row(f"hx{step}", lambda r, prev=prev: _srdhm(i64(half, r), i64(prev, r)))
+        estimate = row(f"newton{step}", lambda r, prev=prev, product=product: i64(prev, r) + _saturating_shl(
+            _srdhm(i64(prev, r), _c(1 << 29) - i64(product, r)), 2))
+    recip = row("recip", lambda r: _saturating_shl(i64(estimate, r), 1))
+
+    def scaled(r, c):
+        return _srdhm(i64(recip, r), exp_q31(r, c))
+
+    prod = te.compute((outer, depth), lambda r, c: scaled(r, c).astype("int32"), name="prod")
 
     def out(r, c):
-        unsat = _rdbypot(_srdhm(recip[r].astype("int64"), exps[r, c].astype("int64")),
-                         shift[r].astype("int64"))
-        value = tirx.max(tirx.min(unsat - _c(128), _c(127)), _c(-128))
-        return tirx.Select(diff(r, c) >= _c(a["diff_min"]), value, _c(-128)).astype("int8")
+        # exponent = num_bits_over_unit + 31 - 8 = (12 - headroom) + 23. LiteRT CHECKs it is at most
+        # 31 (it aborts on rows whose sum needs more); the clamp also gives TVM's simplifier a
+        # bounded shift (with an unbounded one it folds the whole expression to a constant).
+        exponent = tirx.min(tirx.max(_c(acc_bits + 31 - 8) - i64(headroom, r), _c(0)), _c(31))
+        unsat = _rdbypot(i64(prod, r, c), exponent)
+        return tirx.max(tirx.min(unsat - _c(128), _c(127)), _c(-128)).astype("int8")
 
     output = te.compute((outer, depth), out, name="output")
-    return [x, output]
+    return [x, table, output]
+
+
+ROW_STAGES_INT8 = ["recip", "newton3", "hx3", "newton2", "hx2", "newton1", "hx1", "newton0", "half",
+                   "headroom", "row_sum", "row_max"]
 
 
 def _compute_float32(spec):
@@ -227,20 +188,29 @@ def _compute_float32(spec):
 
 def _schedule(sch, spec):
     int8 = spec.family == "softmax_int8"
-    sch.compute_inline(sch.get_sblock("exp"))
     out = sch.get_sblock("output")
-    row, col = sch.get_loops(out)
-    row_blocks = (["recip", "shift"] if int8 else []) + ["row_sum", "row_max"]
-    for name in row_blocks:  # consumers first: each lands under the row loop of the output
-        block = sch.get_sblock(name)
+    if int8:
+        prod = sch.get_sblock("prod")
+        sch.compute_at(prod, sch.get_loops(out)[1])
+    else:
+        sch.compute_inline(sch.get_sblock("exp"))
+    row = sch.get_loops(out)[0]
+    for name in (ROW_STAGES_INT8 if int8 else ["row_sum", "row_max"]):
+        block = sch.get_sblock(name)  # consumers first: each lands under the output's row loop
+        # left in "global" scope: TVM puts small global temporaries on the C stack, while "local"
+        # ones go through TVMBackendAllocWorkspace
         sch.compute_at(block, row)
-        sch.set_scope(block, 0, "local")
     factor = spec.knobs.get("unroll", 1)
     if factor > 1:
-        for name in ("output", "row_sum", "row_max"):
-            inner_loop = sch.get_loops(sch.get_sblock(name))[-1]
-            _, inner = sch.split(inner_loop, [None, factor])
-            sch.unroll(inner)
+        # only the output loop: TVM 0.27's C printer reuses a stale load of the accumulator when a
+        # max reduction is unrolled (two updates both read the value from before the first)
+        _, inner = sch.split(sch.get_loops(sch.get_sblock("output"))[1], [None, factor])
+        sch.unroll(inner)
+    # initialise the reductions before their loops (an init inside the loop also trips gcc's
+    # -Wmaybe-uninitialized)
+    for name in ("row_sum", "row_max"):
+        block = sch.get_sblock(name)
+        sch.decompose_reduction(block, sch.get_loops(block)[1])
 
 
 def _knob_space(spec):

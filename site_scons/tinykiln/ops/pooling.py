@@ -1,0 +1,119 @@
+"""AVERAGE_POOL_2D and MAX_POOL_2D: int8 and float32, SAME/VALID, fused activation.
+
+As TFLite's reference kernels, a window covers only the taps inside the image: padding is never
+read, and the average divides by the number of taps inside. int8 average: the int32 sum divided
+by that count, rounded half away from zero ((sum +- count/2) / count, C division); float average:
+sum / count. The output keeps the input's quantization (TFLite requires it), so no rescaling; the
+activation clamp uses the output quantization.
+Knobs: oc_tile (channels reduced together), unroll.
+"""
+from __future__ import annotations
+
+from tinykiln.kernel import KernelCall
+
+from .base import (
+    KernelFamily, clamp_float, divisors_up_to, float_act_attr, int8_act_attr, param, quant_params,
+    schedule_accumulate, unsupported, window_padding,
+)
+
+KINDS = {"AVERAGE_POOL_2D": "avg", "MAX_POOL_2D": "max"}
+
+
+def lower_pool(ctx, op):
+    x_index = op.inputs[0]
+    x, y = ctx.tensor(x_index), ctx.tensor(op.outputs[0])
+    n, h, w, c = x.shape
+    _, oh, ow, _ = y.shape
+    fh, fw = op.attrs["filter"]
+    stride = tuple(op.attrs.get("stride", (1, 1)))
+    padding = op.attrs.get("padding", "VALID")
+    attrs = {
+        "in_shape": [n, h, w, c], "out_shape": [n, oh, ow, c], "kernel": [fh, fw], "stride": list(stride),
+        "pad": [*window_padding(padding, h, fh, stride[0], 1, oh), *window_padding(padding, w, fw, stride[1], 1, ow)],
+    }
+    activation = op.attrs.get("activation", "NONE")
+    kind = KINDS[op.kind]
+    if x.dtype == "int8":
+        in_q, out_q = quant_params(x, "input", op), quant_params(y, "output", op)
+        if in_q != out_q:
+            raise unsupported(op, "int8 pooling with different input and output quantization")
+        attrs["act"] = int8_act_attr(activation, out_q[0], out_q[1], op)
+    elif x.dtype == "float32":
+        attrs["act"] = float_act_attr(activation, op)
+    else:
+        raise unsupported(op, f"input type {x.dtype}")
+    params = [param("input", x.dtype, x.shape, "input"), param("output", y.dtype, y.shape, "output")]
+    spec = ctx.spec(f"{kind}_pool2d_{x.dtype}", params, attrs)
+    return [KernelCall(spec, op.index, [x_index, op.outputs[0]])]
+
+
+def compute(spec):
+    from tvm import te, tirx
+
+    a = spec.attrs
+    n, h, w, c = a["in_shape"]
+    _, oh, ow, _ = a["out_shape"]
+    fh, fw = a["kernel"]
+    sh, sw = a["stride"]
+    pt, _, pl, _ = a["pad"]
+    dtype = spec.params[0].dtype
+    is_max = spec.family.startswith("max")
+    int8 = dtype == "int8"
+    x = te.placeholder((n, h, w, c), dtype, name="input")
+    kh = te.reduce_axis((0, fh), name="kh")
+    kw = te.reduce_axis((0, fw), name="kw")
+
+    def tap(b, r, s, ch, fill):
+        row, col = r * sh + kh - pt, s * sw + kw - pl
+        inside = tirx.all(row >= 0, row < h, col >= 0, col < w)
+        return tirx.if_then_else(inside, x[b, row, col, ch], fill)
+
+    if is_max:
+        acc_type = dtype
+        lowest = tirx.const(-128, "int8") if int8 else tirx.min_value("float32")
+        acc = te.compute((n, oh, ow, c), lambda b, r, s, ch: te.max(tap(b, r, s, ch, lowest), axis=[kh, kw]),
+                         name="acc")
+    else:
+        acc_type = "int32" if int8 else "float32"
+        zero = tirx.const(0, acc_type)
+        acc = te.compute((n, oh, ow, c),
+                         lambda b, r, s, ch: te.sum(tap(b, r, s, ch, zero.astype(dtype)).astype(acc_type),
+                                                    axis=[kh, kw]),
+                         name="acc")
+
+    def count(r, s):
+        """Taps of the window at output (r, s) that fall inside the image."""
+        r0, s0 = r * sh - pt, s * sw - pl
+        rows = tirx.min(r0 + fh, h) - tirx.max(r0, 0)
+        cols = tirx.min(s0 + fw, w) - tirx.max(s0, 0)
+        return rows * cols
+
+    def out(b, r, s, ch):
+        value = acc[b, r, s, ch]
+        if not is_max:
+            cnt = count(r, s)
+            if int8:
+                half = tirx.truncdiv(cnt, 2)
+                value = tirx.Select(value > 0, tirx.truncdiv(value + half, cnt), tirx.truncdiv(value - half, cnt))
+            else:
+                value = value / cnt.astype("float32")
+        if int8:
+            lo, hi = a["act"]
+            return tirx.max(tirx.min(value.astype("int32"), hi), lo).astype("int8")
+        return clamp_float(value, a)
+
+    output = te.compute((n, oh, ow, c), out, name="output")
+    return [x, output]
+
+
+def schedule(sch, spec):
+    schedule_accumulate(sch, spec, n_reduce=2)
+
+
+def knob_space(spec):
+    return {"oc_tile": divisors_up_to(spec.attrs["out_shape"][3], 8), "unroll": [False, True]}
+
+
+OPS = {"AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool}
+FAMILIES = {f"{kind}_pool2d_{dtype}": KernelFamily(compute, schedule, knob_space)
+            for kind in ("avg", "max") for dtype in ("int8", "float32")}

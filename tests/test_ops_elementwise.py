@@ -1,0 +1,60 @@
+"""ADD, SUB, MUL (with broadcasting and fused activations), RESHAPE and SQUEEZE against LiteRT."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import modelgen as mg
+from kernelrun import check_against_litert
+
+SHAPES = [((1, 5, 4, 3), (1, 5, 4, 3)), ((1, 5, 4, 3), (1, 1, 4, 3)), ((2, 6), (6,)), ((1, 3, 1, 4), (1, 1, 5, 1)),
+          ((7,), (1,))]
+
+
+def _binary(seed, dtype, kind):
+    rng = np.random.default_rng(seed)
+    mb = mg.ModelBuilder(seed)
+    sa, sb = SHAPES[seed % len(SHAPES)]
+    if rng.integers(2):
+        sa, sb = sb, sa
+    a = mb.input(sa, dtype, name="a")
+    b = mb.input(sb, dtype, name="b")
+    y = mg.binary(mb, kind, a, b, activation=str(rng.choice(["NONE", "RELU", "RELU6"])))
+    return mb, [a, b], [y]
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("kind", ["ADD", "SUB", "MUL"])
+def test_binary_random(kind, dtype, seed, tmp_path):
+    check_against_litert(*_binary(seed, dtype, kind), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5, 30))
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("kind", ["ADD", "SUB", "MUL"])
+def test_binary_random_more(kind, dtype, seed, tmp_path):
+    check_against_litert(*_binary(seed, dtype, kind), tmp_path)
+
+
+def test_binary_with_constant_operand(tmp_path):
+    mb = mg.ModelBuilder(4)
+    a = mb.input((1, 4, 4, 3), "int8", name="a")
+    b = mb.tensor((1, 1, 1, 3), "int8", quant=mb.activation_quant(), data=[5, -100, 77], name="b")
+    y = mg.binary(mb, "ADD", a, b)
+    lowered = check_against_litert(mb, [a], [y], tmp_path)
+    assert [p.role for p in lowered.calls[0].spec.params] == ["input", "const", "output"]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_reshape_and_squeeze_alias_their_input(dtype, tmp_path):
+    """conv -> reshape -> squeeze-free path: the reshape costs no kernel, the bytes are shared."""
+    mb = mg.ModelBuilder(2)
+    x = mb.input((1, 4, 4, 2), dtype, name="input")
+    y = mg.conv2d(mb, x, 3, (3, 3))
+    r = mg.unary(mb, "RESHAPE", y, out_shape=(1, 48), extra_inputs=[mb.const([1, 48])])
+    s = mg.unary(mb, "SQUEEZE", r, out_shape=(48,), squeeze_dims=[0])
+    lowered = check_against_litert(mb, [x], [s], tmp_path)
+    assert len(lowered.calls) == 1
+    assert lowered.aliases == {r: y, s: y}

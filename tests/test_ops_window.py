@@ -1,0 +1,86 @@
+"""DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE/MAX_POOL_2D kernels against LiteRT's reference
+kernels on seeded random shapes and parameters (imported from .tflite by the importer)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import modelgen as mg
+from kernelrun import check_against_litert
+
+ACTS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
+
+
+def _depthwise(seed, dtype):
+    rng = np.random.default_rng(seed)
+    mb = mg.ModelBuilder(seed)
+    h, w = (int(v) for v in rng.integers(4, 11, 2))
+    x = mb.input((1, h, w, int(rng.integers(1, 7))), dtype, name="input")
+    kernel = tuple(int(v) for v in rng.integers(1, 4, 2))
+    padding = str(rng.choice(["SAME", "VALID"]))
+    dilation = (1, 1) if padding == "VALID" or rng.integers(3) else (2, 2)
+    y = mg.depthwise_conv2d(mb, x, kernel, depth_multiplier=int(rng.integers(1, 4)),
+                            stride=tuple(int(v) for v in rng.integers(1, 3, 2)), padding=padding,
+                            dilation=dilation, activation=str(rng.choice(ACTS)), per_channel=bool(rng.integers(2)))
+    return mb, [x], [y]
+
+
+def _fully_connected(seed, dtype):
+    rng = np.random.default_rng(seed)
+    mb = mg.ModelBuilder(seed)
+    shape = [(1, int(rng.integers(1, 40))), (int(rng.integers(2, 4)), int(rng.integers(1, 20))),
+             (1, 3, 4, int(rng.integers(1, 6)))][seed % 3]
+    x = mb.input(shape, dtype, name="input")
+    y = mg.fully_connected(mb, x, int(rng.integers(1, 17)), activation=str(rng.choice(ACTS)),
+                           per_channel=bool(rng.integers(2)) and dtype == "int8",
+                           keep_num_dims=bool(rng.integers(2)), bias=bool(rng.integers(4)))
+    return mb, [x], [y]
+
+
+def _pool(seed, dtype):
+    rng = np.random.default_rng(seed)
+    mb = mg.ModelBuilder(seed)
+    h, w = (int(v) for v in rng.integers(3, 12, 2))
+    x = mb.input((1, h, w, int(rng.integers(1, 6))), dtype, name="input")
+    kind = ["AVERAGE_POOL_2D", "MAX_POOL_2D"][seed % 2]
+    filt = tuple(int(v) for v in rng.integers(1, 4, 2))
+    y = mg.pool2d(mb, kind, x, filt, tuple(int(v) for v in rng.integers(1, 3, 2)),
+                  str(rng.choice(["SAME", "VALID"])), str(rng.choice(ACTS)))
+    return mb, [x], [y]
+
+
+CASES = {"depthwise": _depthwise, "fully_connected": _fully_connected, "pool": _pool}
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("family", list(CASES))
+def test_random(family, dtype, seed, tmp_path):
+    mb, ins, outs = CASES[family](seed, dtype)
+    check_against_litert(mb, ins, outs, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4, 30))
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("family", list(CASES))
+def test_random_more(family, dtype, seed, tmp_path):
+    mb, ins, outs = CASES[family](seed, dtype)
+    check_against_litert(mb, ins, outs, tmp_path)
+
+
+def test_avg_pool_rounds_half_away_from_zero(tmp_path):
+    """2x1 windows whose int8 sums are odd: the halves must round away from zero both ways."""
+    mb = mg.ModelBuilder(0)
+    x = mb.input((1, 2, 4, 1), "int8", quant=(0.1, 0), name="input")
+    y = mg.pool2d(mb, "AVERAGE_POOL_2D", x, (2, 1), (2, 1), "VALID")
+    model = mb.build([x], [y])
+    from kernelrun import load_graph, run_lowered
+
+    from tinykiln.ops import lower
+
+    graph = load_graph(model)
+    value = np.array([[3, -3, 5, -128], [0, 0, -6, -127]], np.int8).reshape(1, 2, 4, 1)
+    got = run_lowered(graph, lower(graph), [value], tmp_path)[0]
+    assert got.reshape(-1).tolist() == [2, -2, -1, -128]  # 1.5, -1.5, -0.5, -127.5
+    assert np.array_equal(got, mg.reference_run(model, [value])[0])
