@@ -179,37 +179,36 @@ def te_multiply_by_quantized_multiplier(x, multiplier, shift, may_saturate=True)
 
 
 def _te_srdhm(a64, b64, saturate):
-    """SaturatingRoundingDoublingHighMul of two int32 values held in int64 expressions."""
+    """SaturatingRoundingDoublingHighMul of two int32 values held in int64 expressions.
+
+    The nudge Select(ab >= 0, 2^30, 1 - 2^30) is written 2^30 + (ab >> 63) * (2^31 - 1): the same
+    value without a branch, and a smaller expression for TVM's simplifier."""
     from tvm import tirx
 
-    def with_product(ab):
-        nudge = tirx.Select(ab >= 0, tirx.const(1 << 30, "int64"), tirx.const(1 - (1 << 30), "int64"))
-        high = tirx.truncdiv(ab + nudge, tirx.const(1 << 31, "int64"))
-        if not saturate:
-            return high
-        overflow = tirx.all(a64 == INT32_MIN, b64 == INT32_MIN)
-        return tirx.Select(overflow, tirx.const(INT32_MAX, "int64"), high)
-
-    return with_product(a64 * b64)
+    ab = a64 * b64
+    nudge = tirx.const(1 << 30, "int64") + (ab >> tirx.const(63, "int64")) * tirx.const((1 << 31) - 1, "int64")
+    high = tirx.truncdiv(ab + nudge, tirx.const(1 << 31, "int64"))
+    if not saturate:
+        return high
+    overflow = tirx.all(a64 == INT32_MIN, b64 == INT32_MIN)
+    return tirx.Select(overflow, tirx.const(INT32_MAX, "int64"), high)
 
 
 def _te_rdbpot(x64, exponent):
-    """RoundingDivideByPOT of an int32 value held in an int64 expression (x64 must be a Var or
-    cheap: it appears several times)."""
+    """RoundingDivideByPOT of an int32 value held in an int64 expression.
+
+    gemmlowp's form, (x >> e) + ((x & mask) > (mask >> 1) + (x < 0)), equals the closed form
+    (x + 2^(e-1) - (x < 0)) >> e for e >= 1: ties go up for x >= 0 and down for x < 0, i.e. away
+    from zero. (x < 0) is -(x >> 63)."""
     from tvm import tirx
 
+    sign = x64 >> tirx.const(63, "int64")  # -1 for negative x, else 0
     if isinstance(exponent, int):
         if exponent == 0:
             return x64
-        mask = tirx.const((1 << exponent) - 1, "int64")
-        threshold = tirx.const(((1 << exponent) - 1) >> 1, "int64")
-        exp = tirx.const(exponent, "int64")
-    else:
-        one = tirx.const(1, "int64")
-        mask = (one << exponent) - one
-        threshold = mask >> one
-        exp = exponent
-    remainder = x64 & mask
-    threshold = threshold + tirx.Select(x64 < 0, tirx.const(1, "int64"), tirx.const(0, "int64"))
-    bump = tirx.Select(remainder > threshold, tirx.const(1, "int64"), tirx.const(0, "int64"))
-    return (x64 >> exp) + bump
+        return (x64 + tirx.const(1 << (exponent - 1), "int64") + sign) >> tirx.const(exponent, "int64")
+    one = tirx.const(1, "int64")
+    # exponent 0 must leave x alone: the half is 0 and so is the sign correction
+    half = (one << exponent) >> one
+    correction = tirx.Select(exponent > 0, sign, tirx.const(0, "int64"))
+    return (x64 + half + correction) >> exponent

@@ -35,7 +35,7 @@ HEADER = "tk_kernel.h"
 
 # Bump when the generated C changes for the same spec (new rewrite, new compute): it is part of
 # every spec's tool_versions, so kernel file names change with it.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
             "int64": "int64_t", "float32": "float", "bool": "int8_t"}
