@@ -12,9 +12,9 @@ What it builds, under build/<board>/<variant>/<model>/ (each file its own target
     gen/model.c, model.h, weights.c, tk_models.c
                                  the AOT model (tinykiln.aot) with the static arena plan; depend on
                                  the digest of their own text.
-    <model>.elf, report.json     linked by KilnFirmware with the app (app=, default validation),
-                                 runtime/ai and runtime/protocol; report.json gains "model" and
-                                 "memory" blocks.
+    <model>.elf, report.json     linked by KilnFirmware with the app (default validation, whose
+                                 app.toml adds runtime/protocol) and runtime/ai; report.json gains
+                                 "model" and "memory" blocks.
 
 The model is imported, lowered and planned while SConstruct is read (that is how SCons learns the
 kernel files); the generation itself runs as build actions. Kernel generation runs one at a time
@@ -38,8 +38,10 @@ from kiln import kiln_action  # noqa: E402  (sibling tool, loaded first)
 
 from tinykiln import KilnError, aot, memplan, models, report
 
-RUNTIME_SOURCES = ["runtime/ai/ai_runtime.c", "runtime/protocol/tk_proto.c"]
-RUNTIME_INCLUDES = ["#runtime/ai", "#runtime/protocol"]
+# What every firmware with a model needs; an app adds its own parts (validation: the protocol) in
+# its app.toml.
+RUNTIME_SOURCES = ["runtime/ai/ai_runtime.c"]
+RUNTIME_INCLUDES = ["#runtime/ai"]
 
 
 def _kernel_action(spec):
