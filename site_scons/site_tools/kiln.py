@@ -58,8 +58,11 @@ def _options(root: Path) -> Variables:
     v.Add("board", "board to build for (boards/<board>/board.toml)", boards.DEFAULT_BOARD)
     v.Add("variant", "build variant (variants/<variant>.toml)", boards.DEFAULT_VARIANT)
     v.Add("model", "model to compile (models/<model>/); empty: the self-test firmware", "")
+    v.Add("app", "the on-device app (runtime/apps/<app>/): validation (default with model=), perf "
+          "(timed runs, prints cycles/inference), selftest (default without model=)", "")
     v.Add(BoolVariable("run", "build, then run: QEMU for emulated boards, a process for host, "
-                       "flash + console (port=) for hardware", False))
+                       "flash + console (port=) for hardware; with model= and the validation app: "
+                       "validate on the device and print the verdict, cycles, arena and flash", False))
     v.Add(BoolVariable("flash", "build, then put the firmware on the board (flasher=)", False))
     v.Add("flasher", "flash method: qemu, openocd, pyocd, host (default: the board's first)", "")
     v.Add("port", "the board's console: a serial port or pyserial URL (e.g. /dev/ttyACM0)", "")
@@ -68,6 +71,8 @@ def _options(root: Path) -> Variables:
                        "output with LiteRT's reference kernels (kiln_model.py)", False))
     v.Add("n", "with validate=1: number of seeded random inputs (plus the model's samples)", "10")
     v.Add("seed", "with validate=1: seed of the random inputs", "12345")
+    v.Add(BoolVariable("profile", "with model=: also time every layer on the device; prints the "
+                       "table, writes it to report.json and profile.png", False))
     v.Add("defines", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)", "")
     v.Add(BoolVariable("werror", "treat compiler warnings as errors", False))
     v.Add(BoolVariable("verbose", "show full command lines", False))
@@ -99,7 +104,13 @@ def _help_text(env, opts: Variables, root: Path) -> str:
         except KilnError as e:
             lines.append(f"  {name:<15} (invalid: {e})")
     lines += ["", "Examples:",
-              "  ./kiln                                  self-test on QEMU mps2-an500 (run=1)",
+              "  ./kiln                                  the demo: cifar10 on QEMU mps2-an500 (run=1)",
+              "  ./kiln board=mps2-an386 model=cifar10 run=1 profile=1",
+              "                                          validate on QEMU, per-layer profile",
+              "  ./kiln model=cifar10 app=perf run=1     timed runs on random input (cycles/inference)",
+              "  ./kiln board=nucleo-f746zg model=cifar10 flash=1 validate=1 port=/dev/ttyACM0",
+              "                                          flash a real board and validate over its port",
+              "  ./kiln run=1                            self-test on QEMU mps2-an500",
               "  ./kiln board=netduinoplus2 run=1        the same on another emulated board",
               "  ./kiln board=nucleo-f746zg flash=1      build and flash a real board (openocd)",
               "  ./kiln board=host run=1                 build for this machine and run it", ""]

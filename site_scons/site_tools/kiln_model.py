@@ -20,10 +20,16 @@ The model is imported, lowered and planned while SConstruct is read (that is how
 kernel files); the generation itself runs as build actions. Kernel generation runs one at a time
 (TVM is not used from several threads at once).
 
-validate=1 [n=10] [seed=]: after the build, run the firmware (board=host: a process on a pipe), feed
-it n seeded random inputs plus the model's sample inputs, compare every output with LiteRT's
-reference kernels, print one verdict line, merge "validation" into report.json. A failed validation
-fails the build.
+run=1 or validate=1 [n=10] [seed=] [profile=1] with the validation app (the default): after the
+build, run the firmware (board=host: a process on a pipe; an emulated board: QEMU with -icount
+shift=0 and TCP serial; hardware: flash=1 first, then port=), show a sample's top classes, feed n
+seeded random inputs plus the model's samples, compare every output with LiteRT's reference
+kernels, print the verdict, the count per inference, arena and flash (runner/model_run.py), merge
+"validation" and the count into report.json. profile=1 adds the per-layer table, report.json
+"profile" and profile.png. A failed validation fails the build.
+
+app=perf (or any other app): the firmware is built as <model>-<app> (its own directory, so
+switching apps rebuilds nothing) and run=1 / flash=1 run it like any firmware (kiln.py KilnDeploy).
 """
 import hashlib
 import inspect
@@ -154,7 +160,8 @@ def _kiln_model(env, spec_text, app="validation"):
 
     sources = list(kernels.values()) + [generated[n] for n in ("model.c", "weights.c", "tk_models.c")]
     sources += [env.File("#" + s) for s in RUNTIME_SOURCES]
-    firmware = env.KilnFirmware(model.name, sources=sources, app=app,
+    name = model.name if app == "validation" else f"{model.name}-{app}"
+    firmware = env.KilnFirmware(name, sources=sources, app=app,
                                 cpppath=[gen_dir] + RUNTIME_INCLUDES)
     # Objects that include model.h must wait for it (SCons' scanner finds it once it exists).
     env.Depends(firmware, generated["model.h"])
@@ -164,37 +171,65 @@ def _kiln_model(env, spec_text, app="validation"):
                                                        report_json.abspath), None))
 
     opts = env["KILN_OPTIONS"]
-    if opts.get("validate"):
+    if app != "validation":
+        if opts.get("validate") or opts.get("profile"):
+            raise KilnError(f"validate=1 and profile=1 talk to the validation app; app={app} cannot "
+                            f"answer them: drop app= (or the option)")
+        env.KilnDeploy(firmware)
+    elif opts.get("validate") or opts.get("run") or opts.get("profile"):
         _validate_alias(env, model, elf, report_json)
+    elif opts.get("flash"):
+        env.KilnDeploy(firmware)  # flash only; validate=1 port= would check it too
     return firmware
 
 
 def _validate_alias(env, model, elf, report_json):
+    """The always-run `validate` alias: flash first if asked (hardware), then runner.model_run."""
+    from tinykiln import flash
+
     target = env["KILN_TARGET"]
+    board = target.board
     opts = env["KILN_OPTIONS"]
     try:
         n = int(opts.get("n", 10))
         seed = int(opts.get("seed", 12345))
+        timeout = float(opts.get("timeout", 60))
     except ValueError:
-        raise KilnError("n= and seed= take integers, e.g. n=10") from None
+        raise KilnError("n=, seed= and timeout= take numbers, e.g. n=10") from None
     if n < 0:
         raise KilnError("n= must be 0 or more")
+    port = opts.get("port", "")
+    method = flash.choose_method(board, opts.get("flasher", ""))
+    on_hardware = method not in ("qemu", "host")
+    if on_hardware and not port:
+        raise KilnError(f"board {board.name} is hardware: validation talks to it over its console; "
+                        f"give port=/dev/ttyACM0 (add flash=1 to program it first)")
+    if method == "qemu" and not board.emulator:
+        raise KilnError(f"board {board.name} has no emulator")
+    # pynq-z1 is hardware first (openocd) and QEMU second: run=1 alone means QEMU only when QEMU is
+    # the chosen method, so flasher=qemu picks the emulator there.
+    program_first = on_hardware and bool(opts.get("flash"))
+    profile = bool(opts.get("profile"))
 
     @kiln_action
-    def run_validation(target_nodes, source, env):
-        from tinykiln.runner import session
+    def run_on_device(target_nodes, source, env):
+        from tinykiln.runner import model_run
 
-        ok, line = session.validate_firmware(target.board, str(source[0]), model, n=n, seed=seed,
-                                             report_path=report_json.abspath,
-                                             timeout=float(opts.get("timeout", 60)))
-        print(line)
+        elf_path = str(source[0])
+        if program_first:
+            flash.deploy(board, elf_path, flasher=method, run=False, timeout=timeout)
+        use_port = port if on_hardware else ""
+        ok = model_run.run_model(board, elf_path, model, n=n, seed=seed, profile=profile,
+                                 port=use_port, timeout=timeout, report_path=report_json.abspath)
         sys.stdout.flush()
         if not ok:
-            raise SCons.Errors.UserError("validation failed: " + line)
+            raise SCons.Errors.UserError(f"validation of {model.name} on {board.name} failed "
+                                         f"(mismatches above)")
         return 0
 
+    where = {"qemu": "QEMU", "host": "host"}.get(method, port)
     alias = env.Alias("validate", [elf, report_json],
-                      Action(run_validation, f"VALIDATE {model.name} on {target.board.name}"))
+                      Action(run_on_device, f"RUN {model.name} on {board.name} ({where})"))
     env.AlwaysBuild(alias)
     env.Default(alias)
 

@@ -1,0 +1,190 @@
+"""run=1 / validate=1 / profile=1 for a model firmware: connect, show a sample's top classes,
+validate against LiteRT, count cycles, profile the layers, print the summary, fill report.json.
+
+    ok = run_model(board, "build/mps2-an500/release/cifar10/cifar10.elf", model, n=10,
+                   report_path=".../report.json", profile=True)
+
+Where the firmware runs (the same code path for each, only the URL differs):
+    board=host        the ELF as a process on a pipe
+    emulated board    QEMU with -icount shift=0 and the console on a TCP port (socket://): the
+                      counter is then an instruction count, deterministic from run to run
+    hardware          port= (a serial port or pyserial URL), after flash=1 put the firmware there
+
+report.json gains "validation", the per-inference count under the name of what the device counts
+("instructions_per_inference" under QEMU, "cycles_per_inference" on hardware, "ns_per_inference"
+on host) and, with profile=1, "profile" (runner/profile.py) plus profile.png beside it.
+"""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tinykiln import KilnError, report, sizes
+
+from . import profile as prof
+from . import validate as v
+from .airunner import AiRunner
+from .reference import Reference
+
+# What the device's counter unit is called in report.json and in the summary.
+COUNT_KEYS = {"instructions": "instructions_per_inference", "cpu-cycles": "cycles_per_inference",
+              "ns": "ns_per_inference"}
+
+
+@contextlib.contextmanager
+def device(board, elf: str, port: str = ""):
+    """(url, qemu Session or None) for as long as the context lasts."""
+    if board.is_host:
+        yield f"pipe:{elf}", None
+    elif port:
+        yield port, None
+    elif board.emulator:
+        from . import qemu
+
+        with qemu.start(board, elf, serial="tcp") as session:
+            yield session.url, session
+    else:
+        raise KilnError(f"board {board.name} is hardware: give its console with port=/dev/ttyACM0 "
+                        f"(with flash=1 to program it first)")
+
+
+def top_classes(output: np.ndarray, desc, labels: list[str], k: int = 3) -> str:
+    """'cat 91.2%, dog 5.0%, ...' for a classifier output: dequantized, and through a softmax
+    unless it already is a probability vector."""
+    values = output.astype(np.float64).ravel()
+    if desc.scale:
+        values = (values - desc.zero_point) * desc.scale
+    if not (np.all(values >= -1e-6) and np.all(values <= 1 + 1e-6) and abs(values.sum() - 1) < 0.05):
+        e = np.exp(values - values.max())
+        values = e / e.sum()
+    order = np.argsort(-values, kind="stable")[:k]
+    return ", ".join(f"{labels[i] if i < len(labels) else f'class {i}'} {100 * values[i]:.1f}%"
+                     for i in order)
+
+
+def image_bytes(elf: str) -> int:
+    """What the firmware occupies in flash: every allocated section with contents."""
+    return sum(s.size for s in sizes.read_sections(elf) if not s.nobits)
+
+
+def _count_line(unit: str, median: int | None, runs: int, emulated: bool) -> str:
+    if median is None:
+        return "no inference ran (n=0 and no samples)"
+    what = {"instructions": "instructions", "cpu-cycles": "cycles", "ns": "ns"}.get(unit, unit)
+    note = " (QEMU -icount shift=0: one instruction per count)" if emulated and unit == "instructions" else ""
+    return f"{what} per inference: {median:,} (median of {runs} runs){note}"
+
+
+def run_model(board, elf: str, model, *, n: int = 10, seed: int = v.DEFAULT_SEED,
+              profile: bool = False, port: str = "", timeout: float = 60.0,
+              report_path: str | None = None, out=None) -> bool:
+    """Everything run=1 does once the firmware is built (and flashed); True if validation passed.
+    Raises KilnError if the device misbehaves (with what it printed, e.g. a fault report)."""
+    from tinykiln import models
+
+    out = out or sys.stdout
+
+    def say(line=""):
+        print(line, file=out, flush=True)
+
+    reference = Reference(model.path)
+    with device(board, elf, port) as (url, qemu_session):
+        try:
+            outcome = _session(url, model, reference, n, seed, profile, timeout, say, models)
+        except KilnError as e:
+            if qemu_session is not None:
+                raise KilnError(f"{e}{_qemu_note(qemu_session)}") from None
+            raise
+        if qemu_session is not None:
+            status = qemu_session.wait(timeout=10)
+            if status != 0:
+                raise KilnError(f"QEMU ended with status {status} after the run{_qemu_note(qemu_session)}")
+    result, info, layers, invoke_total = outcome
+
+    say(v.verdict_line(result, model.name, board.name))
+    median = v._median(result.cycles)
+    emulated = qemu_session is not None
+    say(_count_line(info.cycle_unit, median, len(result.cycles), emulated))
+    flash_bytes = image_bytes(elf)
+    say(f"memory: arena {info.arena_size:,} B, weights {info.weights_size:,} B, flash (image) "
+        f"{flash_bytes:,} B")
+
+    blocks = {}
+    block = result.to_json()
+    block["seed"] = seed
+    block["where"] = "qemu" if emulated else ("host" if board.is_host else "device")
+    blocks["validation"] = block
+    if median is not None:
+        blocks[COUNT_KEYS.get(info.cycle_unit, "cycles_per_inference")] = median
+    if layers is not None:
+        graph = _graph(model)
+        rows = prof.layer_rows(layers, graph)
+        say("")
+        say(f"per-layer profile ({info.cycle_unit}, one profiled inference):")
+        say(prof.table(rows, info.cycle_unit))
+        blocks["profile"] = prof.report_block(rows, info.cycle_unit, invoke_total)
+        if report_path:
+            png = Path(report_path).with_name("profile.png")
+            prof.write_chart(rows, info.cycle_unit, png,
+                             title=f"{model.name} on {board.name}: {info.cycle_unit} per layer")
+            say(f"profile chart: {png}")
+    if report_path:
+        report.merge(report_path, **blocks)
+    return result.passed
+
+
+def _session(url, model, reference, n, seed, profile, timeout, say, models):
+    runner = AiRunner(timeout=min(timeout, 10.0), invoke_timeout=timeout)
+    with runner.connect(url, timeout=timeout):
+        info = runner.info
+        say(f"{info.model} on {info.board} ({info.core}, {info.clock_hz / 1e6:g} MHz), counter: "
+            f"{info.cycle_unit}, build {info.build_id}")
+        samples = models.load_samples(model, info.inputs)
+        if samples:
+            outputs, _ = runner.invoke(samples[0])
+            entry = model.meta["samples"][0]
+            expected = f" (labelled {entry['label']})" if "label" in entry else ""
+            say(f"sample {entry['file']}{expected}: top classes "
+                f"{top_classes(outputs[0], info.outputs[0], model.labels)}")
+        input_sets = v.random_inputs(info.inputs, n, seed) + samples
+        say(f"validating {len(input_sets)} inputs ({n} random, {len(samples)} sample) against "
+            f"LiteRT's reference kernels...")
+        result = v.validate(runner, reference, input_sets, sample_runs=len(samples))
+        layers = invoke_total = None
+        if profile:
+            profile_input = samples[0] if samples else v.random_inputs(info.inputs, 1, seed)[0]
+            _, measured = runner.invoke(profile_input, profile=True)
+            layers, invoke_total = measured["layers"], measured["cycles"]
+        with contextlib.suppress(KilnError):
+            runner.exit(0)
+    return result, info, layers, invoke_total
+
+
+def _graph(model):
+    from tinykiln import tflite
+
+    try:
+        return tflite.load(str(model.path))
+    except KilnError:
+        return None
+
+
+def _qemu_note(session) -> str:
+    """QEMU's exit status and whatever it printed itself, for an error message."""
+    try:
+        status = session.proc.wait(timeout=2.0)
+    except subprocess.TimeoutExpired:  # still running: it is killed when the context ends
+        return ""
+    text = "\n".join(line for line in session.text().strip().splitlines()
+                     if "waiting for connection" not in line).strip()
+    note = f"\n(QEMU exited with status {status}"
+    if status == 3:
+        note += ": the firmware's fault status"
+    note += ")"
+    if text:
+        note += f"; QEMU printed:\n{text[-600:]}"
+    return note
