@@ -2,7 +2,10 @@
  * first model linked into the firmware, until the host sends EXIT or the input ends.
  *
  * The host (site_scons/tinykiln/runner) sets the inputs, invokes, reads the outputs and compares them
- * with the TFLite reference. Everything goes through the ai_* API, so this app also tests it. */
+ * with the TFLite reference. Everything goes through the ai_* API, so this app also tests it.
+ *
+ * Built with TK_VALIDATION_FAULT defined, it faults on purpose inside INVOKE: the tests use it to
+ * prove that a fault report reaches the user through the runner. */
 #include <string.h>
 
 #include "ai_runtime.h"
@@ -118,8 +121,26 @@ static int cmd_set_input(ai_handle h)
     return send(TK_ST_OK, NULL, 0);
 }
 
+#ifdef TK_VALIDATION_FAULT
+static void fault_on_purpose(void)
+{
+#if defined(__arm__)
+    /* A multiple load from an odd address is an alignment fault on every Arm core. */
+    volatile uint32_t word[2] = {0, 0};
+    uintptr_t odd = (uintptr_t)&word[0] + 1;
+    __asm__ volatile("ldm %0, {r2, r3}" : : "r"(odd) : "r2", "r3", "memory");
+#else
+    volatile int *volatile bad = (volatile int *)(uintptr_t)8; /* unmapped on every host OS */
+    *bad = 1;
+#endif
+}
+#endif
+
 static int cmd_invoke(ai_handle h)
 {
+#ifdef TK_VALIDATION_FAULT
+    fault_on_purpose();
+#endif
     int profile = request.len >= 1u && (request.payload[0] & 1u);
     uint32_t n_layers = (uint32_t)ai_get_node_size(h);
     if (profile && n_layers > TK_VALIDATION_MAX_LAYERS)
