@@ -105,6 +105,16 @@ def test_quantize_multiplier_round_trip():
         assert abs(m * 2.0 ** (s - 31) - real) <= real * 2.0 ** -30
 
 
+def test_single_rounding_reference():
+    # (x * m + 2^(30 - s)) >> (31 - s): ties go toward +infinity
+    assert list(quant.multiply_by_quantized_multiplier_single([3, -3, 1, -1], 1 << 30, 0)) == [2, -1, 1, 0]
+    assert list(quant.multiply_by_quantized_multiplier_single([5, -5, 6, -6], 1 << 30, -1)) == [1, -1, 2, -1]
+    xs, ms, ss = _cases(np.random.default_rng(5))
+    got = quant.multiply_by_quantized_multiplier_single(xs, ms, ss)
+    want = [(int(x) * int(m) + (1 << (30 - int(s)))) >> (31 - int(s)) for x, m, s in zip(xs, ms, ss)]
+    assert got.tolist() == want
+
+
 def test_round_half_away_and_activation_ranges():
     assert quant._round_half_away(2.5) == 3 and quant._round_half_away(-2.5) == -3
     assert quant.activation_range_int8("NONE", 0.1, 3) == (-128, 127)
@@ -140,6 +150,10 @@ def mbqm_library(tmp_path_factory):
               Param("s", "int32", (n,), "input"), Param("out", "int32", (n,), "output")]
     func = tvm.s_tir.Schedule(te.create_prim_func([x, m, s, out])).mod["main"]
     sources.append(c_function(func, "mbqm_loads", params))
+    single = te.compute((n,), lambda i: quant.te_multiply_by_quantized_multiplier_single(x[i], m[i], s[i]),
+                        name="out")
+    func = tvm.s_tir.Schedule(te.create_prim_func([x, m, s, single])).mod["main"]
+    sources.append(c_function(func, "mbqm_single_loads", params))
     constants = {}
     for tag, (mult, shift) in {"a": (INT32_MIN, 0), "b": (1518500250, 3), "c": (1073741824 + 12345, -13)}.items():
         xc = te.placeholder((n,), "int32", name="x")
@@ -185,3 +199,15 @@ def test_te_expression_matches_reference_with_constant_multipliers(mbqm_library)
         assert np.array_equal(out, want), tag
     # INT32_MIN * INT32_MIN saturates (constant multiplier INT32_MIN, x = INT32_MIN)
     assert int(quant.multiply_by_quantized_multiplier(INT32_MIN, INT32_MIN, 0)) == INT32_MAX
+
+
+def test_te_single_rounding_matches_reference(mbqm_library):
+    lib, n, _ = mbqm_library
+    xs, ms, ss = _cases(np.random.default_rng(6), n)
+    keep = ss <= 0  # FULLY_CONNECTED multipliers are below one
+    xs, ms, ss = (np.resize(v[keep], n) for v in (xs, ms, ss))
+    x, m, s = (np.ascontiguousarray(v, dtype=np.int32) for v in (xs, ms, ss))
+    out = np.zeros(n, np.int32)
+    lib.mbqm_single_loads(_ptr(x), _ptr(m), _ptr(s), _ptr(out))
+    want = quant.multiply_by_quantized_multiplier_single(xs, ms, ss)
+    assert np.array_equal(out, want.astype(np.int64).astype(np.int32))

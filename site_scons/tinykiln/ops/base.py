@@ -128,17 +128,22 @@ def window_padding(padding: str, size: int, kernel: int, stride: int, dilation: 
 
 
 def requantize(acc, attrs: dict, multiplier=None, shift=None):
-    """int32 accumulator -> int8 output value: MultiplyByQuantizedMultiplier, + output zero point,
-    clamp to the fused activation's range. Per-tensor multipliers come from attrs, per-channel ones
+    """int32 accumulator -> int8 output value: MultiplyByQuantizedMultiplier (double rounding, or
+    single rounding when attrs["rounding"] == "single"), + output zero point, clamp to the fused
+    activation's range. Per-tensor multipliers come from attrs, per-channel ones
     are PrimExprs (loads from the multiplier/shift params)."""
     from tvm import tirx
 
-    from tinykiln.quant import te_multiply_by_quantized_multiplier
+    from tinykiln.quant import te_multiply_by_quantized_multiplier, te_multiply_by_quantized_multiplier_single
 
     if multiplier is None:
         multiplier, shift = int(attrs["multiplier"]), int(attrs["shift"])
-    # multipliers come from quantize_multiplier: positive, so SRDHM cannot saturate
-    scaled = te_multiply_by_quantized_multiplier(acc, multiplier, shift, may_saturate=False) + attrs["output_zp"]
+    if attrs.get("rounding") == "single":
+        scaled = te_multiply_by_quantized_multiplier_single(acc, multiplier, shift)
+    else:
+        # multipliers come from quantize_multiplier: positive, so SRDHM cannot saturate
+        scaled = te_multiply_by_quantized_multiplier(acc, multiplier, shift, may_saturate=False)
+    scaled = scaled + attrs["output_zp"]
     lo, hi = attrs["act"]
     return tirx.max(tirx.min(scaled, tirx.const(hi, "int32")), tirx.const(lo, "int32")).astype("int8")
 
@@ -279,7 +284,9 @@ def epilogue(spec, acc, oc_axis):
 def schedule_accumulate(sch, spec, n_reduce):
     """Shared schedule of conv-like kernels (acc = reduction; output = epilogue, oc innermost):
     output channels split by oc_tile; the accumulators of one tile live in a small array on the C
-    stack (TVM keeps temporaries under 1 KiB there), computed at the tile's loop, with the oc tile innermost so each input load feeds the tile."""
+    stack (TVM keeps temporaries under 1 KiB there), computed at the tile's loop, with the oc tile
+    innermost so each input load feeds the tile. n_reduce: reduction axes of acc (documentation;
+    the loops are found in the schedule, as compute_at drops unit ones)."""
     try:
         sch.compute_inline(sch.get_sblock("pad"))
     except Exception:  # no padding stage: nothing to inline
@@ -290,13 +297,19 @@ def schedule_accumulate(sch, spec, n_reduce):
     loops = sch.get_loops(out)
     oc_outer, oc_inner = sch.split(loops[-1], [None, tile])
     sch.compute_at(acc, oc_outer)
+    # compute_at drops unit loops (a tile of 1, a 1x1 window): find what is left under the tile
     acc_loops = sch.get_loops(acc)
-    reduce = acc_loops[-n_reduce:]
-    if tile > 1:  # compute_at drops unit loops: the tile loop exists only for tiles > 1
-        spatial_inner = acc_loops[-1 - n_reduce]
+    outer = sch.get(oc_outer)
+    depth = next(i for i, loop in enumerate(acc_loops) if sch.get(loop).same_as(outer))
+    below = acc_loops[depth + 1:]
+    spatial_inner = below[0] if tile > 1 else None
+    reduce = below[1:] if tile > 1 else below
+    if spatial_inner is not None and reduce:
         sch.reorder(*reduce, spatial_inner)
-    sch.decompose_reduction(acc, reduce[0])
+    if reduce:
+        sch.decompose_reduction(acc, reduce[0])
     if spec.knobs.get("unroll") and tile > 1:
         sch.unroll(oc_inner)
         sch.unroll(spatial_inner)
-        sch.unroll(sch.get_loops(sch.get_sblock("acc_init"))[-1])
+        if reduce:
+            sch.unroll(sch.get_loops(sch.get_sblock("acc_init"))[-1])

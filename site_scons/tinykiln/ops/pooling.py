@@ -68,7 +68,14 @@ def compute(spec):
         inside = tirx.all(row >= 0, row < h, col >= 0, col < w)
         return tirx.if_then_else(inside, x[b, row, col, ch], fill)
 
-    if is_max:
+    if fh == fw == 1:
+        # A 1x1 window is a strided copy. (Besides, TVM 0.27's C printer caches a bare load used in
+        # max() across a store to the same element when no loop separates them: a one-tap max
+        # reduction followed by the clamp printed a stale value.)
+        acc_type = dtype if is_max else ("int32" if int8 else "float32")
+        acc = te.compute((n, oh, ow, c), lambda b, r, s, ch: x[b, r * sh - pt, s * sw - pl, ch].astype(acc_type),
+                         name="acc")
+    elif is_max:
         acc_type = dtype
         lowest = tirx.const(-128, "int8") if int8 else tirx.min_value("float32")
         acc = te.compute((n, oh, ow, c), lambda b, r, s, ch: te.max(tap(b, r, s, ch, lowest), axis=[kh, kw]),
