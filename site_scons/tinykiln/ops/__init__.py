@@ -28,6 +28,7 @@ FAMILY_MODULES = (
     "pooling",
     "elementwise",
     "reshape",
+    "softmax", "activations", "reduce", "movement",
 )
 
 OPS: dict[str, Callable] = {}

@@ -1,0 +1,105 @@
+"""MEAN over constant axes: int8 and float32.
+
+int8 is LiteRT's reference_ops::QuantizedMeanOrSum (compute_sum=false), what BUILTIN_REF runs for
+every axis set in ai-edge-litert 2.3: the int32 sum of the raw codes, minus input_zp * count, then
+one MultiplyByQuantizedMultiplier whose multiplier folds input_scale / output_scale and 1 / count
+(tinykiln.tflite_math.mean_multiplier), + output_zp, clamped to int8.
+
+float32 is reference_ops::Mean: a float32 sum in input order, divided by the count.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tinykiln import tflite_math as tm
+from tinykiln.kernel import KernelCall
+
+from .base import KernelFamily, constant, param, quant_params, unsupported
+
+
+def lower_mean(ctx, op):
+    x_index, axes_index = op.inputs[0], op.inputs[1]
+    y_index = op.outputs[0]
+    x, y = ctx.tensor(x_index), ctx.tensor(y_index)
+    rank = len(x.shape)
+    raw_axes = np.atleast_1d(constant(ctx, axes_index, op, "axes")).astype(np.int64).tolist()
+    if any(not -rank <= a < rank for a in raw_axes):
+        raise unsupported(op, f"axes {raw_axes} out of range for rank {rank}")
+    axes = sorted({a % rank for a in raw_axes})
+    keep_dims = bool(op.attrs.get("keep_dims", False))
+    out_shape = [1 if d in axes else n for d, n in enumerate(x.shape)] if keep_dims else \
+        [n for d, n in enumerate(x.shape) if d not in axes]
+    if int(np.prod(out_shape, dtype=np.int64)) != int(np.prod(y.shape, dtype=np.int64)):
+        raise unsupported(op, f"output shape {y.shape} does not match the reduction {out_shape}")
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    attrs = {"in_shape": list(x.shape), "axes": axes, "keep_dims": keep_dims, "out_shape": out_shape}
+    if x.dtype == "int8" and y.dtype == "int8":
+        in_scale, in_zp = quant_params(x, "input", op)
+        out_scale, out_zp = quant_params(y, "output", op)
+        multiplier, shift = tm.mean_multiplier(in_scale, out_scale, count)
+        attrs.update(input_zp=in_zp, output_zp=out_zp, multiplier=multiplier, shift=shift, count=count)
+        family = "mean_int8"
+    elif x.dtype == "float32" and y.dtype == "float32":
+        attrs["count"] = count
+        family = "mean_float32"
+    else:
+        raise unsupported(op, f"{x.dtype} -> {y.dtype}")
+    spec = ctx.spec(family, [param("input", x.dtype, x.shape, "input"),
+                             param("output", y.dtype, out_shape, "output")], attrs)
+    return [KernelCall(spec, op.index, [x_index, y_index])]
+
+
+def _compute(spec):
+    from tvm import te, tirx
+
+    from tinykiln.quant import te_multiply_by_quantized_multiplier
+
+    a = spec.attrs
+    int8 = spec.family == "mean_int8"
+    in_shape, axes, keep = a["in_shape"], a["axes"], a["keep_dims"]
+    x = te.placeholder(tuple(in_shape), spec.params[0].dtype, name="input")
+    red = [te.reduce_axis((0, in_shape[d]), name=f"k{d}") for d in axes]
+    acc_type = "int32" if int8 else "float32"
+
+    def acc_fn(*o):
+        idx, kept = [], 0
+        for d in range(len(in_shape)):
+            if d in axes:
+                idx.append(red[axes.index(d)])
+            else:
+                idx.append(o[d] if keep else o[kept])
+                kept += 1
+        return te.sum(x[tuple(idx)].astype(acc_type), axis=red)
+
+    out_shape = tuple(a["out_shape"])
+    acc = te.compute(out_shape, acc_fn, name="acc")
+    if int8:
+        def out(*o):
+            centred = acc[o] - tirx.const(a["input_zp"] * a["count"], "int32")
+            scaled = te_multiply_by_quantized_multiplier(centred, a["multiplier"], a["shift"]) + a["output_zp"]
+            return tirx.max(tirx.min(scaled, tirx.const(127, "int32")), tirx.const(-128, "int32")).astype("int8")
+    else:
+        def out(*o):
+            return acc[o] / tirx.const(float(a["count"]), "float32")  # an integer: printed exactly
+    output = te.compute(out_shape, out, name="output")
+    return [x, output]
+
+
+def _schedule(sch, spec):
+    acc = sch.get_sblock("acc")
+    out = sch.get_sblock("output")
+    loops = sch.get_loops(out)
+    if loops:
+        sch.compute_at(acc, loops[-1])
+    acc_loops = sch.get_loops(acc)
+    n_red = len(spec.attrs["axes"])
+    if n_red:
+        # initialise before the loop (an init inside it trips gcc's -Wmaybe-uninitialized)
+        sch.decompose_reduction(acc, acc_loops[len(acc_loops) - n_red])
+
+
+OPS = {"MEAN": lower_mean}
+FAMILIES = {
+    "mean_int8": KernelFamily(_compute, _schedule),
+    "mean_float32": KernelFamily(_compute, _schedule),
+}
