@@ -120,6 +120,21 @@ class AiRunner:
     def echo(self, data: bytes) -> bytes:
         return self._request(p.CMD_ECHO, data, "ECHO")
 
+    def resync(self, settle: float = 0.5) -> None:
+        """Bring the link back to a frame boundary after an error (a timeout, a cut frame): zeros
+        complete any frame the device is still reading (it answers it with a checksum error and
+        then skips zeros as noise), and every reply still in flight is dropped."""
+        if self.transport is None:
+            raise KilnError("AiRunner is not connected: call connect(url) first")
+        max_payload = self.info.max_payload if self.info else 0xFFFF
+        self.transport.write(bytes(max_payload + p.HEADER.size + p.CRC.size))
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline:
+            if self.transport.read(4096, deadline - time.monotonic()) is None:
+                break
+        self.reader.buffer.clear()
+        self.reader.clear_garbage()
+
     # --- internals ------------------------------------------------------------------------------
 
     def _info(self) -> DeviceInfo:
