@@ -59,6 +59,13 @@ def test_int8_bit_exact(kind, seed, tmp_path):
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4, 30))
+@pytest.mark.parametrize("kind", KINDS_INT8)
+def test_int8_bit_exact_more(kind, seed, tmp_path):
+    test_int8_bit_exact(kind, seed, tmp_path)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_quantize_requantize_int8(seed, tmp_path):
     rng = np.random.default_rng(seed)

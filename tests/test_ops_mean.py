@@ -56,6 +56,14 @@ def test_int8_global_average_pool_shape(tmp_path):
     np.testing.assert_array_equal(got, reference_run(model, [x])[0])
 
 
+@pytest.mark.parametrize("shape,axes", [((1, 1, 5, 3), [1, 2]), ((1, 4, 1, 3), [0, 2]), ((2, 3, 1, 1), [3])])
+def test_int8_unit_reduced_dims(shape, axes, tmp_path):
+    model = _model(shape, axes, True, "int8", (0.05, 3), (0.03, -2))
+    x = np.random.default_rng(2).integers(-128, 128, size=shape).astype(np.int8)
+    (got,) = _run(model, [x], tmp_path)
+    np.testing.assert_array_equal(got, reference_run(model, [x])[0])
+
+
 @pytest.mark.parametrize("axes", [[1, 2], [3], [0, 2]])
 def test_float32(axes, tmp_path):
     shape = (2, 5, 6, 3)

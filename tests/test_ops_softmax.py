@@ -49,11 +49,24 @@ def test_int8_bit_exact(seed, tmp_path):
     np.testing.assert_array_equal(got, reference_run(model, [x])[0])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(10, 60))
+def test_int8_bit_exact_more(seed, tmp_path):
+    test_int8_bit_exact(seed, tmp_path)
+
+
 @pytest.mark.parametrize("in_scale,beta", [(1.0, 1e4), (1e-4, 1.0), (0.5, 100.0)])
 def test_int8_extreme_scaling(in_scale, beta, tmp_path):
     shape = (3, 64)
     model = _model(shape, "int8", (in_scale, 0), (1 / 256, -128), beta)
     x = _int8_rows(np.random.default_rng(0), shape)
+    (got,), _ = _run(model, [x], tmp_path)
+    np.testing.assert_array_equal(got, reference_run(model, [x])[0])
+
+
+def test_int8_one_class(tmp_path):
+    model = _model((3, 1), "int8", (0.1, 0), (1 / 256, -128), 1.0)
+    x = np.int8([[-128], [0], [127]])
     (got,), _ = _run(model, [x], tmp_path)
     np.testing.assert_array_equal(got, reference_run(model, [x])[0])
 

@@ -91,11 +91,11 @@ def _schedule(sch, spec):
     loops = sch.get_loops(out)
     if loops:
         sch.compute_at(acc, loops[-1])
-    acc_loops = sch.get_loops(acc)
-    n_red = len(spec.attrs["axes"])
-    if n_red:
-        # initialise before the loop (an init inside it trips gcc's -Wmaybe-uninitialized)
-        sch.decompose_reduction(acc, acc_loops[len(acc_loops) - n_red])
+    # the loops under the output's are the reduction's (those of extent 1 are gone); initialise
+    # before them (an init inside the loop trips gcc's -Wmaybe-uninitialized)
+    reduce_loops = sch.get_loops(acc)[len(loops):]
+    if reduce_loops:
+        sch.decompose_reduction(acc, reduce_loops[0])
 
 
 OPS = {"MEAN": lower_mean}

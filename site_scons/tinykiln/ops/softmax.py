@@ -210,7 +210,9 @@ def _schedule(sch, spec):
     # -Wmaybe-uninitialized)
     for name in ("row_sum", "row_max"):
         block = sch.get_sblock(name)
-        sch.decompose_reduction(block, sch.get_loops(block)[1])
+        loops = sch.get_loops(block)
+        if len(loops) > 1:  # a row of one element has no reduction loop left
+            sch.decompose_reduction(block, loops[1])
 
 
 def _knob_space(spec):
