@@ -77,6 +77,12 @@ def _options(root: Path) -> Variables:
     v.Add(BoolVariable("werror", "treat compiler warnings as errors", False))
     v.Add(BoolVariable("verbose", "show full command lines", False))
     v.Add("builddir", "where outputs go (build/<board>/<variant>/<target>/ below it)", "build")
+    v.Add(BoolVariable("export", "with model=: write build/<board>/<variant>/<model>/export/ (headers, "
+                       "sources, lib<model>.a, linker fragment, Make/CMake snippets) and its zip", False))
+    v.Add("matrix", "a TOML file of boards x models x variants: build (and run the emulated ones) "
+          "every combination, write build/matrix/report.md and report.json", "")
+    v.Add("cache", "a directory shared between builds (SCons CacheDir): generated kernels and "
+          "objects built once are fetched from it", "")
     return v
 
 
@@ -113,7 +119,11 @@ def _help_text(env, opts: Variables, root: Path) -> str:
               "  ./kiln run=1                            self-test on QEMU mps2-an500",
               "  ./kiln board=netduinoplus2 run=1        the same on another emulated board",
               "  ./kiln board=nucleo-f746zg flash=1      build and flash a real board (openocd)",
-              "  ./kiln board=host run=1                 build for this machine and run it", ""]
+              "  ./kiln board=host run=1                 build for this machine and run it",
+              "  ./kiln board=mps2-an500 model=cifar10 export=1",
+              "                                          the model as a library for your firmware",
+              "  ./kiln matrix=ci/matrix.toml            every board x model x variant, one report",
+              ""]
     return "\n".join(lines)
 
 
@@ -171,6 +181,8 @@ def generate(env):
         else env.Dir(options["builddir"])
     env["KILN_BUILD_DIR"] = builddir.Dir(t.board.name).Dir(t.variant.name)
     env.SConsignFile(os.path.join(builddir.abspath, ".sconsign"))
+    if options["cache"]:
+        env.CacheDir(os.path.abspath(options["cache"]))
     env.AddMethod(_deploy, "KilnDeploy")
     env.Tool("kiln_firmware")
 

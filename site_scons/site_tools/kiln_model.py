@@ -35,6 +35,7 @@ import hashlib
 import inspect
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import SCons.Errors
@@ -119,19 +120,40 @@ def _schedule_knobs(model, board_name):
         raise KilnError(f"{path}: not valid JSON ({e}): fix it or delete it to use default schedules")
 
 
-def _kiln_model(env, spec_text, app="validation"):
+@dataclass
+class ModelSources:
+    """The nodes model_sources made for one model, and the pipeline objects behind them."""
+    model: models.Model
+    graph: object  # tinykiln.graph.Graph
+    lowered: object  # tinykiln.kernel.LoweredModel
+    plan: object  # tinykiln.memplan.MemoryPlan
+    result: object  # tinykiln.aot.AotResult
+    kernels: dict  # kernel function name -> Node of kernels/<name>.c
+    generated: dict  # "model.h", "model.c", "weights.c", "tk_models.c" -> Node
+    gen_dir: object  # Dir holding model.h (an include path of every user of the model)
+
+    @property
+    def c_sources(self) -> list:
+        """What a firmware compiles for the model (the runtime and tk_models.c are extra)."""
+        return list(self.kernels.values()) + [self.generated["model.c"], self.generated["weights.c"]]
+
+
+def model_sources(env, spec, outdir=None) -> ModelSources:
+    """The model's generated C as SCons nodes: kernels/<fn>.c (one per distinct kernel) and gen/
+    under outdir (default build/<board>/<variant>/<model>/). `spec`: model= text or a models.Model.
+    Shared by KilnModel, export=1 and the tinykiln tool for other SConstructs."""
     from tinykiln import ops, tflite
 
     root = env["KILN_ROOT"]
     target = env["KILN_TARGET"]
-    model = models.resolve(root, spec_text)
+    model = spec if isinstance(spec, models.Model) else models.resolve(root, spec)
     graph = tflite.load(str(model.path))
     graph.name = model.name
     lowered = ops.lower(graph, _schedule_knobs(model, target.board.name))
     plan = memplan.plan(graph, lowered)
     result = aot.generate(graph, lowered, plan, model.name, source_digest=model.digest())
 
-    outdir = env["KILN_BUILD_DIR"].Dir(model.name)
+    outdir = outdir or env["KILN_BUILD_DIR"].Dir(model.name)
     kernel_dir = outdir.Dir("kernels")
     gen_dir = outdir.Dir("gen")
 
@@ -157,8 +179,18 @@ def _kiln_model(env, spec_text, app="validation"):
         digest = hashlib.sha256(text.encode()).hexdigest()
         generated[name] = env.Command(gen_dir.File(name), env.Value(digest),
                                       Action(_text_action(text), f"AOT {name}"))[0]
+    return ModelSources(model, graph, lowered, plan, result, kernels, generated, gen_dir)
 
-    sources = list(kernels.values()) + [generated[n] for n in ("model.c", "weights.c", "tk_models.c")]
+
+def _kiln_model(env, spec_text, app="validation"):
+    ms = model_sources(env, spec_text)
+    model, lowered, plan, result = ms.model, ms.lowered, ms.plan, ms.result
+    kernels, generated, gen_dir = ms.kernels, ms.generated, ms.gen_dir
+    if env["KILN_OPTIONS"].get("export"):
+        env.Tool("kiln_export")  # export=1: the model as a library folder (kiln_export.py)
+        env.KilnExport(ms)
+
+    sources = ms.c_sources + [generated["tk_models.c"]]
     sources += [env.File("#" + s) for s in RUNTIME_SOURCES]
     name = model.name if app == "validation" else f"{model.name}-{app}"
     firmware = env.KilnFirmware(name, sources=sources, app=app,
