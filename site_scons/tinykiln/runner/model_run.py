@@ -176,7 +176,7 @@ def _graph(model):
 def _qemu_note(session) -> str:
     """QEMU's exit status and whatever it printed itself, for an error message."""
     try:
-        status = session.proc.wait(timeout=2.0)
+        status = session.proc.wait(timeout=5.0)
     except subprocess.TimeoutExpired:  # still running: it is killed when the context ends
         return ""
     text = "\n".join(line for line in session.text().strip().splitlines()

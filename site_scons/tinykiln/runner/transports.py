@@ -117,7 +117,9 @@ class SerialTransport:
                 waiting = self.port.in_waiting
                 data = self.port.read(max(1, min(n, waiting or 1)))
             except serial.SerialException as e:
-                if "closed" in str(e).lower() or "disconnected" in str(e).lower():
+                # A peer that went away: closed cleanly, or reset (QEMU exiting with bytes it
+                # had not read yet resets the TCP connection).
+                if any(word in str(e).lower() for word in ("closed", "disconnected", "reset", "broken pipe")):
                     return None
                 raise KilnError(f"reading {self.url} failed: {e}") from None
             if data:
