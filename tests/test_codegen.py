@@ -56,8 +56,9 @@ def test_kernel_file_is_plain_c(kernel_files):
 
 def test_per_channel_and_per_tensor_params(kernel_files):
     names = [[p.name for p in spec.params] for spec, _ in kernel_files]
-    assert names[0] == ["input", "weights", "bias", "multiplier", "shift", "output"]
-    assert names[1] == ["input", "weights", "bias", "output"]  # per-tensor: multiplier baked in
+    # SAME padding: int8 convolutions pad the input once into a scratch param of the arena
+    assert names[0] == ["input", "weights", "bias", "multiplier", "shift", "padded", "output"]
+    assert names[1] == ["input", "weights", "bias", "padded", "output"]  # per-tensor: multiplier baked in
     assert "const int8_t* input" in kernel_prototype(kernel_files[0][0])
 
 

@@ -10,4 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* the micro-kernels some schedules call on an inner tile (runtime/kernels/) */
+#include "../kernels/tk_mk.h"
+
 #endif /* TK_KERNEL_H */

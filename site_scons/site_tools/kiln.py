@@ -73,6 +73,10 @@ def _options(root: Path) -> Variables:
     v.Add("seed", "with validate=1: seed of the random inputs", "12345")
     v.Add(BoolVariable("profile", "with model=: also time every layer on the device; prints the "
                        "table, writes it to report.json and profile.png", False))
+    v.Add("schedules", "with model=: the schedule file to build with (default: the model's "
+          "schedules/<board>.json if it exists)", "")
+    v.Add(BoolVariable("use_tuned", "with model=: build with the knobs of the schedule file; 0: "
+                       "every kernel with its default knobs", True))
     v.Add("defines", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)", "")
     v.Add(BoolVariable("werror", "treat compiler warnings as errors", False))
     v.Add(BoolVariable("verbose", "show full command lines", False))

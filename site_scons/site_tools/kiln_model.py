@@ -107,17 +107,15 @@ def _model_report_action(model, lowered, plan, result, kernel_names, report_path
     return add_model_report
 
 
-def _schedule_knobs(model, board_name):
-    """models/<name>/schedules/<board>.json from tuning, if any."""
-    if model.directory is None:
-        return None
-    path = model.directory / "schedules" / f"{board_name}.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise KilnError(f"{path}: not valid JSON ({e}): fix it or delete it to use default schedules")
+def _schedule_knobs(env, model, board_name):
+    """The knobs of the schedule file (schedules=, else models/<name>/schedules/<board>.json),
+    none with use_tuned=0."""
+    from tinykiln import schedules
+
+    opts = env["KILN_OPTIONS"]
+    path, knobs = schedules.resolve(model.directory, board_name, opts.get("schedules", ""),
+                                    bool(opts.get("use_tuned", True)))
+    return knobs
 
 
 @dataclass
@@ -149,7 +147,7 @@ def model_sources(env, spec, outdir=None) -> ModelSources:
     model = spec if isinstance(spec, models.Model) else models.resolve(root, spec)
     graph = tflite.load(str(model.path))
     graph.name = model.name
-    lowered = ops.lower(graph, _schedule_knobs(model, target.board.name))
+    lowered = ops.lower(graph, _schedule_knobs(env, model, target.board.name))
     plan = memplan.plan(graph, lowered)
     result = aot.generate(graph, lowered, plan, model.name, source_digest=model.digest())
 

@@ -94,8 +94,9 @@ def scheduled_primfunc(spec: KernelSpec):
     func = te.create_prim_func(tensors)
     sch = tvm.s_tir.Schedule(func)
     sch.work_on("main")
-    family.schedule(sch, spec)
-    return sch.mod["main"]
+    # a family may finish the scheduled function itself (e.g. swap tiles for micro-kernel calls)
+    finished = family.schedule(sch, spec)
+    return finished if finished is not None else sch.mod["main"]
 
 
 def kernel_c(spec: KernelSpec, cache_dir: str | os.PathLike | None = None) -> str:

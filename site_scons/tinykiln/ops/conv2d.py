@@ -5,7 +5,14 @@ the image (padding taps add nothing), + bias, requantized per output channel, + 
 to the fused activation. We pad with input_zp instead, so every tap is (x - zp) = 0 there and
 sum(w * (x - zp)) = sum(w * x) - zp * sum(w): the second term is folded into the bias at build time.
 
+int8 with padding materialises the padded input once into a scratch param (the arena), so no
+schedule tests for the border inside its inner loop.
+
 Weights are a flat const array whose order is the `weight_layout` knob:
+  HOWI  int8 only, the default where it applies (no dilation across the width): per filter row, each
+        output channel's kw x ic taps are one contiguous run, matching one contiguous run of the
+        padded input; the schedule calls the dot-product micro-kernel (ops/microkernel.py,
+        runtime/kernels/tk_mk.h: SMLAD on Cortex-M DSP cores) on every (filter row, oc tile)
   OHWI  TFLite's order: one output channel's taps are contiguous (dot products over input channels)
   HWIO  output channels innermost: neighbouring output channels share each input load (oc tiling)
 Knobs: weight_layout, oc_tile (output channels accumulated together), unroll (unroll the oc tile).
@@ -47,10 +54,15 @@ def lower_conv2d(ctx, op):
     if x.dtype == "int8":
         sums = weights.astype(np.int64).reshape(oc, -1).sum(axis=1)
         params, args, attrs = int8_accumulate_quant(op, x, w, y, sums, bias, attrs, activation)
-        params = [param("input", "int8", x.shape, "input"), flat_w, *params,
+        scratch = []
+        if any(attrs["pad"]):
+            pt, pb, pl, pr = attrs["pad"]
+            scratch = [param("padded", "int8", (n * (h + pt + pb) * (wd + pl + pr) * c,), "scratch")]
+        params = [param("input", "int8", x.shape, "input"), flat_w, *params, *scratch,
                   param("output", "int8", y.shape, "output")]
         spec = ctx.spec("conv2d_int8", params, attrs)
-        args = [x_index, _layout(weights, spec.knobs["weight_layout"]), *args, op.outputs[0]]
+        args = [x_index, _layout(weights, spec.knobs["weight_layout"]), *args, *[None] * len(scratch),
+                op.outputs[0]]
         return [KernelCall(spec, op.index, args)]
 
     if x.dtype != "float32":
@@ -73,6 +85,8 @@ def _layout(weights: np.ndarray, layout: str) -> np.ndarray:
         return np.ascontiguousarray(weights).reshape(-1)
     if layout == "HWIO":
         return np.ascontiguousarray(weights.transpose(1, 2, 3, 0)).reshape(-1)
+    if layout == "HOWI":
+        return np.ascontiguousarray(weights.transpose(1, 0, 2, 3)).reshape(-1)
     raise ValueError(layout)
 
 
@@ -87,6 +101,8 @@ def _weight_index(spec, o, kh, kw, i):
 def compute(spec):
     from tvm import te
 
+    if spec.knobs.get("weight_layout") == "HOWI":
+        return _compute_rows(spec)
     a = spec.attrs
     n, h, w, c = a["in_shape"]
     _, oh, ow, oc = a["out_shape"]
@@ -107,20 +123,110 @@ def compute(spec):
             * wt[_weight_index(spec, o, kh, kw, ic)].astype(acc_type),
             axis=[kh, kw, ic]),
         name="acc")
-    return [x, wt, *epilogue(spec, acc, oc_axis=3)]
+    return _with_scratch(spec, x, wt, padded, epilogue(spec, acc, oc_axis=3))
+
+
+def _with_scratch(spec, x, wt, padded, tail):
+    """Tensors in the order of spec.params: the padded input is the scratch param (if any)."""
+    if any(p.role == "scratch" for p in spec.params):
+        return [x, wt, *tail[:-1], padded, tail[-1]]
+    return [x, wt, *tail]
+
+
+def _compute_rows(spec):
+    """int8 conv as dot products of contiguous runs: the padded input seen as (n, rows, width * ic)
+    and the weights as (kh, oc, kw * ic), so for output (r, s) and filter row kh the kw * ic taps
+    are padded[r * sh + kh * dh, s * sw * ic + k] for k < kw * ic (needs dilation 1 across)."""
+    from tvm import te, tirx
+
+    a = spec.attrs
+    n, h, w, c = a["in_shape"]
+    _, oh, ow, oc = a["out_shape"]
+    kh_n, kw_n = a["kernel"]
+    (sh, sw), (dh, _) = a["stride"], a["dilation"]
+    pt, pb, pl, pr = a["pad"]
+    x = te.placeholder((n, h, w * c), "int8", name="input")
+    wt = te.placeholder((kh_n, oc, kw_n * c), "int8", name="weights")
+    if any(a["pad"]):
+        zp = tirx.const(a["input_zp"], "int8")
+        padded = te.compute(
+            (n, h + pt + pb, (w + pl + pr) * c),
+            lambda b, r, q: tirx.if_then_else(
+                tirx.all(r >= pt, r < pt + h, q >= pl * c, q < (pl + w) * c), x[b, r - pt, q - pl * c], zp),
+            name="pad")
+    else:
+        padded = x
+    kh = te.reduce_axis((0, kh_n), name="kh")
+    k = te.reduce_axis((0, kw_n * c), name="k")
+    acc = te.compute(
+        (n, oh, ow, oc),
+        lambda b, r, s, o: te.sum(
+            padded[b, r * sh + kh * dh, s * sw * c + k].astype("int32") * wt[kh, o, k].astype("int32"),
+            axis=[kh, k]),
+        name="acc")
+    return _with_scratch(spec, x, wt, padded, epilogue(spec, acc, oc_axis=3))
+
+
+def _schedule_rows(sch, spec):
+    """Per output pixel and oc tile: accumulators on the stack, then for each filter row one call
+    of the micro-kernel over the tile's weight rows (ops/microkernel.py)."""
+    from .microkernel import blockize_dot, call_on_tiles, dot_s8_call
+
+    a = spec.attrs
+    tile = spec.knobs["oc_tile"]
+    k = a["kernel"][1] * a["in_shape"][3]
+    out = sch.get_sblock("output")
+    acc = sch.get_sblock("acc")
+    oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
+    sch.compute_at(acc, oc_outer)
+    # under the tile: [oc tile (if > 1)] [kh (if > 1)] k; put kh outermost, then the tile
+    below = _loops_below(sch, acc, oc_outer)
+    rows_loop = below[0] if tile > 1 else None
+    kh_loop = below[1] if tile > 1 and len(below) == 3 else (below[0] if tile == 1 and len(below) == 2 else None)
+    k_loop = below[-1]
+    if rows_loop is not None and kh_loop is not None:
+        sch.reorder(kh_loop, rows_loop, k_loop)
+    sch.decompose_reduction(acc, kh_loop if kh_loop is not None else (rows_loop if rows_loop is not None else k_loop))
+    # the tile is everything under kh: the rows loop (tile > 1) or the k loop
+    name = blockize_dot(sch, rows_loop if rows_loop is not None else k_loop)
+    if spec.knobs.get("unroll") and kh_loop is not None:
+        sch.unroll(kh_loop)
+    # weight rows of neighbouring output channels are k apart in the (kh, oc, kw * ic) layout
+    return call_on_tiles(sch.mod["main"], {name: dot_s8_call(k, k, tile)})
+
+
+def _loops_below(sch, block, loop):
+    loops = sch.get_loops(block)
+    target = sch.get(loop)
+    depth = next(i for i, lp in enumerate(loops) if sch.get(lp).same_as(target))
+    return loops[depth + 1:]
 
 
 def schedule(sch, spec):
+    if spec.knobs.get("weight_layout") == "HOWI":
+        return _schedule_rows(sch, spec)
     schedule_accumulate(sch, spec, n_reduce=3)
+    return None
 
 
 def knob_space(spec):
     oc = spec.attrs["out_shape"][3]
+    layouts = ["OHWI", "HWIO"]
+    if spec.family == "conv2d_int8" and spec.attrs["dilation"][1] == 1:
+        layouts = ["HOWI", *layouts]
     return {
-        "weight_layout": ["OHWI", "HWIO"],
-        "oc_tile": divisors_up_to(oc, 8),
+        "weight_layout": layouts,
+        "oc_tile": _tiles(oc),
         "unroll": [False, True],
     }
+
+
+def _tiles(oc):
+    """Divisors of oc up to 8, the default first: the largest up to 4 (four accumulators and one
+    input word fit the registers next to the micro-kernel's pointers)."""
+    tiles = divisors_up_to(oc, 8)
+    best = max(t for t in tiles if t <= 4)
+    return [best, *[t for t in tiles if t != best]]
 
 
 OPS = {"CONV_2D": lower_conv2d}
