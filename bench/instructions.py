@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Instructions per inference on QEMU mps2-an500 (-icount shift=0), arena and code bytes, per model,
+next to TFLite Micro measured the same way on the same emulator.
+
+    .venv/bin/python bench/instructions.py                 # cifar10 + the shared int8 models
+    .venv/bin/python bench/instructions.py --json out.json mlperf_kws_dscnn_int8
+
+Each model is built with the perf app (app=perf, runtime/apps/perf): it fills the inputs with the
+bytes the TFLM figures used (x = 12345; per byte of each input in order: x = x*1103515245 + 12345
+mod 2^32, byte = (x >> 16) & 0xff), runs one warm-up and 10 timed inferences and prints the count;
+QEMU's -icount shift=0 makes that an instruction count (SysTick resolution: 40 instructions).
+Arena = the model's planned activation arena; code = the perf firmware's flash image minus the
+weights (.nn_weights): kernels, model, runtime, board support, libc and the app, like TFLM's
+"TFLM + kernels + libc + a minimal runner".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "site_scons"))
+
+from tinykiln import sizes  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "models"
+BOARD = "mps2-an500"
+# The issue's TFLM figures (GCC 12.2 -O2, Cortex-M7 hard-float, same emulator and input bytes):
+# (ref kernels instructions, CMSIS-NN instructions, CMSIS-NN arena, CMSIS-NN code bytes)
+TFLM = {
+    "mlperf_ic_resnet8_int8": (108_690_479, 30_027_718, 54_996, 79_088),
+    "mlperf_kws_dscnn_int8": (43_612_735, 7_643_138, 22_820, 84_232),
+    "mlperf_ad_fc_ae_int8": (1_948_991, 583_258, 2_580, 31_692),
+    "tflm_hello_world_int8": (5_165, 3_556, 772, 31_692),
+}
+DEFAULT_MODELS = ["cifar10", "mlperf_ic_resnet8_int8", "mlperf_kws_dscnn_int8", "mlperf_ad_fc_ae_int8",
+                  "tflm_hello_world_int8"]
+_PERF = re.compile(r"perf: instructions/inference: min (\d+) avg (\d+) max (\d+)")
+
+
+def model_spec(name: str) -> str:
+    if (ROOT / "models" / name).is_dir():
+        return name
+    path = SHARED / f"{name}.tflite"
+    if not path.is_file():
+        raise SystemExit(f"bench: no model {name} in models/ or {SHARED}")
+    return str(path)
+
+
+def measure(name: str, builddir: Path, timeout: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "site_scons"), PYTHONDONTWRITEBYTECODE="1")
+    scons = Path(sys.executable).parent / "scons"
+    cmd = [str(scons), "-Q", "-j2", "-C", str(ROOT), f"builddir={builddir}", f"board={BOARD}",
+           f"model={model_spec(name)}", "app=perf", "run=1", f"timeout={timeout}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                          timeout=timeout + 900)
+    out = proc.stdout + proc.stderr
+    m = _PERF.search(out)
+    if proc.returncode != 0 or not m:
+        return {"model": name, "error": out.strip().splitlines()[-1] if out.strip() else "no output"}
+    firmware = builddir / BOARD / "release" / f"{name}-perf"
+    report = json.loads((firmware / "report.json").read_text())
+    sections = sizes.read_sections(firmware / f"{name}-perf.elf")
+    image = sum(s.size for s in sections if not s.nobits)
+    weights = sum(s.size for s in sections if s.name == ".nn_weights")
+    lo, avg, hi = map(int, m.groups())
+    return {"model": name, "instructions": avg, "instructions_min": lo, "instructions_max": hi,
+            "arena_bytes": report["memory"]["arena_bytes"], "weights_bytes": weights,
+            "code_bytes": image - weights, "image_bytes": image}
+
+
+def table(rows: list[dict]) -> str:
+    head = ["model", "tinykiln instructions", "TFLM ref kernels", "TFLM + CMSIS-NN",
+            "tinykiln arena", "TFLM arena (CMSIS-NN)", "tinykiln code bytes", "TFLM code bytes (CMSIS-NN)"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for r in rows:
+        t = TFLM.get(r["model"])
+        ref = [f"{v:,}" for v in t] if t else ["—"] * 4
+        if "error" in r:
+            lines.append(f"| {r['model']} | failed: {r['error']} | {ref[0]} | {ref[1]} | — | {ref[2]} | — | {ref[3]} |")
+            continue
+        lines.append(f"| {r['model']} | {r['instructions']:,} | {ref[0]} | {ref[1]} | {r['arena_bytes']:,} "
+                     f"| {ref[2]} | {r['code_bytes']:,} | {ref[3]} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="*", default=DEFAULT_MODELS, help="names from models/ or ../shared/models")
+    ap.add_argument("--builddir", default=str(ROOT / "build"), help="scons build directory [build]")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds per QEMU run [600]")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    rows = []
+    for name in args.models:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        rows.append(measure(name, Path(args.builddir).resolve(), args.timeout))
+    print(f"Instructions per inference on QEMU {BOARD} (-icount shift=0), release (-O2); "
+          f"arena and code bytes (flash image minus weights) of the perf firmware\n")
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
