@@ -52,3 +52,64 @@ def test_existing_makefile_firmware_prints_litert_scores(exported, tmp_path):  #
     want = cifar10_reference()
     assert printed_scores(run.stdout) == want.tolist(), run.stdout
     assert f"class: {int(np.argmax(want))} airplane" in run.stdout
+
+
+def build_example(name: str, tmp_path, *args) -> tuple:
+    """Copy examples/ to tmp_path (the examples build in place) and run the example's own SConstruct
+    with TINYKILN pointing at this checkout. No PYTHONPATH: the tool finds tinykiln by itself."""
+    from conftest import SCONS, scons_env
+
+    examples = tmp_path / "examples"
+    if not examples.exists():
+        shutil.copytree(ROOT / "examples", examples, ignore=shutil.ignore_patterns("out", ".sconsign*"))
+    env = scons_env()
+    env.pop("PYTHONPATH", None)
+    env["TINYKILN"] = str(ROOT)
+    directory = examples / name
+    r = subprocess.run([str(SCONS), "-Q", "-j2", "-C", str(directory), "cflags=-Werror", *args],
+                       capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+    return r, directory / "out" / "firmware.elf"
+
+
+@needs_arm
+@needs_qemu
+def test_scons_firmware_uses_the_tool_and_prints_litert_scores(tmp_path):
+    r, elf = build_example("scons-firmware", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "TVM tk_conv2d_int8" in r.stdout  # the kernels come from tinykiln's pipeline
+    run = run_qemu(elf)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "model net build" in run.stdout
+    assert printed_scores(run.stdout) == cifar10_reference().tolist(), run.stdout
+    # The same per-kernel incremental build as ./kiln: nothing to do the second time.
+    again, _ = build_example("scons-firmware", tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "TVM" not in again.stdout and "arm-none-eabi-gcc" not in again.stdout, again.stdout
+
+
+def _rotated(rotation: int) -> np.ndarray:
+    x = np.load(ROOT / "models" / "cifar10" / "samples" / "0_airplane.npy").reshape(-1)
+    return np.roll(x, -rotation).reshape(1, 32, 32, 3)
+
+
+@needs_arm
+@needs_qemu
+def test_two_models_two_instances_interleaved_match_litert(tmp_path):
+    r, elf = build_example("two-models", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = run_qemu(elf)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = re.findall(r"^([abf]) (\d+) (\d+):((?: \S+)+)\s*$", run.stdout, re.M)
+    assert [(who, rnd) for who, rnd, _, _ in lines] == [("a", "0"), ("b", "0"), ("f", "0"),
+                                                       ("a", "1"), ("b", "1"), ("f", "1")], run.stdout
+    int8_ref = Reference(ROOT / "models" / "cifar10" / "model.tflite")
+    float_ref = Reference(ROOT / "models" / "cifar10" / "model_float.tflite")
+    for who, _, rotation, values in lines:
+        q = _rotated(int(rotation))
+        if who in "ab":  # int8: bit-exact
+            assert [int(v) for v in values.split()] == int8_ref.run([q])[0].reshape(-1).tolist(), who
+        else:  # float32: the input as the firmware makes it, outputs within 1e-5 relative
+            x = (q.astype(np.float32) + np.float32(128)) / np.float32(255)
+            got = np.array([int(v, 16) for v in values.split()], np.uint32).view(np.float32)
+            want = float_ref.run([x])[0].reshape(-1)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
