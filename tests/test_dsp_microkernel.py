@@ -22,13 +22,15 @@ def test_portable_path_can_be_forced_on_a_dsp_core(scons, tmp_path):
 
 
 def _conv_model(path):
-    """Two int8 convolutions (SAME with odd channel counts, VALID strided) and a pointwise one:
-    tails of the 4-wide loop, padding scratch, no-padding input, oc tiles of 1..4."""
+    """Two int8 convolutions (SAME with odd channel counts, VALID strided), a pointwise one and a
+    fully connected layer of 7 units: tails of the 4-wide loop, padding scratch, no-padding input,
+    oc tiles of 1..4."""
     mb = mg.ModelBuilder(11)
     x = mb.input((1, 9, 8, 3), "int8", name="input")
     y = mg.conv2d(mb, x, 6, (3, 3), padding="SAME", activation="RELU", per_channel=True)
     y = mg.conv2d(mb, y, 5, (3, 2), stride=(2, 2), padding="VALID", per_channel=False)
     y = mg.conv2d(mb, y, 8, (1, 1), padding="SAME", activation="RELU6", per_channel=True)
+    y = mg.fully_connected(mb, y, 7, activation="RELU")
     path.write_bytes(mb.build([x], [y]))
     return path
 

@@ -6,7 +6,9 @@ int8: acc = sum(w * (x - input_zp)) + bias, zero point folded into the bias; per
 as TFLite's GetQuantizedConvolutionMultipler (the scale product in float), per-channel ones as for
 convolutions; the rescaling rounds once ((acc * m + 2^(30-s)) >> (31-s)), as LiteRT's reference
 FULLY_CONNECTED does, where convolutions round twice.
-Knobs: weight_layout (OI: TFLite's rows; IO: units innermost, for tiles), oc_tile, unroll.
+Knobs: weight_layout (OI: TFLite's rows; IO: units innermost, for tiles), oc_tile, unroll, and for
+int8 microkernel: "dot_s8" (default) calls the dot-product micro-kernel (runtime/kernels/tk_mk.h) on
+each tile of OI rows, "none" leaves the whole loop nest to TVM.
 """
 from __future__ import annotations
 
@@ -89,12 +91,38 @@ def compute(spec):
 
 
 def schedule(sch, spec):
+    if spec.knobs.get("microkernel", "none") == "dot_s8" and spec.knobs["weight_layout"] == "OI":
+        return _schedule_dot(sch, spec)
     schedule_accumulate(sch, spec, n_reduce=1)
+    return None
+
+
+def _schedule_dot(sch, spec):
+    """int8, OI rows: per batch row and unit tile, one call of the dot-product micro-kernel
+    (ops/microkernel.py; SMLAD on Cortex-M DSP cores) over the whole depth."""
+    from .microkernel import blockize_dot, call_on_tiles, dot_s8_call
+
+    depth, tile = spec.attrs["depth"], spec.knobs["oc_tile"]
+    out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
+    oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
+    sch.compute_at(acc, oc_outer)
+    loops = sch.get_loops(acc)
+    target = sch.get(oc_outer)
+    below = loops[next(i for i, lp in enumerate(loops) if sch.get(lp).same_as(target)) + 1:]
+    sch.decompose_reduction(acc, below[0])
+    name = blockize_dot(sch, below[0])  # [units tile] x depth
+    return call_on_tiles(sch.mod["main"], {name: dot_s8_call(depth, depth, tile)})
 
 
 def knob_space(spec):
-    return {"weight_layout": ["OI", "IO"], "oc_tile": divisors_up_to(spec.attrs["units"], 8),
-            "unroll": [False, True]}
+    tiles = divisors_up_to(spec.attrs["units"], 8)
+    space = {"weight_layout": ["OI", "IO"], "oc_tile": tiles, "unroll": [False, True]}
+    if spec.family == "fully_connected_int8":
+        # the micro-kernel reads OI rows (with IO it is not used); default: up to four rows a call
+        best = max(t for t in tiles if t <= 4)
+        space["oc_tile"] = [best, *[t for t in tiles if t != best]]
+        space["microkernel"] = ["dot_s8", "none"]
+    return space
 
 
 OPS = {"FULLY_CONNECTED": lower_fully_connected}
