@@ -35,11 +35,13 @@ TK_MK_INLINE int32_t tk_mk_load4(const int8_t *p)
     return v;
 }
 
-/* Rotate right by 8 (GCC 12's arm_acle.h has no __ror); GCC folds it into SXTB16's rotation. */
-TK_MK_INLINE int32_t tk_mk_ror8(int32_t v)
+/* (v1, v3) of four int8 as int16 pairs: SXTB16 with its rotation (GCC 12 has no __ror in
+ * arm_acle.h and does not fold a separate rotate into SXTB16 itself). */
+TK_MK_INLINE int32_t tk_mk_sxtb16_ror8(int32_t v)
 {
-    uint32_t u = (uint32_t)v;
-    return (int32_t)((u >> 8) | (u << 24));
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
 }
 
 /* acc += x[0..3] . w[0..3] with x already split: xe = (x0, x2), xo = (x1, x3) as int16 pairs. */
@@ -47,7 +49,7 @@ TK_MK_INLINE int32_t tk_mk_dot4(int32_t xe, int32_t xo, const int8_t *w, int32_t
 {
     int32_t wv = tk_mk_load4(w);
     acc = __smlad(xe, __sxtb16(wv), acc);
-    return __smlad(xo, __sxtb16(tk_mk_ror8(wv)), acc);
+    return __smlad(xo, tk_mk_sxtb16_ror8(wv), acc);
 }
 #endif
 
@@ -65,7 +67,7 @@ TK_MK_INLINE void tk_mk_dot_rows(const int8_t *x, const int8_t *w, int32_t k, in
 #if TK_MK_DSP
     for (; i + 4 <= k; i += 4) {
         int32_t xv = tk_mk_load4(x + i);
-        int32_t xe = __sxtb16(xv), xo = __sxtb16(tk_mk_ror8(xv));
+        int32_t xe = __sxtb16(xv), xo = tk_mk_sxtb16_ror8(xv);
         a0 = tk_mk_dot4(xe, xo, w + i, a0);
         if (rows > 1)
             a1 = tk_mk_dot4(xe, xo, w1 + i, a1);
