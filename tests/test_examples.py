@@ -113,3 +113,26 @@ def test_two_models_two_instances_interleaved_match_litert(tmp_path):
             got = np.array([int(v, 16) for v in values.split()], np.uint32).view(np.float32)
             want = float_ref.run([x])[0].reshape(-1)
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_tinykiln_tool_loads_twice_and_reports_bad_input_without_traceback(tmp_path):
+    """Two environments load the tool (the package keeps its name); a bad board is a clear error."""
+    from conftest import SCONS, scons_env
+
+    (tmp_path / "SConstruct").write_text(f"""
+tools = [{str(ROOT / 'site_scons' / 'site_tools')!r}]
+a = Environment(tools=[])
+a.Tool("tinykiln", toolpath=tools)
+b = Environment(tools=[])
+b.Tool("tinykiln", toolpath=tools)
+import tinykiln
+assert tinykiln.KilnError is __import__("tinykiln.boards").boards.KilnError, "two tinykiln packages"
+b.TinyKilnModel("net", "cifar10", board="nucleo-f999")
+""")
+    env = scons_env()
+    env.pop("PYTHONPATH", None)
+    r = subprocess.run([str(SCONS), "-Q", "-C", str(tmp_path)], capture_output=True, text=True,
+                       timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "TinyKilnModel('net'): unknown board 'nucleo-f999'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "two tinykiln packages" not in r.stderr
