@@ -133,3 +133,17 @@ target_link_libraries(fw.elf PRIVATE tinykiln_cifar10)
     syms = subprocess.run(["arm-none-eabi-nm", str(build / "fw.elf")], capture_output=True, text=True,
                           check=True).stdout
     assert " cifar10_run" in syms and " cifar10_info" in syms
+
+
+@needs_arm
+def test_readme_usage_example_compiles(exported, tmp_path):
+    folder, _, _ = exported
+    readme = (folder / "README.md").read_text()
+    code = readme.split("```c\n", 1)[1].split("```", 1)[0]
+    assert 8 <= len(code.strip().splitlines()) <= 12  # the ten-line example
+    (tmp_path / "use.c").write_text(code)
+    info = json.loads((folder / "model.json").read_text())
+    r = subprocess.run(["arm-none-eabi-gcc", *info["target"]["cflags"], "-std=c11", "-Wall", "-Wextra",
+                        "-Werror", f"-I{folder / 'include'}", "-c", str(tmp_path / "use.c"), "-o",
+                        str(tmp_path / "use.o")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
