@@ -192,32 +192,49 @@ def te_multiply_by_quantized_multiplier(x, multiplier, shift, may_saturate=True)
             lambda high: _te_rdbpot(high, right))).astype("int32")
 
     mult = multiplier.astype("int64")
-
-    def body(shift64):
-        left = tirx.max(shift64, zero)
-        right = tirx.max(zero - shift64, zero)
-        x_value = (x.astype("int64") << left).astype("int32").astype("int64")
-        return let("x", x_value, lambda x64: let(
-            "high", _te_srdhm(x64, mult, may_saturate),
-            lambda high: _te_rdbpot(high, right)))
-
-    return body(shift.astype("int64")).astype("int32")
+    # Per-channel: only the product needs 64 bits (one SMULL on Arm); the shifts by a loaded
+    # exponent stay in int32, which a 32-bit core does in one instruction each.
+    zero32 = tirx.const(0, "int32")
+    left = tirx.max(shift, zero32)
+    right = tirx.max(zero32 - shift, zero32)
+    # x * 2^left wraps in 32 bits as in the C reference; shifted as unsigned to stay defined C
+    x_value = (x.astype("uint32") << left.astype("uint32")).astype("int32")
+    high = _te_srdhm(x_value.astype("int64"), mult, may_saturate).astype("int32")
+    return _te_rdbpot_int32(high, right)
 
 
 def _te_srdhm(a64, b64, saturate):
     """SaturatingRoundingDoublingHighMul of two int32 values held in int64 expressions.
 
-    The nudge Select(ab >= 0, 2^30, 1 - 2^30) is written 2^30 + (ab >> 63) * (2^31 - 1): the same
-    value without a branch, and a smaller expression for TVM's simplifier."""
+    No branch and no division (see below)."""
     from tvm import tirx
 
     ab = a64 * b64
-    nudge = tirx.const(1 << 30, "int64") + (ab >> tirx.const(63, "int64")) * tirx.const((1 << 31) - 1, "int64")
-    high = tirx.truncdiv(ab + nudge, tirx.const(1 << 31, "int64"))
+    # gemmlowp: (ab + nudge) / 2^31 truncating, nudge = 2^30 for ab >= 0 and 1 - 2^30 below. For
+    # ab < 0 truncation is floor((ab + 1 - 2^30 + 2^31 - 1) / 2^31): both cases are
+    # floor((ab + 2^30) / 2^31), one add and an arithmetic shift.
+    high = (ab + tirx.const(1 << 30, "int64")) >> tirx.const(31, "int64")
     if not saturate:
         return high
-    overflow = tirx.all(a64 == INT32_MIN, b64 == INT32_MIN)
-    return tirx.Select(overflow, tirx.const(INT32_MAX, "int64"), high)
+    # only INT32_MIN * INT32_MIN = 2^62 gives 2^31 here (every other product gives a value in
+    # int32); (high + 2^31) >> 32 is 1 then and 0 otherwise. (TVM 0.27's simplifier wrongly drops a
+    # min() or Select() against INT32_MAX here, so the correction is arithmetic.)
+    return high - ((high + tirx.const(1 << 31, "int64")) >> tirx.const(32, "int64"))
+
+
+def _te_rdbpot_int32(x, exponent):
+    """RoundingDivideByPOT of an int32 expression by an int32 exponent expression (0..31), in
+    int32 as gemmlowp writes it: (x >> e) + ((x & mask) > (mask >> 1) + (x < 0)), mask = 2^e - 1
+    (made as INT32_MAX >> (31 - e) so that no shift overflows)."""
+    from tvm import tirx
+
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    mask = i32(INT32_MAX) >> (i32(31) - exponent)
+    threshold = (mask >> i32(1)) - (x >> i32(31))  # x >> 31 is -1 for negative x
+    remainder = tirx.bitwise_and(x, mask)
+    # remainder > threshold as -((threshold - remainder) >> 31): both lie in [0, 2^30], so the
+    # difference cannot overflow (and TVM 0.27's simplifier drops a Select of this comparison)
+    return (x >> exponent) - ((threshold - remainder) >> i32(31))
 
 
 def _te_rdbpot(x64, exponent):
