@@ -218,6 +218,43 @@ def test_model_too_big_for_nucleo_f412zg_is_the_overflow_error(scons, tmp_path):
     assert "Traceback" not in r.output
 
 
+def test_validate_over_port_takes_the_hardware_path(scons, kiln_build_dir):
+    """flasher=openocd port=URL is how a real board is validated (after flash=1); here the "board" is
+    netduinoplus2 in a QEMU this test starts, reached through port= like a serial port."""
+    r = scons("board=netduinoplus2", "model=cifar10", "werror=1")
+    assert r.returncode == 0, r.output[-3000:]
+    elf = Path(kiln_build_dir) / "netduinoplus2/release/cifar10/cifar10.elf"
+    board = boards.load_board(ROOT, "netduinoplus2")
+    with qemu.start(board, elf, serial="tcp") as session:
+        r = scons("board=netduinoplus2", "model=cifar10", "validate=1", "n=1", "flasher=openocd",
+                  f"port={session.url}")
+        assert r.returncode == 0, r.output[-3000:]
+        assert session.wait(10) == 0  # the runner ended the app with EXIT 0
+    assert f"RUN cifar10 on netduinoplus2 ({session.url})" in r.output
+    assert "validation PASS: cifar10 on netduinoplus2, 11 runs (1 random, 10 sample), bit-exact" in r.output
+    data = _report(kiln_build_dir, "netduinoplus2", "cifar10")
+    assert data["validation"]["where"] == "device"
+
+
+def test_top_classes_and_profile_table():
+    from tinykiln.runner.airunner import TensorDesc
+    from tinykiln.runner.model_run import top_classes
+    from tinykiln.runner.profile import layer_rows, table
+
+    logits = TensorDesc("y", "int8", (1, 3), 3, 0.5, 10)
+    text = top_classes(np.array([[10, 14, 12]], np.int8), logits, ["a", "b"], k=3)
+    # dequantized [0, 2, 1] through a softmax: b, class 2, a
+    assert text == "b 66.5%, class 2 24.5%, a 9.0%"
+    probs = TensorDesc("p", "int8", (1, 2), 2, 1 / 256, -128)
+    assert top_classes(np.array([[-128 + 64, -128 + 192]], np.int8), probs, ["x", "y"]) == "y 75.0%, x 25.0%"
+    rows = layer_rows([{"kernel": "k0", "op": "CONV_2D", "op_index": 0, "cycles": 300},
+                       {"kernel": "k1", "op": "ADD", "op_index": 1, "cycles": 100}])
+    assert [r["share"] for r in rows] == [75.0, 25.0]
+    text = table(rows, "cycles")
+    assert re.search(r"^0  k0 +CONV_2D \(op 0\) +- +300 +75.0%$", text, re.M), text
+    assert text.splitlines()[-1].split() == ["total", "400", "100.0%"]
+
+
 def test_validate_on_hardware_needs_a_port(scons, tmp_path):
     r = scons("board=nucleo-f746zg", "model=cifar10", "validate=1", builddir=tmp_path)
     assert r.returncode != 0

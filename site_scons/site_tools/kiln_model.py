@@ -229,15 +229,15 @@ def _validate_alias(env, model, elf, report_json):
     if n < 0:
         raise KilnError("n= must be 0 or more")
     port = opts.get("port", "")
-    method = flash.choose_method(board, opts.get("flasher", ""))
+    # No port, no flash=1 and an emulator (pynq-z1 is hardware first): run=1 means emulate.
+    emulate = not opts.get("flasher") and not port and not opts.get("flash") and board.emulator
+    method = "qemu" if emulate else flash.choose_method(board, opts.get("flasher", ""))
     on_hardware = method not in ("qemu", "host")
     if on_hardware and not port:
         raise KilnError(f"board {board.name} is hardware: validation talks to it over its console; "
                         f"give port=/dev/ttyACM0 (add flash=1 to program it first)")
     if method == "qemu" and not board.emulator:
         raise KilnError(f"board {board.name} has no emulator")
-    # pynq-z1 is hardware first (openocd) and QEMU second: run=1 alone means QEMU only when QEMU is
-    # the chosen method, so flasher=qemu picks the emulator there.
     program_first = on_hardware and bool(opts.get("flash"))
     profile = bool(opts.get("profile"))
 

@@ -51,6 +51,9 @@ class DeviceInfo:
     layers: list[dict] = field(default_factory=list)
 
 
+INFO_RETRY = 1.0  # seconds between INFO requests while connecting
+
+
 class AiRunner:
     def __init__(self, timeout: float = 5.0, invoke_timeout: float = 120.0):
         self.timeout = timeout
@@ -142,11 +145,13 @@ class AiRunner:
             raise KilnError("AiRunner is not connected: call connect(url) first")
         return self.info
 
-    def _request(self, cmd: int, payload: bytes, what: str, timeout: float | None = None) -> bytes:
+    def _request(self, cmd: int, payload: bytes, what: str, timeout: float | None = None,
+                 keep_garbage: bool = False) -> bytes:
         if self.transport is None:
             raise KilnError("AiRunner is not connected: call connect(url) first")
         self._seq = (self._seq + 1) & 0xFF
-        self.reader.clear_garbage()
+        if not keep_garbage:
+            self.reader.clear_garbage()
         self.transport.write(p.encode(cmd, self._seq, payload))
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
         while True:
@@ -173,8 +178,22 @@ class AiRunner:
                 raise p.DeviceError(f"device error on {what}: {name}: {message}", frame.status)
             return frame.payload
 
+    def _first_info(self, timeout: float) -> bytes:
+        """INFO, asked again every INFO_RETRY seconds until `timeout`: a device that is still
+        booting may drop what arrives before its UART is on (QEMU's STM32 USART does), and a lost
+        request gets no reply. Late replies to earlier asks are skipped (their sequence differs)."""
+        deadline = time.monotonic() + timeout
+        self.reader.clear_garbage()
+        while True:
+            attempt = min(INFO_RETRY, deadline - time.monotonic())
+            try:
+                return self._request(p.CMD_INFO, b"", "INFO", attempt, keep_garbage=True)
+            except p.ProtocolError as e:
+                if not str(e).startswith("no reply") or time.monotonic() >= deadline - 0.01:
+                    raise
+
     def _read_info(self, timeout: float) -> DeviceInfo:
-        r = p.Reader(self._request(p.CMD_INFO, b"", "INFO", timeout), "INFO")
+        r = p.Reader(self._first_info(timeout), "INFO")
         version, max_payload, n_in, n_out, n_layers, arena, weights, clock = r.take("BHBBHIII")
         info = DeviceInfo(
             protocol_version=version, max_payload=max_payload, model=r.string(), build_id=r.string(),
