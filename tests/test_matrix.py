@@ -42,7 +42,7 @@ options = ["defines=X"]
         ("disco-h747i", "ext-mem", "cifar10:float", ("werror=1",)),
         ("host", "release", "cifar10", ("werror=1", "defines=X")),
     ]
-    assert settings == {"validate": True, "n": 3, "timeout": 900.0}
+    assert settings == {"validate": True, "n": 3, "timeout": 900.0, "run_timeout": None}
     assert len({r.slug for r in rows}) == len(rows)
 
 
@@ -119,3 +119,11 @@ def test_board_filter_of_a_ci_job(tmp_path, capsys):
     path = write(tmp_path, 'boards = ["host"]\nmodels = ["cifar10"]\n')
     assert matrix.main(ROOT, path, builddir=str(tmp_path / "b"), only_board="nucleo-f412zg") == 2
     assert "no rows for board nucleo-f412zg" in capsys.readouterr().err
+
+
+def test_a_row_over_its_time_is_killed_and_fails(tmp_path):
+    rows, settings = matrix.load(ROOT, write(tmp_path, 'boards = ["host"]\nmodels = ["cifar10"]\n'
+                                                       'timeout = 1\n'))
+    [result] = matrix.run(ROOT, rows, settings, tmp_path / "out", say=lambda line: None)
+    assert result.status == "fail" and "timed out after 1 s" in result.error
+    assert result.seconds < 30

@@ -10,7 +10,8 @@ The file (TOML):
     variants = ["release"]                            # default ["release"]
     validate = true        # emulated boards (QEMU) and host: run with validate=1 (default true)
     n = 2                  # random inputs per validation, besides the model's samples
-    timeout = 900          # seconds per row (the build and the run)
+    timeout = 900          # seconds per row (the build and the run): then the row is killed
+    run_timeout = 120      # the run's own timeout= (default: scons' 60 s)
     options = []           # extra options for every row, e.g. ["werror=1"]
 
     [[exclude]]            # leave out the combinations matching every key given
@@ -36,6 +37,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -46,7 +48,8 @@ from pathlib import Path
 
 from . import KilnError, boards, models
 
-KEYS = {"boards", "models", "variants", "validate", "n", "timeout", "options", "exclude", "row"}
+KEYS = {"boards", "models", "variants", "validate", "n", "timeout", "run_timeout", "options", "exclude",
+        "row"}
 
 
 @dataclass
@@ -140,7 +143,8 @@ def load(root: Path, path: str | os.PathLike) -> tuple[list[Row], dict]:
     if not rows:
         raise KilnError(f"{path}: no rows: list boards and models (and variants that apply to them)")
     settings = {"validate": bool(data.get("validate", True)), "n": int(data.get("n", 2)),
-                "timeout": float(data.get("timeout", 900))}
+                "timeout": float(data.get("timeout", 900)),
+                "run_timeout": float(data.get("run_timeout", 0)) or None}
     return rows, settings
 
 
@@ -157,8 +161,9 @@ def scons_command(root: Path, row: Row, builddir: Path, settings: dict, cache: s
            f"variant={row.variant}", f"model={row.model}", f"builddir={builddir}"]
     where = _runnable(root, row.board)
     if settings["validate"] and where:
-        cmd += ["validate=1", f"n={settings['n']}", f"flasher={where}",
-                f"timeout={int(settings['timeout'])}"]
+        cmd += ["validate=1", f"n={settings['n']}", f"flasher={where}"]
+        if settings.get("run_timeout"):
+            cmd.append(f"timeout={int(settings['run_timeout'])}")
     if cache:
         cmd.append(f"cache={cache}")
     return cmd + row.options
@@ -185,16 +190,21 @@ def run_row(root: Path, row: Row, out: Path, settings: dict, cache: str = "") ->
     if report.exists():
         report.unlink()  # a row that fails before linking must not show an earlier run's figures
     start = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=settings["timeout"],
-                              stdin=subprocess.DEVNULL, env=_child_env(root))
-        output, status = proc.stdout + proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as e:
-        output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        output += f"\nmatrix: timed out after {settings['timeout']:.0f} s"
-        status = -1
+    # The log fills while the row runs (tail -f it); the result is read from it afterwards.
+    with open(log, "w") as f:
+        f.write(" ".join(cmd) + "\n\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=_child_env(root), start_new_session=True)
+        try:
+            status = proc.wait(timeout=settings["timeout"])
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # scons and the QEMU it started
+            proc.wait()
+            f.write(f"\nmatrix: timed out after {settings['timeout']:.0f} s\n")
+            status = -1
     seconds = time.monotonic() - start
-    log.write_text(" ".join(cmd) + "\n\n" + output)
+    output = log.read_text(errors="replace")
     ran = bool(settings["validate"] and _runnable(root, row.board))
     result = Result(row.board, row.variant, row.model, row.options,
                     "pass" if status == 0 else "fail", ran, round(seconds, 1), log=str(log))
