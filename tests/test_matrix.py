@@ -53,6 +53,8 @@ options = ["defines=X"]
     ('boards = ["host"]\nmodels = ["cifar10"]\nvariants = ["ext-mem"]', "no rows"),
     ('boards = "host"\nmodels = ["cifar10"]', "`boards` must be a list"),
     ('boards = [', "invalid TOML"),
+    ('boards = ["host"]\nmodels = ["cifar10"]\n[[exclude]]\nboard = "host"\noptions = []',
+     "[[exclude]] takes board, model and variant, not options"),
 ])
 def test_bad_matrix_files_are_clear_errors(tmp_path, text, message):
     with pytest.raises(KilnError, match=None) as e:
@@ -71,6 +73,8 @@ def test_shipped_matrices_cover_every_board_and_model():
     rows, _ = matrix.load(ROOT, ROOT / "ci" / "matrix.toml")
     assert {r.board for r in rows} == set(boards.board_names(ROOT))
     assert {r.model.split(":")[0] for r in rows} == set(models.model_names(ROOT))
+    assert ("netduinoplus2", "cifar10:float") not in {(r.board, r.model) for r in rows}  # too big
+    assert all(r.options == ["werror=1"] for r in rows)
     small, _ = matrix.load(ROOT, ROOT / "ci" / "matrix-small.toml")
     assert 1 < len(small) < len(rows)
 

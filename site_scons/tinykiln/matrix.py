@@ -125,6 +125,11 @@ def load(root: Path, path: str | os.PathLike) -> tuple[list[Row], dict]:
         models.resolve(root, m)  # an unknown model stops here, with the list of models
 
     excludes = data.get("exclude", [])
+    for ex in excludes:
+        bad = sorted(set(ex) - {"board", "model", "variant"})
+        if bad:
+            raise KilnError(f"{path}: [[exclude]] takes board, model and variant, not {', '.join(bad)} "
+                            f"(keys after a [[table]] header belong to it: put settings above)")
     rows = []
     for b in board_list:
         for v in variant_list:
@@ -177,6 +182,38 @@ def _child_env(root: Path) -> dict:
     return env
 
 
+def _stop(proc: subprocess.Popen, builddir: Path) -> None:
+    """Stop a row's scons: SIGINT first (the runner's QEMU session ends with it), then SIGKILL; then
+    any QEMU still running this row's firmware (QEMU runs in a session of its own)."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=20)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    for pid in _qemu_pids(builddir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _qemu_pids(builddir: Path) -> list[int]:
+    """QEMU processes whose command line names a file under builddir (Linux /proc)."""
+    pids, needle = [], str(builddir) + os.sep
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"qemu-system" in argv[0] and any(needle.encode() in a for a in argv):
+            pids.append(int(entry.name))
+    return pids
+
+
 def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
@@ -199,8 +236,7 @@ def run_row(root: Path, row: Row, out: Path, settings: dict, cache: str = "") ->
         try:
             status = proc.wait(timeout=settings["timeout"])
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # scons and the QEMU it started
-            proc.wait()
+            _stop(proc, builddir)
             f.write(f"\nmatrix: timed out after {settings['timeout']:.0f} s\n")
             status = -1
     seconds = time.monotonic() - start
