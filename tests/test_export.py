@@ -16,13 +16,18 @@ BOARD, MODEL = "mps2-an500", "cifar10"
 needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc")
 
 
+_BUILT = {}  # test_examples.py imports the fixture too: one build serves both modules
+
+
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """(export folder, scons output) of cifar10 for mps2-an500, built once per test session."""
-    builddir = tmp_path_factory.mktemp("export-build")
-    r = run_scons(f"board={BOARD}", f"model={MODEL}", "export=1", "werror=1", builddir=builddir)
-    assert r.returncode == 0, r.output
-    return builddir / BOARD / "release" / MODEL / "export", r.output, builddir
+    """(export folder, scons output, build dir) of cifar10 for mps2-an500, built once per session."""
+    if "export" not in _BUILT:
+        builddir = tmp_path_factory.mktemp("export-build")
+        r = run_scons(f"board={BOARD}", f"model={MODEL}", "export=1", "werror=1", builddir=builddir)
+        assert r.returncode == 0, r.output
+        _BUILT["export"] = (builddir / BOARD / "release" / MODEL / "export", r.output, builddir)
+    return _BUILT["export"]
 
 
 @needs_arm
