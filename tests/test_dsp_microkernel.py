@@ -11,25 +11,28 @@ import modelgen as mg
 def test_microkernels_match_plain_loops(scons, board, path):
     result = scons(f"board={board}", "app=mkcheck", "run=1", "werror=1")
     assert result.returncode == 0, result.output
-    assert f"mkcheck: {path} path, 2176 cases, 0 mismatches" in result.output, result.output
+    assert f"mkcheck: {path} path, 3364 cases, 0 mismatches" in result.output, result.output
 
 
 def test_portable_path_can_be_forced_on_a_dsp_core(scons, tmp_path):
     result = scons("board=mps2-an500", "app=mkcheck", "run=1", "werror=1", "defines=TK_MK_PORTABLE",
                    builddir=tmp_path)
     assert result.returncode == 0, result.output
-    assert "mkcheck: portable path, 2176 cases, 0 mismatches" in result.output, result.output
+    assert "mkcheck: portable path, 3364 cases, 0 mismatches" in result.output, result.output
 
 
 def _conv_model(path):
-    """Two int8 convolutions (SAME with odd channel counts, VALID strided), a pointwise one and a
-    fully connected layer of 7 units: tails of the 4-wide loop, padding scratch, no-padding input,
-    oc tiles of 1..4."""
+    """Two int8 convolutions (SAME with odd channel counts, VALID strided), a pointwise one, two
+    depthwise ones (SAME 3x3; VALID 2x3 strided with depth multiplier 2) and a fully connected layer
+    of 7 units: tails of the 4-wide loops, padding scratch, no-padding input, oc tiles of 1..4, odd
+    window widths of the depthwise micro-kernel."""
     mb = mg.ModelBuilder(11)
     x = mb.input((1, 9, 8, 3), "int8", name="input")
     y = mg.conv2d(mb, x, 6, (3, 3), padding="SAME", activation="RELU", per_channel=True)
     y = mg.conv2d(mb, y, 5, (3, 2), stride=(2, 2), padding="VALID", per_channel=False)
     y = mg.conv2d(mb, y, 8, (1, 1), padding="SAME", activation="RELU6", per_channel=True)
+    y = mg.depthwise_conv2d(mb, y, (3, 3), padding="SAME", activation="RELU")
+    y = mg.depthwise_conv2d(mb, y, (2, 3), depth_multiplier=2, stride=(2, 1), padding="VALID")
     y = mg.fully_connected(mb, y, 7, activation="RELU")
     path.write_bytes(mb.build([x], [y]))
     return path

@@ -42,8 +42,9 @@ def test_conv2d_random_more(seed, dtype, tmp_path):
 
 
 @pytest.mark.parametrize("knobs", [
-    {"weight_layout": "HWIO", "oc_tile": 4, "unroll": True},
-    {"weight_layout": "OHWI", "oc_tile": 2, "unroll": False},
+    {"weight_layout": "HWIO", "oc_tile": 4, "unroll": True, "weights16": False},
+    {"weight_layout": "OHWI", "oc_tile": 2, "unroll": False, "weights16": True},
+    {"weight_layout": "HOWI", "oc_tile": 2, "unroll": False, "weights16": False},
 ])
 def test_conv2d_knobs_keep_results(knobs, tmp_path):
     """Every point of the schedule space computes the same bits."""

@@ -44,6 +44,14 @@ TK_MK_INLINE int32_t tk_mk_sxtb16_ror8(int32_t v)
     return r;
 }
 
+/* Two int16 from any address. */
+TK_MK_INLINE int32_t tk_mk_load2x16(const int16_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 /* acc += x[0..3] . w[0..3] with x already split: xe = (x0, x2), xo = (x1, x3) as int16 pairs. */
 TK_MK_INLINE int32_t tk_mk_dot4(int32_t xe, int32_t xo, const int8_t *w, int32_t acc)
 {
@@ -65,17 +73,23 @@ TK_MK_INLINE void tk_mk_dot_rows(const int8_t *x, const int8_t *w, int32_t k, in
     const int8_t *w1 = w + w_stride, *w2 = w + 2 * w_stride, *w3 = w + 3 * w_stride;
     int32_t i = 0;
 #if TK_MK_DSP
-    for (; i + 4 <= k; i += 4) {
-        int32_t xv = tk_mk_load4(x + i);
+    /* one pointer per operand, rows at constant offsets from it (GCC otherwise keeps a pointer per
+     * row and runs out of registers) */
+    const int8_t *xp = x, *wp = w, *end = x + (k & ~3);
+    while (xp != end) {
+        int32_t xv = tk_mk_load4(xp);
         int32_t xe = __sxtb16(xv), xo = tk_mk_sxtb16_ror8(xv);
-        a0 = tk_mk_dot4(xe, xo, w + i, a0);
+        a0 = tk_mk_dot4(xe, xo, wp, a0);
         if (rows > 1)
-            a1 = tk_mk_dot4(xe, xo, w1 + i, a1);
+            a1 = tk_mk_dot4(xe, xo, wp + w_stride, a1);
         if (rows > 2)
-            a2 = tk_mk_dot4(xe, xo, w2 + i, a2);
+            a2 = tk_mk_dot4(xe, xo, wp + 2 * w_stride, a2);
         if (rows > 3)
-            a3 = tk_mk_dot4(xe, xo, w3 + i, a3);
+            a3 = tk_mk_dot4(xe, xo, wp + 3 * w_stride, a3);
+        xp += 4;
+        wp += 4;
     }
+    i = k & ~3;
 #endif
     for (; i < k; i++) {
         int32_t xv = x[i];
@@ -110,6 +124,109 @@ TK_MK_INLINE void tk_mk_dot_s8(const int8_t *x, const int8_t *w, int32_t k, int3
         tk_mk_dot_rows(x, w + r * w_stride, k, w_stride, 2, acc + r);
     else if (rows - r == 1)
         tk_mk_dot_rows(x, w + r * w_stride, k, w_stride, 1, acc + r);
+}
+
+/* Depthwise: acc += sum_{i < kh} sum_{j < kw} x[i * x_stride + j] * w[i * kw + j], all int16 (the
+ * schedule keeps the padded input as int16 rows of one channel, width innermost, and the weights
+ * int16 per output channel, both sign-extended once: so two taps of one channel are one word and
+ * one SMLAD). One output value per call; the row and tap loops unroll for the constant kh, kw. */
+TK_MK_INLINE void tk_mk_dw_s16(const int16_t *x, int32_t x_stride, const int16_t *w, int32_t kh, int32_t kw,
+                               int32_t *acc)
+{
+    int32_t a = acc[0];
+#pragma GCC unroll 8
+    for (int32_t i = 0; i < kh; i++) {
+        const int16_t *xr = x + i * x_stride, *wr = w + i * kw;
+        int32_t j = 0;
+#if TK_MK_DSP
+        for (; j + 2 <= kw; j += 2)
+            a = __smlad(tk_mk_load2x16(xr + j), tk_mk_load2x16(wr + j), a);
+#endif
+        for (; j < kw; j++)
+            a += (int32_t)xr[j] * wr[j];
+    }
+    acc[0] = a;
+}
+
+/* acc[r] += sum_{i < k} x[i] * w16[r * w_stride + i] with the weights re-packed at build time as
+ * int16 in SXTB16 order: each whole group of four taps (w0, w1, w2, w3) is stored (w0, w2, w1, w3),
+ * so its two words pair with SXTB16(x) = (x0, x2) and SXTB16(x ror 8) = (x1, x3) without unpacking;
+ * the k % 4 tail is stored in order. Rows 1..4. */
+TK_MK_INLINE void tk_mk_dot_w16_rows(const int8_t *x, const int16_t *w, int32_t k, int32_t w_stride,
+                                     int32_t rows, int32_t *acc)
+{
+    int32_t a0 = acc[0];
+    int32_t a1 = rows > 1 ? acc[1] : 0;
+    int32_t a2 = rows > 2 ? acc[2] : 0;
+    int32_t a3 = rows > 3 ? acc[3] : 0;
+    const int16_t *w1 = w + w_stride, *w2 = w + 2 * w_stride, *w3 = w + 3 * w_stride;
+    int32_t i = 0;
+#if TK_MK_DSP
+    const int8_t *xp = x, *end = x + (k & ~3);
+    const int16_t *wp = w;
+    while (xp != end) {
+        int32_t xv = tk_mk_load4(xp);
+        int32_t xe = __sxtb16(xv), xo = tk_mk_sxtb16_ror8(xv);
+        a0 = __smlad(xo, tk_mk_load2x16(wp + 2), __smlad(xe, tk_mk_load2x16(wp), a0));
+        if (rows > 1)
+            a1 = __smlad(xo, tk_mk_load2x16(wp + w_stride + 2), __smlad(xe, tk_mk_load2x16(wp + w_stride), a1));
+        if (rows > 2)
+            a2 = __smlad(xo, tk_mk_load2x16(wp + 2 * w_stride + 2),
+                         __smlad(xe, tk_mk_load2x16(wp + 2 * w_stride), a2));
+        if (rows > 3)
+            a3 = __smlad(xo, tk_mk_load2x16(wp + 3 * w_stride + 2),
+                         __smlad(xe, tk_mk_load2x16(wp + 3 * w_stride), a3));
+        xp += 4;
+        wp += 4;
+    }
+    i = k & ~3;
+#else
+    /* the same packing read value by value: group slot j holds tap (0, 2, 1, 3)[j] */
+    for (; i + 4 <= k; i += 4) {
+        static const uint8_t tap[4] = {0, 2, 1, 3};
+        for (int32_t j = 0; j < 4; j++) {
+            int32_t xv = x[i + tap[j]];
+            a0 += xv * w[i + j];
+            if (rows > 1)
+                a1 += xv * w1[i + j];
+            if (rows > 2)
+                a2 += xv * w2[i + j];
+            if (rows > 3)
+                a3 += xv * w3[i + j];
+        }
+    }
+#endif
+    for (; i < k; i++) {
+        int32_t xv = x[i];
+        a0 += xv * w[i];
+        if (rows > 1)
+            a1 += xv * w1[i];
+        if (rows > 2)
+            a2 += xv * w2[i];
+        if (rows > 3)
+            a3 += xv * w3[i];
+    }
+    acc[0] = a0;
+    if (rows > 1)
+        acc[1] = a1;
+    if (rows > 2)
+        acc[2] = a2;
+    if (rows > 3)
+        acc[3] = a3;
+}
+
+TK_MK_INLINE void tk_mk_dot_s8w16(const int8_t *x, const int16_t *w, int32_t k, int32_t w_stride, int32_t rows,
+                                  int32_t *acc)
+{
+    int32_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+        tk_mk_dot_w16_rows(x, w + r * w_stride, k, w_stride, 4, acc + r);
+    if (rows - r == 3)
+        tk_mk_dot_w16_rows(x, w + r * w_stride, k, w_stride, 3, acc + r);
+    else if (rows - r == 2)
+        tk_mk_dot_w16_rows(x, w + r * w_stride, k, w_stride, 2, acc + r);
+    else if (rows - r == 1)
+        tk_mk_dot_w16_rows(x, w + r * w_stride, k, w_stride, 1, acc + r);
 }
 
 #endif /* TK_MK_H */

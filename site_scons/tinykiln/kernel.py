@@ -41,6 +41,10 @@ class KernelSpec:
     attrs: dict[str, Any]  # JSON-serialisable: shapes, strides, scalar quantization, ...
     knobs: dict[str, Any] = field(default_factory=dict)  # schedule knobs; empty = defaults
     tool_versions: dict[str, str] = field(default_factory=dict)
+    # The workload key (ops.workload_key): the spec as lowered before its knobs were applied. A family
+    # whose knobs re-lay out constants or add scratch changes `params` after choosing the knobs; the
+    # key stays that of the knob-free spec, so a schedule file finds the kernel whatever its knobs.
+    workload: str = field(default="", compare=False)
 
     def canonical(self) -> str:
         return json.dumps(

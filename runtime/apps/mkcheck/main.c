@@ -1,4 +1,4 @@
-/* mkcheck (app=mkcheck): checks the micro-kernels of runtime/kernels/tk_mk.h against plain loops on
+/* mkcheck (app=mkcheck): checks the micro-kernels (tk_mk_dot_s8, tk_mk_dot_s8w16, tk_mk_dw_s16) of runtime/kernels/tk_mk.h against plain loops on
  * this board: the DSP bodies (SXTB16/SMLAD) on Cortex-M cores with the DSP extension, the portable C
  * elsewhere. Seeded pseudo-random int8 data including the extremes (-128, 127), every row count 1..8,
  * run lengths 0..67 (all tails of the 4-wide loop), unaligned pointers and row strides. Prints the
@@ -14,6 +14,12 @@
 
 static int8_t x_buf[MAX_K + PAD];
 static int8_t w_buf[MAX_ROWS * (MAX_K + PAD) + PAD];
+static int16_t w16_buf[MAX_ROWS * (MAX_K + PAD) + PAD];
+/* depthwise: up to 5 x 5 windows over rows up to 12 apart */
+#define DW_MAX 5
+#define DW_STRIDE_MAX 12
+static int16_t dx_buf[DW_MAX * DW_STRIDE_MAX + PAD];
+static int16_t dw_buf[DW_MAX * DW_MAX + PAD];
 
 static uint32_t state = 20240613u;
 
@@ -27,9 +33,82 @@ static int8_t next_byte(void)
     return (int8_t)(uint8_t)r;
 }
 
+/* tk_mk_dot_s8w16 reads each whole group of four weights as (w0, w2, w1, w3) (pack_w16 in
+ * ops/microkernel.py): pack the row, run it, compare with the plain dot product of the unpacked row. */
+static unsigned check_w16(int32_t rows, int32_t k, int32_t offset, unsigned *bad)
+{
+    int32_t stride = k + offset;
+    const int8_t *x = x_buf + offset;
+    int16_t *w = w16_buf + (offset ^ 1);
+    int8_t plain[MAX_ROWS][MAX_K];
+    for (unsigned i = 0; i < sizeof x_buf; i++)
+        x_buf[i] = next_byte();
+    for (int32_t r = 0; r < rows; r++) {
+        for (int32_t i = 0; i < k; i++)
+            plain[r][i] = next_byte();
+        int32_t whole = k / 4 * 4;
+        for (int32_t i = 0; i < k; i++) {
+            int32_t slot = i;
+            if (i < whole && (i & 3) == 1)
+                slot = i + 1;
+            else if (i < whole && (i & 3) == 2)
+                slot = i - 1;
+            w[r * stride + slot] = plain[r][i];
+        }
+    }
+    int32_t got[MAX_ROWS], want[MAX_ROWS];
+    for (int32_t r = 0; r < rows; r++)
+        got[r] = want[r] = (int32_t)(state >> 3) - (1 << 27);
+    tk_mk_dot_s8w16(x, w, k, stride, rows, got);
+    for (int32_t r = 0; r < rows; r++)
+        for (int32_t i = 0; i < k; i++)
+            want[r] += (int32_t)x[i] * (int32_t)plain[r][i];
+    for (int32_t r = 0; r < rows; r++) {
+        if (got[r] != want[r]) {
+            if (*bad < 5)
+                tk_printf("mkcheck: w16 rows %ld k %ld offset %ld row %ld: got %ld want %ld\n", (long)rows, (long)k,
+                          (long)offset, (long)r, (long)got[r], (long)want[r]);
+            (*bad)++;
+        }
+    }
+    return 1;
+}
+
+/* tk_mk_dw_s16: int16 values in the int8 range (the padded input and the weights sign-extended). */
+static unsigned check_dw(int32_t kh, int32_t kw, int32_t x_stride, int32_t offset, unsigned *bad)
+{
+    const int16_t *x = dx_buf + offset;
+    const int16_t *w = dw_buf + (offset ^ 1);
+    for (unsigned i = 0; i < sizeof dx_buf / sizeof dx_buf[0]; i++)
+        dx_buf[i] = next_byte();
+    for (unsigned i = 0; i < sizeof dw_buf / sizeof dw_buf[0]; i++)
+        dw_buf[i] = next_byte();
+    int32_t got = (int32_t)(state >> 3) - (1 << 27), want = got;
+    tk_mk_dw_s16(x, x_stride, w, kh, kw, &got);
+    for (int32_t i = 0; i < kh; i++)
+        for (int32_t j = 0; j < kw; j++)
+            want += (int32_t)x[i * x_stride + j] * (int32_t)w[i * kw + j];
+    if (got != want) {
+        if (*bad < 5)
+            tk_printf("mkcheck: dw %ldx%ld stride %ld offset %ld: got %ld want %ld\n", (long)kh, (long)kw,
+                      (long)x_stride, (long)offset, (long)got, (long)want);
+        (*bad)++;
+    }
+    return 1;
+}
+
 int app_main(void)
 {
     unsigned cases = 0, bad = 0;
+    for (int32_t rows = 1; rows <= MAX_ROWS; rows++)
+        for (int32_t k = 0; k <= MAX_K; k++)
+            for (int32_t offset = 0; offset < 2; offset++)
+                cases += check_w16(rows, k, offset, &bad);
+    for (int32_t kh = 1; kh <= DW_MAX; kh++)
+        for (int32_t kw = 1; kw <= DW_MAX; kw++)
+            for (int32_t x_stride = kw; x_stride <= DW_STRIDE_MAX; x_stride += 7 - kw / 2)
+                for (int32_t offset = 0; offset < 2; offset++)
+                    cases += check_dw(kh, kw, x_stride, offset, &bad);
     for (int32_t rows = 1; rows <= MAX_ROWS; rows++) {
         for (int32_t k = 0; k <= MAX_K; k++) {
             for (int32_t offset = 0; offset < 4; offset++) {

@@ -46,6 +46,8 @@ class KernelFamily:
 
 def workload_key(spec: KernelSpec) -> str:
     """Identity of a kernel's job, knobs aside: the key of a tuning record."""
+    if spec.workload:
+        return spec.workload
     return hashlib.sha256(replace(spec, knobs={}).canonical().encode()).hexdigest()[:16]
 
 
@@ -77,7 +79,7 @@ class LowerContext:
                     f"(space: {space}); re-run tuning or delete the model's schedule file"
                 )
             chosen[name] = value
-        return replace(spec, knobs=chosen)
+        return replace(spec, knobs=chosen, workload=workload_key(spec))
 
 
 def _normal(value: Any) -> str:

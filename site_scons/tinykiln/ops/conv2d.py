@@ -15,14 +15,20 @@ Weights are a flat const array whose order is the `weight_layout` knob:
         runtime/kernels/tk_mk.h: SMLAD on Cortex-M DSP cores) on every (filter row, oc tile)
   OHWI  TFLite's order: one output channel's taps are contiguous (dot products over input channels)
   HWIO  output channels innermost: neighbouring output channels share each input load (oc tiling)
-Knobs: weight_layout, oc_tile (output channels accumulated together), unroll (unroll the oc tile).
+Knobs: weight_layout, oc_tile (output channels accumulated together), unroll (unroll the oc tile),
+weights16 (int8 HOWI: weights re-packed at build time as int16 in the order the micro-kernel
+tk_mk_dot_s8w16 multiplies them, so it loads pairs instead of unpacking every weight word; twice the
+weight bytes, fewer instructions).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
 from tinykiln.kernel import KernelCall
 
+from .microkernel import pack_w16, w16_index
 from .base import (
     KernelFamily, constant, divisors_up_to, epilogue, int8_accumulate_quant, float_act_attr, int8_act_attr, padded_input, param,
     quant_params, schedule_accumulate, unsupported, window_padding,
@@ -61,8 +67,13 @@ def lower_conv2d(ctx, op):
         params = [param("input", "int8", x.shape, "input"), flat_w, *params, *scratch,
                   param("output", "int8", y.shape, "output")]
         spec = ctx.spec("conv2d_int8", params, attrs)
-        args = [x_index, _layout(weights, spec.knobs["weight_layout"]), *args, *[None] * len(scratch),
-                op.outputs[0]]
+        laid_out = _layout(weights, spec.knobs["weight_layout"])
+        if spec.knobs["weights16"] and spec.knobs["weight_layout"] == "HOWI":
+            # int16 in the micro-kernel's SXTB16 order (the workload key stays that of the int8 spec)
+            laid_out = pack_w16(laid_out.reshape(-1, kw * ic)).reshape(-1)
+            params[1] = param("weights", "int16", (laid_out.size,), "const")
+            spec = replace(spec, params=tuple(params))
+        args = [x_index, laid_out, *args, *[None] * len(scratch), op.outputs[0]]
         return [KernelCall(spec, op.index, args)]
 
     if x.dtype != "float32":
@@ -146,7 +157,9 @@ def _compute_rows(spec):
     (sh, sw), (dh, _) = a["stride"], a["dilation"]
     pt, pb, pl, pr = a["pad"]
     x = te.placeholder((n, h, w * c), "int8", name="input")
-    wt = te.placeholder((kh_n, oc, kw_n * c), "int8", name="weights")
+    w16 = bool(spec.knobs.get("weights16"))
+    wt = te.placeholder((kh_n, oc, kw_n * c), "int16" if w16 else "int8", name="weights")
+    w_at = (lambda r, o, k: wt[r, o, w16_index(k, kw_n * c)]) if w16 else (lambda r, o, k: wt[r, o, k])
     if any(a["pad"]):
         zp = tirx.const(a["input_zp"], "int8")
         padded = te.compute(
@@ -161,7 +174,7 @@ def _compute_rows(spec):
     acc = te.compute(
         (n, oh, ow, oc),
         lambda b, r, s, o: te.sum(
-            padded[b, r * sh + kh * dh, s * sw * c + k].astype("int32") * wt[kh, o, k].astype("int32"),
+            padded[b, r * sh + kh * dh, s * sw * c + k].astype("int32") * w_at(kh, o, k).astype("int32"),
             axis=[kh, k]),
         name="acc")
     return _with_scratch(spec, x, wt, padded, epilogue(spec, acc, oc_axis=3))
@@ -170,7 +183,7 @@ def _compute_rows(spec):
 def _schedule_rows(sch, spec):
     """Per output pixel and oc tile: accumulators on the stack, then for each filter row one call
     of the micro-kernel over the tile's weight rows (ops/microkernel.py)."""
-    from .microkernel import blockize_dot, call_on_tiles, dot_s8_call
+    from .microkernel import blockize_dot, call_on_tiles, dot_s8_call, dot_s8w16_call
 
     a = spec.attrs
     tile = spec.knobs["oc_tile"]
@@ -192,7 +205,8 @@ def _schedule_rows(sch, spec):
     if spec.knobs.get("unroll") and kh_loop is not None:
         sch.unroll(kh_loop)
     # weight rows of neighbouring output channels are k apart in the (kh, oc, kw * ic) layout
-    return call_on_tiles(sch.mod["main"], {name: dot_s8_call(k, k, tile)})
+    call = dot_s8w16_call(k, k, tile) if spec.knobs.get("weights16") else dot_s8_call(k, k, tile)
+    return call_on_tiles(sch.mod["main"], {name: call})
 
 
 def _loops_below(sch, block, loop):
@@ -214,11 +228,14 @@ def knob_space(spec):
     layouts = ["OHWI", "HWIO"]
     if spec.family == "conv2d_int8" and spec.attrs["dilation"][1] == 1:
         layouts = ["HOWI", *layouts]
-    return {
+    space = {
         "weight_layout": layouts,
         "oc_tile": _tiles(oc),
         "unroll": [False, True],
     }
+    if spec.family == "conv2d_int8":
+        space["weights16"] = [True, False]  # HOWI only: int16 weights in SXTB16 order, or int8
+    return space
 
 
 def _tiles(oc):

@@ -1,11 +1,22 @@
 """DEPTHWISE_CONV_2D: int8 (per-channel or per-tensor weights) and float32, any depth multiplier.
 
-Output channel o reads input channel o // depth_multiplier; weights are TFLite's 1HW(C*M), kept as
-is (output channels innermost already suit tiling). int8 as TFLite's DepthwiseConvPerChannel, with
-the input zero point folded into the bias as for CONV_2D (padding taps read input_zp).
-Knobs: oc_tile (output channels accumulated together), unroll.
+Output channel o reads input channel o // depth_multiplier. int8 as TFLite's DepthwiseConvPerChannel,
+with the input zero point folded into the bias as for CONV_2D (padding taps read input_zp).
+
+Knob `layout` (int8):
+  CHW16  the default where it applies (no dilation across the width, a window of 2+ taps): the
+         kernel first copies the input, padded with input_zp, into an arena scratch param as int16
+         rows of one channel (n, rows, channels, width): the taps of one filter row are then
+         contiguous int16 values, two per word. The weights are re-packed at build time as int16
+         (channel, kh, kw). The schedule calls the micro-kernel tk_mk_dw_s16 (runtime/kernels/tk_mk.h:
+         SMLAD on Cortex-M DSP cores, one per two taps) for each output value.
+  NHWC   TFLite's layouts as they are (weights 1HW(C*M), output channels innermost), the whole loop
+         nest from TVM; knobs oc_tile (output channels accumulated together) and unroll apply.
+float32 kernels use NHWC.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -46,6 +57,16 @@ def lower_depthwise_conv2d(ctx, op):
         params = [param("input", "int8", x.shape, "input"), flat_w, *extra_params,
                   param("output", "int8", y.shape, "output")]
         spec = ctx.spec("depthwise_conv2d_int8", params, attrs)
+        if spec.knobs["layout"] == "CHW16":
+            # int16 weights (channel, kh, kw) and the (n, rows, channels, width) int16 scratch; the
+            # workload key stays that of the spec above
+            pt, pb, pl, pr = attrs["pad"]
+            w16 = np.ascontiguousarray(weights[0].transpose(2, 0, 1)).astype(np.int16).reshape(-1)
+            scratch = param("padded", "int16", (n * (h + pt + pb) * c * (wd + pl + pr),), "scratch")
+            params = [params[0], param("weights", "int16", (w16.size,), "const"), *extra_params, scratch,
+                      params[-1]]
+            spec = replace(spec, params=tuple(params))
+            return [KernelCall(spec, op.index, [x_index, w16, *extra_args, None, op.outputs[0]])]
         return [KernelCall(spec, op.index, [x_index, flat_data, *extra_args, op.outputs[0]])]
     if x.dtype != "float32":
         raise unsupported(op, f"input type {x.dtype}")
@@ -61,7 +82,7 @@ def lower_depthwise_conv2d(ctx, op):
     return [KernelCall(spec, op.index, [*args, op.outputs[0]])]
 
 
-def compute(spec):
+def _compute_nhwc(spec):
     from tvm import te
 
     a = spec.attrs
@@ -87,12 +108,87 @@ def compute(spec):
     return [x, wt, *epilogue(spec, acc, oc_axis=3)]
 
 
+def _compute_chw16(spec):
+    """int8 on the int16 (n, rows, channels, width) copy of the padded input: for output (r, s, o)
+    and filter row kh the kw taps are padded[b, r * sh + kh * dh, o // M, s * sw + 0 .. kw - 1]."""
+    from tvm import te, tirx
+
+    a = spec.attrs
+    n, h, w, c = a["in_shape"]
+    _, oh, ow, oc = a["out_shape"]
+    kh_n, kw_n = a["kernel"]
+    (sh, sw), (dh, _) = a["stride"], a["dilation"]
+    pt, pb, pl, pr = a["pad"]
+    depth = a["depth_multiplier"]
+    x = te.placeholder((n, h, w, c), "int8", name="input")
+    wt = te.placeholder((oc, kh_n, kw_n), "int16", name="weights")
+    zp = tirx.const(a["input_zp"], "int16")
+
+    def pad_value(b, r, ch, s):
+        bounds = [cond for cond, needed in ((r >= pt, pt), (r < pt + h, pb), (s >= pl, pl), (s < pl + w, pr))
+                  if needed]
+        value = x[b, r - pt, s - pl, ch].astype("int16")
+        return tirx.if_then_else(tirx.all(*bounds), value, zp) if bounds else value
+
+    padded = te.compute((n, h + pt + pb, c, w + pl + pr), pad_value, name="pad")
+    kh = te.reduce_axis((0, kh_n), name="kh")
+    kw = te.reduce_axis((0, kw_n), name="kw")
+    acc = te.compute(
+        (n, oh, ow, oc),
+        lambda b, r, s, o: te.sum(
+            padded[b, r * sh + kh * dh, o // depth if depth > 1 else o, s * sw + kw].astype("int32")
+            * wt[o, kh, kw].astype("int32"),
+            axis=[kh, kw]),
+        name="acc")
+    tail = epilogue(spec, acc, oc_axis=3)
+    return [x, wt, *tail[:-1], padded, tail[-1]]
+
+
+def _schedule_chw16(sch, spec):
+    """Per output value: the accumulator on the stack, then one tk_mk_dw_s16 call over the window."""
+    from .microkernel import call_on_tiles
+
+    a = spec.attrs
+    kh_n, kw_n = a["kernel"]
+    _, h, w, c = a["in_shape"]
+    pt, pb, pl, pr = a["pad"]
+    row_stride = a["dilation"][0] * c * (w + pl + pr)
+    out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
+    sch.compute_at(acc, sch.get_loops(out)[-1])
+    window = sch.get_loops(acc)[len(sch.get_loops(out)):]  # kh, kw (unit loops dropped)
+    sch.decompose_reduction(acc, window[0])
+    name = sch.get(sch.blockize(window[0])).name_hint
+
+    def build(block, address):
+        acc_region = block.writes[0]
+        x = next(r for r in block.reads if r.source.name == "pad")
+        wt = next(r for r in block.reads if r.source.name == "weights")
+        return [address(x), row_stride, address(wt), kh_n, kw_n, address(acc_region)]
+
+    return call_on_tiles(sch.mod["main"], {name: ("tk_mk_dw_s16", build)})
+
+
+def compute(spec):
+    if spec.knobs.get("layout") == "CHW16":
+        return _compute_chw16(spec)
+    return _compute_nhwc(spec)
+
+
 def schedule(sch, spec):
+    if spec.knobs.get("layout") == "CHW16":
+        return _schedule_chw16(sch, spec)
     schedule_accumulate(sch, spec, n_reduce=2)
+    return None
 
 
 def knob_space(spec):
-    return {"oc_tile": divisors_up_to(spec.attrs["out_shape"][3], 8), "unroll": [False, True]}
+    space = {"oc_tile": divisors_up_to(spec.attrs["out_shape"][3], 8), "unroll": [False, True]}
+    a = spec.attrs
+    if spec.family == "depthwise_conv2d_int8":
+        taps = a["kernel"][0] * a["kernel"][1]
+        usable = a["dilation"][1] == 1 and taps > 1
+        space = {"layout": ["CHW16", "NHWC"] if usable else ["NHWC"], **space}
+    return space
 
 
 OPS = {"DEPTHWISE_CONV_2D": lower_depthwise_conv2d}

@@ -36,6 +36,36 @@ def dot_s8_call(k: int, w_stride: int, rows: int):
     return MICROKERNEL, build
 
 
+def dot_s8w16_call(k: int, w_stride: int, rows: int):
+    """Args builder of a tk_mk_dot_s8w16 tile (int16 weights packed by pack_w16)."""
+    _, build = dot_s8_call(k, w_stride, rows)
+    return "tk_mk_dot_s8w16", build
+
+
+def pack_w16(rows):
+    """int8 weight rows (2-D, one row per dot product) -> int16 in tk_mk_dot_s8w16's order: each
+    whole group of four (w0, w1, w2, w3) becomes (w0, w2, w1, w3); the tail keeps its order."""
+    import numpy as np
+
+    rows = np.asarray(rows).astype(np.int16)
+    out = rows.copy()
+    whole = rows.shape[1] // 4 * 4
+    groups = rows[:, :whole].reshape(rows.shape[0], -1, 4)
+    out[:, :whole] = groups[:, :, [0, 2, 1, 3]].reshape(rows.shape[0], whole)
+    return out
+
+
+def w16_index(k, length: int):
+    """TIR index of tap k (0 <= k < length) in a row packed by pack_w16 (slots 1 and 2 of whole groups
+    swap)."""
+    from tvm import tirx
+
+    whole = length // 4 * 4
+    j = tirx.floormod(k, 4)
+    swapped = k + tirx.if_then_else(j == 1, 1, tirx.if_then_else(j == 2, -1, 0))
+    return tirx.if_then_else(k < whole, swapped, k) if whole < length else swapped
+
+
 def call_on_tiles(func, tiles: dict):
     """Replace the body of each block named in `tiles` with a call of its micro-kernel."""
     import tvm_ffi
