@@ -83,11 +83,14 @@ def test_report_lists_every_row_and_the_failure():
     ok = matrix.Result("mps2-an500", "release", "cifar10", [], "pass", True, 9.0,
                        regions=[{"name": "CODE", "used": 105205, "size": 4194304, "holds": ["text"]}],
                        arena_bytes=40960, weights_bytes=91096, count=29446220,
-                       count_unit="instructions", bit_exact=True)
+                       count_unit="instructions", bit_exact=True, validated=True)
+    flt = matrix.Result("host", "release", "cifar10:float", [], "pass", True, 2.0, count=7,
+                        count_unit="ns", bit_exact=False, validated=True, float_rtol=1e-5)
     bad = matrix.Result("host", "release", "cifar10", ["defines=X"], "fail", True, 3.0,
                         error="the program exited with status 3", log="logs/x.log")
-    text = matrix.report_md([ok, bad], "m.toml")
-    assert "2 rows: 1 passed, 1 failed" in text
+    text = matrix.report_md([ok, flt, bad], "m.toml")
+    assert "3 rows: 2 passed, 1 failed" in text
+    assert "| 7 ns | within 1e-05 (float) |" in text
     assert "| mps2-an500 | release | cifar10 | pass | CODE 105,205/4,194,304 | 40,960 | 91,096 | " \
            "29,446,220 instructions | yes |" in text
     assert "## FAIL host/release/cifar10 (defines=X)" in text and "status 3" in text
@@ -111,7 +114,8 @@ options = ["defines=TK_VALIDATION_FAULT"]
     report = json.loads((tmp_path / "build" / "matrix" / "report.json").read_text())
     assert report["passed"] is False
     first, second = report["rows"]
-    assert first["status"] == "pass" and first["bit_exact"] is True and first["count"] > 0
+    assert first["status"] == "pass" and first["bit_exact"] is True and first["validated"] is True
+    assert first["count"] > 0
     assert first["arena_bytes"] > 0 and first["regions"]
     assert second["status"] == "fail" and "FAULT" in second["error"]
     md = (tmp_path / "build" / "matrix" / "report.md").read_text()

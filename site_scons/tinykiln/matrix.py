@@ -86,7 +86,9 @@ class Result:
     weights_bytes: int | None = None
     count: int | None = None  # instructions (QEMU), ns (host) per inference
     count_unit: str = ""
-    bit_exact: bool | None = None
+    bit_exact: bool | None = None  # every output identical to LiteRT's (int8 must be)
+    validated: bool | None = None  # the validation passed (float32: within float_rtol)
+    float_rtol: float | None = None
     error: str = ""
     log: str = ""
 
@@ -247,8 +249,8 @@ def run_row(root: Path, row: Row, out: Path, settings: dict, cache: str = "") ->
     _read_report(report, result)
     if status != 0:
         result.error = _tail(output)
-    elif ran and result.bit_exact is None:
-        result.status, result.error = "fail", "the run left no validation result in report.json"
+    elif ran and not result.validated:
+        result.status, result.error = "fail", "the run left no passing validation in report.json"
     return result
 
 
@@ -272,7 +274,9 @@ def _read_report(path: Path, result: Result) -> None:
     result.weights_bytes = memory.get("weights_bytes")
     validation = data.get("validation")
     if validation:
-        result.bit_exact = bool(validation.get("bit_exact")) and bool(validation.get("passed"))
+        result.bit_exact = bool(validation.get("bit_exact"))
+        result.validated = bool(validation.get("passed"))
+        result.float_rtol = validation.get("float_rtol")
         result.count = validation.get("cycles_per_inference")
         result.count_unit = validation.get("cycle_unit", "")
 
@@ -328,7 +332,12 @@ def report_md(results: list[Result], source: str) -> str:
              "|---|---|---|---|---|---:|---:|---:|---|---:|"]
     for r in results:
         count = f"{r.count:,} {r.count_unit}" if r.count else ("—" if r.ran else "not run")
-        exact = {True: "yes", False: "**no**", None: "—"}[r.bit_exact]
+        if r.validated is None:
+            exact = "—"
+        elif r.validated:
+            exact = "yes" if r.bit_exact else f"within {r.float_rtol:g} (float)"
+        else:
+            exact = "**no**"
         status = "pass" if r.status == "pass" else "**FAIL**"
         model = r.model + own(r)
         lines.append(f"| {r.board} | {r.variant} | {model} | {status} | {_regions_md(r)} | "
