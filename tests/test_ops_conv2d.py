@@ -61,7 +61,9 @@ def test_conv2d_knobs_keep_results(knobs, tmp_path):
     key = workload_key(default.calls[0].spec)
     tuned = lower(graph, {key: knobs})
     assert tuned.calls[0].spec.knobs == knobs
-    assert tuned.calls[0].spec.function_name != default.calls[0].spec.function_name
+    # another C text under the same name: kernels are named by their workload, not their knobs
+    assert tuned.calls[0].spec.spec_hash != default.calls[0].spec.spec_hash
+    assert tuned.calls[0].spec.function_name == default.calls[0].spec.function_name
     value = mg.random_input(mb, x, seed=3)
     want = mg.reference_run(model, [value])[0]
     got = run_lowered(graph, tuned, [value], tmp_path)[0]

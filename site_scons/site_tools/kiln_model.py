@@ -17,7 +17,9 @@ What it builds, under build/<board>/<variant>/<model>/ (each file its own target
                                  "model" and "memory" blocks.
 
 The model is imported, lowered and planned while SConstruct is read (that is how SCons learns the
-kernel files); the generation itself runs as build actions. Kernel generation runs one at a time
+kernel files); the generation itself runs as build actions. That result is kept in
+<model>/.pipeline.pickle, keyed by the .tflite, the schedule knobs and tinykiln's sources
+(tinykiln/pipeline_cache.py): a rebuild with nothing changed reads it back and imports no TVM. Kernel generation runs one at a time
 (TVM is not used from several threads at once).
 
 run=1 or validate=1 [n=10] [seed=] [profile=1] with the validation app (the default): after the
@@ -43,7 +45,7 @@ from SCons.Script import Action
 
 from kiln import kiln_action  # noqa: E402  (sibling tool, loaded first)
 
-from tinykiln import KilnError, aot, memplan, models, report
+from tinykiln import KilnError, aot, memplan, models, pipeline_cache, report
 
 # What every firmware with a model needs; an app adds its own parts (validation: the protocol) in
 # its app.toml.
@@ -140,18 +142,25 @@ def model_sources(env, spec, outdir=None) -> ModelSources:
     """The model's generated C as SCons nodes: kernels/<fn>.c (one per distinct kernel) and gen/
     under outdir (default build/<board>/<variant>/<model>/). `spec`: model= text or a models.Model.
     Shared by KilnModel, export=1 and the tinykiln tool for other SConstructs."""
-    from tinykiln import ops, tflite
-
     root = env["KILN_ROOT"]
     target = env["KILN_TARGET"]
     model = spec if isinstance(spec, models.Model) else models.resolve(root, spec)
-    graph = tflite.load(str(model.path))
-    graph.name = model.name
-    lowered = ops.lower(graph, _schedule_knobs(env, model, target.board.name))
-    plan = memplan.plan(graph, lowered)
-    result = aot.generate(graph, lowered, plan, model.name, source_digest=model.digest())
-
     outdir = outdir or env["KILN_BUILD_DIR"].Dir(model.name)
+    knobs = _schedule_knobs(env, model, target.board.name)
+
+    def run_pipeline():
+        from tinykiln import ops, tflite
+
+        graph = tflite.load(str(model.path))
+        graph.name = model.name
+        lowered = ops.lower(graph, knobs)
+        plan = memplan.plan(graph, lowered)
+        result = aot.generate(graph, lowered, plan, model.name, source_digest=model.digest())
+        return graph, lowered, plan, result
+
+    graph, lowered, plan, result = pipeline_cache.cached(
+        Path(outdir.abspath) / ".pipeline.pickle", pipeline_cache.key(model, knobs), run_pipeline)
+
     kernel_dir = outdir.Dir("kernels")
     gen_dir = outdir.Dir("gen")
 

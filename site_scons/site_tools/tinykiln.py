@@ -141,9 +141,17 @@ def _build(env, name, spec, board, variant, builddir, werror):
 
     objects = menv.KilnCompile([ms.generated["model.c"], ms.generated["weights.c"]],
                                outdir.Dir("obj"), cpppath=cpppath)
+    texts = shared.setdefault("specs", {})
+    specs = {call.spec.function_name: call.spec.canonical() for call in ms.lowered.calls}
     for fn, node in sorted(ms.kernels.items()):
         if fn not in shared["kernels"]:
             shared["kernels"][fn] = menv.KilnCompile([node], outdir.Dir("obj"), cpppath=cpppath)[0]
+            texts[fn] = specs[fn]
+        elif texts[fn] != specs[fn]:
+            # kernels are named by workload (tinykiln/kernel.py): same layer, other knobs
+            raise KilnError(f"model {name} and an earlier model share kernel {fn} with different "
+                            f"schedule knobs: give that kernel the same knobs in both models' schedule "
+                            f"files")
         objects.append(shared["kernels"][fn])
     if shared["runtime"] is None:
         _, mk_sources = export.micro_kernel_files(_ROOT)

@@ -4,7 +4,19 @@ Lowering turns each graph op into zero or more KernelCalls. A KernelSpec is ever
 kernel's C text; two calls with equal specs share one C file and one function. A kernel is a plain C
 function whose parameters are pointers, in the order of `KernelSpec.params`:
 
-    void tk_<family>_<hash>(const int8_t* input, const int8_t* weights, ..., int8_t* output);
+    void tk_<family>_<workload key>(const int8_t* input, const int8_t* weights, ..., int8_t* output);
+
+Names: `spec_hash` hashes the whole spec (knobs and tool versions included): it identifies the C
+text (caches key on it). `workload_key` hashes the spec without its knobs: the kernel's job (op,
+shapes, quantization, tool versions), the key of a schedule file entry, and the function and file
+name (kernels/<function_name>.c). Naming by the job means a knob change rewrites that kernel's C
+file only (then its object and the link): model.c calls the same function. A knob that changes a
+const or scratch param (a weight layout, int16 weights, a scratch copy) also changes what the AOT
+step writes: weights.c (all kernels' constants in one file), model.h (the weights' size, the arena
+size if a scratch param changes size) and model.c (the kernel's prototype, the plan); those two C
+files recompile too (tests/test_incremental.py pins both rebuild sets). Within
+one model a workload has one set of knobs, so a name has one body; two models linked together that
+give one workload different knobs must not share that kernel's object (site_tools/tinykiln.py checks).
 
 Scalars (shapes, zero points, activation bounds, per-tensor multipliers) are baked into the C text via
 `attrs`; arrays (weights re-laid out for the schedule, folded biases, per-channel multipliers and
@@ -14,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -65,8 +77,15 @@ class KernelSpec:
         return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
 
     @property
+    def workload_key(self) -> str:
+        """The spec's hash without its knobs (see the module docstring)."""
+        if self.workload:
+            return self.workload
+        return hashlib.sha256(replace(self, knobs={}).canonical().encode()).hexdigest()[:16]
+
+    @property
     def function_name(self) -> str:
-        return f"tk_{self.family}_{self.spec_hash}"
+        return f"tk_{self.family}_{self.workload_key}"
 
 
 @dataclass

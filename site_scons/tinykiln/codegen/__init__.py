@@ -3,7 +3,7 @@
 API (what the AOT step and the build use):
 
     kernel_c(spec, cache_dir=None) -> str     the complete C file of one kernel
-    kernel_filename(spec) -> str              "<function_name>.c": one file per distinct spec
+    kernel_filename(spec) -> str              "<function_name>.c": one file per kernel (workload)
     kernel_prototype(spec) -> str             "void tk_conv2d_int8_<hash>(const int8_t* input, ...);"
     HEADER                                    "tk_kernel.h", the only non-libc header the file includes
                                               (runtime/include/tk_kernel.h)
@@ -100,8 +100,9 @@ def scheduled_primfunc(spec: KernelSpec):
 
 
 def kernel_c(spec: KernelSpec, cache_dir: str | os.PathLike | None = None) -> str:
-    """The C file of `spec`'s kernel. With cache_dir, reuse (and store) the text by spec hash."""
-    cached = Path(cache_dir, kernel_filename(spec)) if cache_dir else None
+    """The C file of `spec`'s kernel. With cache_dir, reuse (and store) the text by spec hash (the
+    whole spec: the file name alone does not change with the knobs)."""
+    cached = Path(cache_dir, f"{spec.function_name}.{spec.spec_hash}.c") if cache_dir else None
     if cached is not None and cached.is_file():
         return cached.read_text()
     text = _generate(spec)
