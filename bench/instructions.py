@@ -5,6 +5,9 @@ next to TFLite Micro measured the same way on the same emulator.
     .venv/bin/python bench/instructions.py                 # cifar10 + the shared int8 models
     .venv/bin/python bench/instructions.py --json out.json mlperf_kws_dscnn_int8
 
+A model with tuned schedules for the board (models/<name>/schedules/mps2-an500.json) is measured twice:
+tuned (the main figure) and with use_tuned=0 (default knobs).
+
 Each model is built with the perf app (app=perf, runtime/apps/perf): it fills the inputs with the
 bytes the TFLM figures used (x = 12345; per byte of each input in order: x = x*1103515245 + 12345
 mod 2^32, byte = (x >> 16) & 0xff), runs one warm-up and 10 timed inferences and prints the count;
@@ -52,11 +55,17 @@ def model_spec(name: str) -> str:
     return str(path)
 
 
-def measure(name: str, builddir: Path, timeout: int) -> dict:
+def schedule_file(name: str) -> Path | None:
+    """The model's tuned schedules for the bench board (models/<name>/schedules/<board>.json)."""
+    path = ROOT / "models" / name / "schedules" / f"{BOARD}.json"
+    return path if path.is_file() else None
+
+
+def measure(name: str, builddir: Path, timeout: int, tuned: bool = True) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "site_scons"), PYTHONDONTWRITEBYTECODE="1")
     scons = Path(sys.executable).parent / "scons"
     cmd = [str(scons), "-Q", "-j2", "-C", str(ROOT), f"builddir={builddir}", f"board={BOARD}",
-           f"model={model_spec(name)}", "app=perf", "run=1", f"timeout={timeout}"]
+           f"model={model_spec(name)}", "app=perf", "run=1", f"timeout={timeout}", f"use_tuned={int(tuned)}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
                           timeout=timeout + 900)
     out = proc.stdout + proc.stderr
@@ -75,16 +84,20 @@ def measure(name: str, builddir: Path, timeout: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = ["model", "tinykiln instructions", "TFLM ref kernels", "TFLM + CMSIS-NN",
+    head = ["model", "tinykiln instructions", "untuned (default knobs)", "TFLM ref kernels", "TFLM + CMSIS-NN",
             "tinykiln arena", "TFLM arena (CMSIS-NN)", "tinykiln code bytes", "TFLM code bytes (CMSIS-NN)"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for r in rows:
         t = TFLM.get(r["model"])
         ref = [f"{v:,}" for v in t] if t else ["—"] * 4
         if "error" in r:
-            lines.append(f"| {r['model']} | failed: {r['error']} | {ref[0]} | {ref[1]} | — | {ref[2]} | — | {ref[3]} |")
+            lines.append(f"| {r['model']} | failed: {r['error']} | — | {ref[0]} | {ref[1]} | — | {ref[2]} | — "
+                         f"| {ref[3]} |")
             continue
-        lines.append(f"| {r['model']} | {r['instructions']:,} | {ref[0]} | {ref[1]} | {r['arena_bytes']:,} "
+        # with a schedule file the main figure is the tuned build; the untuned one is beside it
+        untuned = r.get("untuned_instructions")
+        untuned = f"{untuned:,}" if isinstance(untuned, int) else "same (no schedule file)"
+        lines.append(f"| {r['model']} | {r['instructions']:,} | {untuned} | {ref[0]} | {ref[1]} | {r['arena_bytes']:,} "
                      f"| {ref[2]} | {r['code_bytes']:,} | {ref[3]} |")
     return "\n".join(lines)
 
@@ -99,7 +112,12 @@ def main(argv=None) -> int:
     rows = []
     for name in args.models:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        rows.append(measure(name, Path(args.builddir).resolve(), args.timeout))
+        row = measure(name, Path(args.builddir).resolve(), args.timeout)
+        if schedule_file(name) is not None and "error" not in row:
+            print(f"bench: {name} untuned (use_tuned=0) ...", file=sys.stderr, flush=True)
+            untuned = measure(name, Path(args.builddir).resolve(), args.timeout, tuned=False)
+            row["untuned_instructions"] = untuned.get("instructions", untuned.get("error"))
+        rows.append(row)
     print(f"Instructions per inference on QEMU {BOARD} (-icount shift=0), release (-O2); "
           f"arena and code bytes (flash image minus weights) of the perf firmware\n")
     print(table(rows))
