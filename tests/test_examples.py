@@ -136,3 +136,18 @@ b.TinyKilnModel("net", "cifar10", board="nucleo-f999")
     assert r.returncode == 2, r.stdout + r.stderr
     assert "TinyKilnModel('net'): unknown board 'nucleo-f999'" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "two tinykiln packages" not in r.stderr
+
+
+def test_plain_import_finds_the_package_even_with_site_tools_first():
+    """SCons puts site_tools/ ahead of site_scons/ on sys.path while it loads a tool: a tool's
+    `from tinykiln import ...` then meets site_tools/tinykiln.py first and must get the package."""
+    import sys
+
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+            "import tinykiln, tinykiln.boards\n"
+            "assert tinykiln.__file__.endswith('__init__.py'), tinykiln.__file__\n"
+            "assert tinykiln.boards.KilnError is tinykiln.KilnError\n"
+            "print('package ok')\n")
+    r = subprocess.run([sys.executable, "-c", code, str(ROOT / "site_scons" / "site_tools"),
+                        str(ROOT / "site_scons")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "package ok" in r.stdout, r.stdout + r.stderr

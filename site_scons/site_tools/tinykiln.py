@@ -34,17 +34,24 @@ _ROOT = os.path.dirname(_SITE)
 
 
 def _take_back_package_name():
-    """SCons stored this tool module as sys.modules['tinykiln']: give that name back to the package
-    (imported once, then kept under a second name so that loading the tool again reuses it)."""
-    if _SITE not in sys.path:
-        sys.path.insert(0, _SITE)
-    package = sys.modules.get("_tinykiln_package")
-    if sys.modules.get("tinykiln") is not package:
-        sys.modules.pop("tinykiln", None)
-    if package is None:
-        import importlib
+    """This module is sys.modules['tinykiln'] now: SCons registers a tool under its name, and a plain
+    `import tinykiln` finds this file first while SCons has site_tools/ ahead of site_scons/ on
+    sys.path (it does so while it loads any tool). Give the name back to the package, loaded from
+    its own directory (never through sys.path, which could lead here again) and kept under a second
+    name too, so that loading the tool again reuses it. A plain import then gets the package (the
+    import system returns what sys.modules holds once the module has run)."""
+    import importlib.util
 
-        package = importlib.import_module("tinykiln")
+    if _SITE not in sys.path:
+        sys.path.append(_SITE)
+    package = sys.modules.get("_tinykiln_package")
+    if package is None:
+        init = os.path.join(_SITE, "tinykiln", "__init__.py")
+        spec = importlib.util.spec_from_file_location(
+            "tinykiln", init, submodule_search_locations=[os.path.dirname(init)])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["tinykiln"] = package
+        spec.loader.exec_module(package)
         sys.modules["_tinykiln_package"] = package
     sys.modules["tinykiln"] = package
 
