@@ -22,19 +22,21 @@ def test_portable_path_can_be_forced_on_a_dsp_core(scons, tmp_path):
 
 
 def _conv_model(path):
-    """Two int8 convolutions (SAME with odd channel counts, VALID strided), a pointwise one, two
-    depthwise ones (SAME 3x3; VALID 2x3 strided with depth multiplier 2) and a fully connected layer
-    of 7 units: tails of the 4-wide loops, padding scratch, no-padding input, oc tiles of 1..4, odd
-    window widths of the depthwise micro-kernel."""
+    """Three int8 convolutions (3x1 on one channel: one-tap runs over three filter rows; SAME with
+    odd channel counts; VALID strided), a pointwise one, two depthwise ones (SAME 3x3; VALID 2x3
+    strided with depth multiplier 2) and a fully connected layer of 7 units: tails of the 4-wide
+    loops, unit loops in the micro-kernel tiles, padding scratch, no-padding input, oc tiles of 1..4,
+    odd window widths of the depthwise micro-kernel. Two outputs: the 3x1 layer's and the last."""
     mb = mg.ModelBuilder(11)
-    x = mb.input((1, 9, 8, 3), "int8", name="input")
-    y = mg.conv2d(mb, x, 6, (3, 3), padding="SAME", activation="RELU", per_channel=True)
+    x = mb.input((1, 9, 8, 1), "int8", name="input")
+    rows = mg.conv2d(mb, x, 3, (3, 1), padding="SAME", activation="RELU", per_channel=True)
+    y = mg.conv2d(mb, rows, 6, (3, 3), padding="SAME", activation="RELU", per_channel=True)
     y = mg.conv2d(mb, y, 5, (3, 2), stride=(2, 2), padding="VALID", per_channel=False)
     y = mg.conv2d(mb, y, 8, (1, 1), padding="SAME", activation="RELU6", per_channel=True)
     y = mg.depthwise_conv2d(mb, y, (3, 3), padding="SAME", activation="RELU")
     y = mg.depthwise_conv2d(mb, y, (2, 3), depth_multiplier=2, stride=(2, 1), padding="VALID")
     y = mg.fully_connected(mb, y, 7, activation="RELU")
-    path.write_bytes(mb.build([x], [y]))
+    path.write_bytes(mb.build([x], [rows, y]))  # the 3x1 layer is an output too: compared in full
     return path
 
 

@@ -70,6 +70,49 @@ def test_conv2d_knobs_keep_results(knobs, tmp_path):
     assert np.array_equal(got, want)
 
 
+def check_knob_points(mb, ins, outs, points, tmp_path):
+    """The single-op model at each point of its schedule space ({knob: value}, others default)
+    against LiteRT, int8 bit-exact. Returns the specs' knobs (to assert a point was really taken)."""
+    from kernelrun import load_graph, run_lowered
+
+    from tinykiln.ops import lower, workload_key
+
+    model = mb.build(ins, outs)
+    graph = load_graph(model, mb, ins, outs)
+    key = workload_key(lower(graph).calls[0].spec)
+    values = [mg.random_input(mb, x, seed=7) for x in ins]
+    want = mg.reference_run(model, values)
+    taken = []
+    for i, knobs in enumerate(points):
+        lowered = lower(graph, {key: knobs})
+        got = run_lowered(graph, lowered, values, tmp_path / str(i))
+        for w, g in zip(want, got):
+            diff = np.abs(w.astype(np.int32) - g.astype(np.int32))
+            assert diff.max() == 0, f"{knobs}: {np.count_nonzero(diff)} of {diff.size} values differ"
+        taken.append(lowered.calls[0].spec.knobs)
+    return taken
+
+
+@pytest.mark.parametrize("shape, filters, kernel, stride, padding", [
+    ((1, 4, 4, 1), 4, (3, 1), (1, 1), "SAME"),   # slow sweep seed 34: runs of 1 tap, 3 filter rows
+    ((1, 5, 4, 1), 5, (3, 1), (1, 1), "SAME"),   # the same with an oc tile of 1
+    ((1, 4, 4, 1), 1, (1, 1), (1, 1), "VALID"),  # every loop of the tile is a unit loop, no padding
+    ((1, 6, 5, 1), 3, (2, 3), (2, 2), "SAME"),   # runs of 3: the 4-wide loop's tail only
+    ((1, 4, 5, 5), 2, (1, 1), (1, 1), "SAME"),   # a run of 5 (one group and a tail), one filter row
+])
+def test_conv2d_micro_kernel_tiles_with_unit_loops(shape, filters, kernel, stride, padding, tmp_path):
+    """HOWI convolutions whose micro-kernel tile has loops of extent 1 (one tap per filter row, one
+    output channel per tile, a single filter row): the schedule must still give each filter row its
+    own call (it once blockized the kh loop into the tile and computed only the first row)."""
+    mb = mg.ModelBuilder(34)
+    x = mb.input(shape, "int8", name="input")
+    y = mg.conv2d(mb, x, filters, kernel, stride=stride, padding=padding, activation="RELU", per_channel=True)
+    points = [{}, {"weights16": False, "oc_tile": 1}, {"unroll": True, "weights16": False}]
+    taken = check_knob_points(mb, [x], [y], points, tmp_path)
+    assert all(k["weight_layout"] == "HOWI" for k in taken)
+    assert taken[0]["weights16"] and not taken[1]["weights16"] and taken[1]["oc_tile"] == 1
+
+
 def test_identical_layers_share_a_spec():
     from kernelrun import graph_from_builder
 

@@ -69,6 +69,35 @@ def test_random_more(family, dtype, seed, tmp_path):
     check_against_litert(mb, ins, outs, tmp_path)
 
 
+@pytest.mark.parametrize("shape, units", [((1, 1), 1), ((1, 1), 4), ((3, 1), 5), ((2, 3), 1)])
+def test_fully_connected_micro_kernel_tiles_with_unit_loops(shape, units, tmp_path):
+    """Depth 1 and unit tiles: loops of extent 1 in the micro-kernel's tile (units tile x depth)."""
+    from test_ops_conv2d import check_knob_points
+
+    mb = mg.ModelBuilder(3)
+    x = mb.input(shape, "int8", name="input")
+    y = mg.fully_connected(mb, x, units, activation="RELU", per_channel=True)
+    taken = check_knob_points(mb, [x], [y], [{}, {"oc_tile": 1}], tmp_path)
+    assert all(k["microkernel"] == "dot_s8" and k["weight_layout"] == "OI" for k in taken)
+
+
+@pytest.mark.parametrize("shape, kernel, multiplier, stride, padding", [
+    ((1, 5, 4, 1), (3, 1), 1, (1, 1), "SAME"),   # one tap per filter row, one channel
+    ((1, 4, 5, 1), (1, 2), 2, (1, 1), "SAME"),   # one filter row of two taps, depth multiplier 2
+    ((1, 6, 5, 3), (2, 1), 1, (2, 2), "VALID"),  # no padding, strided, one tap per row
+])
+def test_depthwise_micro_kernel_windows_with_unit_loops(shape, kernel, multiplier, stride, padding, tmp_path):
+    """CHW16 depthwise windows with a unit dimension (the window loops under the micro-kernel call)."""
+    from test_ops_conv2d import check_knob_points
+
+    mb = mg.ModelBuilder(5)
+    x = mb.input(shape, "int8", name="input")
+    y = mg.depthwise_conv2d(mb, x, kernel, depth_multiplier=multiplier, stride=stride, padding=padding,
+                            activation="RELU6", per_channel=True)
+    taken = check_knob_points(mb, [x], [y], [{}, {"layout": "NHWC", "unroll": True}], tmp_path)
+    assert [k["layout"] for k in taken] == ["CHW16", "NHWC"]
+
+
 def test_avg_pool_rounds_half_away_from_zero(tmp_path):
     """2x1 windows whose int8 sums are odd: the halves must round away from zero both ways."""
     mb = mg.ModelBuilder(0)

@@ -183,7 +183,7 @@ def _compute_rows(spec):
 def _schedule_rows(sch, spec):
     """Per output pixel and oc tile: accumulators on the stack, then for each filter row one call
     of the micro-kernel over the tile's weight rows (ops/microkernel.py)."""
-    from .microkernel import blockize_dot, call_on_tiles, dot_s8_call, dot_s8w16_call
+    from .microkernel import blockize_dot, call_on_tiles, dot_s8_call, dot_s8w16_call, loops_at
 
     a = spec.attrs
     tile = spec.knobs["oc_tile"]
@@ -191,29 +191,17 @@ def _schedule_rows(sch, spec):
     out = sch.get_sblock("output")
     acc = sch.get_sblock("acc")
     oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
-    sch.compute_at(acc, oc_outer)
-    # under the tile: [oc tile (if > 1)] [kh (if > 1)] k; put kh outermost, then the tile
-    below = _loops_below(sch, acc, oc_outer)
-    rows_loop = below[0] if tile > 1 else None
-    kh_loop = below[1] if tile > 1 and len(below) == 3 else (below[0] if tile == 1 and len(below) == 2 else None)
-    k_loop = below[-1]
-    if rows_loop is not None and kh_loop is not None:
-        sch.reorder(kh_loop, rows_loop, k_loop)
-    sch.decompose_reduction(acc, kh_loop if kh_loop is not None else (rows_loop if rows_loop is not None else k_loop))
-    # the tile is everything under kh: the rows loop (tile > 1) or the k loop
-    name = blockize_dot(sch, rows_loop if rows_loop is not None else k_loop)
-    if spec.knobs.get("unroll") and kh_loop is not None:
+    # one loop per axis of acc (b, r, s, o, kh, k), unit ones kept: the call covers the tile's
+    # weight rows (o) over one filter row's run (k), so kh goes outside the tile, then o
+    _, _, _, rows_loop, kh_loop, k_loop = loops_at(sch, acc, oc_outer)
+    sch.reorder(kh_loop, rows_loop, k_loop)
+    sch.decompose_reduction(acc, kh_loop)
+    name = blockize_dot(sch, rows_loop)
+    if spec.knobs.get("unroll") and a["kernel"][0] > 1:
         sch.unroll(kh_loop)
     # weight rows of neighbouring output channels are k apart in the (kh, oc, kw * ic) layout
     call = dot_s8w16_call(k, k, tile) if spec.knobs.get("weights16") else dot_s8_call(k, k, tile)
     return call_on_tiles(sch.mod["main"], {name: call})
-
-
-def _loops_below(sch, block, loop):
-    loops = sch.get_loops(block)
-    target = sch.get(loop)
-    depth = next(i for i, lp in enumerate(loops) if sch.get(lp).same_as(target))
-    return loops[depth + 1:]
 
 
 def schedule(sch, spec):

@@ -100,17 +100,14 @@ def schedule(sch, spec):
 def _schedule_dot(sch, spec):
     """int8, OI rows: per batch row and unit tile, one call of the dot-product micro-kernel
     (ops/microkernel.py; SMLAD on Cortex-M DSP cores) over the whole depth."""
-    from .microkernel import blockize_dot, call_on_tiles, dot_s8_call
+    from .microkernel import blockize_dot, call_on_tiles, dot_s8_call, loops_at
 
     depth, tile = spec.attrs["depth"], spec.knobs["oc_tile"]
     out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
     oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
-    sch.compute_at(acc, oc_outer)
-    loops = sch.get_loops(acc)
-    target = sch.get(oc_outer)
-    below = loops[next(i for i, lp in enumerate(loops) if sch.get(lp).same_as(target)) + 1:]
-    sch.decompose_reduction(acc, below[0])
-    name = blockize_dot(sch, below[0])  # [units tile] x depth
+    _, rows_loop, _ = loops_at(sch, acc, oc_outer)  # (batch, units tile, depth), unit loops kept
+    sch.decompose_reduction(acc, rows_loop)
+    name = blockize_dot(sch, rows_loop)  # units tile x depth
     return call_on_tiles(sch.mod["main"], {name: dot_s8_call(depth, depth, tile)})
 
 

@@ -9,12 +9,34 @@ ToJSONGraph, even for the simplest intrinsic), so we blockize with the schedule 
 block's body ourselves (`call_on_tiles`), reading the pointers from the block's read/write regions
 (exactly the regions tensorize would have matched).
 
-    dot_s8(sch, acc_block, rows_loop, k, w_stride, rows) -> name of the blockized tile
+    loops_at(sch, block, loop) -> loops             compute_at, one loop per iter var of the block
+    blockize_dot(sch, rows_loop) -> name of the blockized tile
     call_on_tiles(func, tiles) -> PrimFunc            tiles: {block name: (extern, args builder)}
 """
 from __future__ import annotations
 
 MICROKERNEL = "tk_mk_dot_s8"
+
+
+def loops_at(sch, block, loop) -> list:
+    """compute_at(block, loop) keeping unit loops; returns the loops it created under `loop`, one per
+    iter var of the block, in the block's order.
+
+    A schedule that blockizes a tile for a micro-kernel call must know which loop is which. With
+    compute_at's default, loops of extent 1 disappear (a tile of one channel, a filter row of one
+    tap, a 1-row filter), and telling the rest apart by how many survived picks the wrong loop for
+    some shapes: then the tile swallows a loop the call does not iterate (a 3x1 filter on one
+    channel computed one filter row of three). Kept unit loops make each loop's role its position;
+    lowering removes them from the C."""
+    sch.compute_at(block, loop, preserve_unit_loops=True)
+    loops = sch.get_loops(block)
+    target = sch.get(loop)
+    depth = next(i for i, lp in enumerate(loops) if sch.get(lp).same_as(target))
+    below = loops[depth + 1:]
+    iter_vars = sch.get(block).iter_vars
+    if len(below) != len(iter_vars):
+        raise AssertionError(f"compute_at made {len(below)} loops for a block of {len(iter_vars)} iter vars")
+    return below
 
 
 def blockize_dot(sch, rows_loop) -> str:
