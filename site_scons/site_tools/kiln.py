@@ -77,6 +77,12 @@ def _options(root: Path) -> Variables:
           "schedules/<board>.json if it exists)", "")
     v.Add(BoolVariable("use_tuned", "with model=: build with the knobs of the schedule file; 0: "
                        "every kernel with its default knobs", True))
+    v.Add(BoolVariable("tune", "with model=: measure candidate schedules of every kernel on the "
+                       "(emulated) board and write the best into the schedule file (tinykiln/tune.py)",
+                       False))
+    v.Add("trials", "with tune=1: candidate schedules per kernel, the default included", "8")
+    v.Add("devices", "with tune=1: QEMU instances measuring at the same time", "2")
+    v.Add("tune_bench", "internal (tune=1): a manifest of kernel benchmark firmwares to build", "")
     v.Add("defines", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)", "")
     v.Add(BoolVariable("werror", "treat compiler warnings as errors", False))
     v.Add(BoolVariable("verbose", "show full command lines", False))
@@ -124,6 +130,8 @@ def _help_text(env, opts: Variables, root: Path) -> str:
               "  ./kiln board=netduinoplus2 run=1        the same on another emulated board",
               "  ./kiln board=nucleo-f746zg flash=1      build and flash a real board (openocd)",
               "  ./kiln board=host run=1                 build for this machine and run it",
+              "  ./kiln board=mps2-an500 model=cifar10 tune=1 trials=8 devices=2",
+              "                                          tune every kernel on QEMU, write the schedule",
               "  ./kiln board=mps2-an500 model=cifar10 export=1",
               "                                          the model as a library for your firmware",
               "  ./kiln matrix=ci/matrix.toml            every board x model x variant, one report",

@@ -1,0 +1,126 @@
+"""tune=1 (tinykiln/tune.py): candidates measured on QEMU in kernel benchmark firmwares, a resumable
+log, the schedule file, and a tuned build that validates bit-exact and is not slower."""
+import json
+import re
+
+import modelgen as mg
+import pytest
+from conftest import ROOT
+
+from tinykiln import KilnError, tune
+from tinykiln.kernel import KernelSpec, Param
+
+BOARD = "mps2-an500"
+
+
+def _tiny_model(path, conv=True):
+    """conv=True: CONV_2D + DEPTHWISE_CONV_2D; else two FULLY_CONNECTED layers."""
+    mb = mg.ModelBuilder(7)
+    if conv:
+        x = mb.input((1, 6, 6, 4), "int8", name="input")
+        y = mg.conv2d(mb, x, 4, (3, 3), activation="RELU", name="conv")
+        z = mg.depthwise_conv2d(mb, y, (3, 3), name="dw")
+    else:
+        x = mb.input((1, 16), "int8", name="input")
+        y = mg.fully_connected(mb, x, 8, activation="RELU", name="fc1")
+        z = mg.fully_connected(mb, y, 4, name="fc2")
+    path.write_bytes(mb.build([x], [z]))
+    return path
+
+
+def _summary(output, what="whole model \\(validation app\\)"):
+    m = re.search(what + r"\s+(\d+)\s+(\d+)", output)
+    assert m, output
+    return int(m.group(1)), int(m.group(2))
+
+
+# The whole-model count comes from the validation app, which polls the UART before each inference:
+# how long depends on the host, so the phase of the SysTick counter (25 MHz under QEMU: a tick is 40
+# instructions) does too, and one count can differ by one tick between two runs of one firmware.
+# The per-kernel benchmarks have no input to wait for: their counts repeat exactly.
+TICK = 40
+
+
+def test_candidates_default_first_no_repeats_and_stable():
+    spec = KernelSpec("fully_connected_int8", (Param("x", "int8", (1, 8), "input"),), {"units": 8})
+    space = {"a": [1, 2, 3], "b": [False, True], "c": ["x", "y"]}
+    first = tune.candidates(spec, space, 5)
+    assert first[0].knobs == {"a": 1, "b": False, "c": "x"} and first[0].index == 0
+    assert len({c.key for c in first}) == 5
+    assert [c.knobs for c in tune.candidates(spec, space, 5)] == [c.knobs for c in first]
+    assert len(tune.candidates(spec, space, 100)) == 12  # the whole space, once each
+
+
+def test_read_log_skips_a_torn_last_line(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"kernel": "k", "knobs": {"a": 1}, "count": 5, "ok": True}) + "\n"
+                   + '{"kernel": "k", "kno')
+    done = tune.read_log(log)
+    assert list(done) == [("k", '{"a": 1}')]
+
+
+def test_trials_must_be_a_number():
+    with pytest.raises(KilnError, match="trials="):
+        tune._int_option({"trials": "many"}, "trials", 8, 1)
+
+
+def test_a_wrong_output_never_wins(tmp_path, monkeypatch):
+    """A candidate whose output differs from the default's is rejected and logged, even when it is
+    the fastest; the schedule keeps the default knobs."""
+    model = _tiny_model(tmp_path / "fc.tflite", conv=False)
+    real = tune.run_bench
+
+    def lying(board, elf, timeout):
+        count, unit, digest = real(board, elf, timeout)
+        if "default" in elf.name:
+            return count, unit, digest
+        return 1, unit, "0" * 16  # fast and wrong
+
+    monkeypatch.setattr(tune, "run_bench", lying)
+    sched = tmp_path / "s.json"
+    opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
+            "trials": "3", "devices": "2", "schedules": str(sched), "werror": True, "timeout": "60"}
+    assert tune.main(ROOT, opts) == 0
+    records = [json.loads(line) for line in
+               (tmp_path / "build" / BOARD / "release" / "fc" / "tune" / "log.jsonl").read_text().splitlines()]
+    rejected = [r for r in records if not r["ok"]]
+    assert rejected and all("differs" in r["error"] for r in rejected)
+    kernels = json.loads(sched.read_text())["kernels"]
+    defaults = {r["kernel"]: r["knobs"] for r in records if r["candidate"] == 0}
+    assert kernels and all(kernels[k]["knobs"] == defaults[k] for k in kernels)
+
+
+def test_tune_end_to_end_resumes_and_validates(scons, tmp_path):
+    model = _tiny_model(tmp_path / "tiny.tflite")
+    sched = tmp_path / "schedules" / f"{BOARD}.json"
+    build = tmp_path / "build"
+    args = [f"board={BOARD}", f"model={model}", "tune=1", "trials=3", "devices=2",
+            f"schedules={sched}", "werror=1"]
+    first = scons(*args, builddir=build)
+    assert first.returncode == 0, first.output
+    assert re.search(r"TUNE kernel 1/2 trial 3/3  best \d+ instr", first.output), first.output
+    before, after = _summary(first.output)
+    kernels_before, kernels_after = _summary(first.output, "sum over kernels")
+    assert kernels_after <= kernels_before
+    assert after <= before + TICK
+
+    data = json.loads(sched.read_text())
+    assert data["board"] == BOARD and len(data["kernels"]) == 2
+    log = build / BOARD / "release" / "tiny" / "tune" / "log.jsonl"
+    lines = log.read_text().splitlines()
+    assert len(lines) == 6 and all(json.loads(line)["ok"] for line in lines)
+
+    # The tuned validation (n=1) ran last: its report says bit-exact with the tuned count.
+    report = json.loads((build / BOARD / "release" / "tiny" / "report.json").read_text())
+    assert report["validation"]["bit_exact"] and report["validation"]["cycles_per_inference"] == after
+
+    # Resume: everything is in the log, nothing is generated, built or measured again.
+    benches = {p: p.stat().st_mtime_ns for p in log.parent.glob("*/*/*.c")}
+    assert len(benches) == 12  # kernel.c + bench.c per trial
+    second = scons(*args, builddir=build)
+    assert second.returncode == 0, second.output
+    assert log.read_text().splitlines() == lines
+    assert {p: p.stat().st_mtime_ns for p in log.parent.glob("*/*/*.c")} == benches
+    assert "TUNE kernel 2/2 trial 3/3" in second.output, second.output
+    assert _summary(second.output, "sum over kernels") == (kernels_before, kernels_after)
+    assert json.loads(sched.read_text()) == data
