@@ -54,7 +54,8 @@ def build_library(lowered: LoweredModel, workdir: Path) -> ctypes.CDLL:
         paths.append(str(path))
     tag = hashlib.sha256("".join(sorted(sources)).encode()).hexdigest()[:12]
     lib = workdir / f"kernels_{tag}.so"
-    subprocess.run(["gcc", *CFLAGS, f"-I{ROOT / 'runtime' / 'include'}", "-o", str(lib), *paths, "-lm"],
+    subprocess.run(["gcc", *CFLAGS, f"-I{ROOT / 'runtime' / 'include'}", f"-I{ROOT / 'runtime' / 'kernels'}",
+                    "-o", str(lib), *paths, "-lm"],
                    check=True, capture_output=True, text=True)
     return ctypes.CDLL(str(lib))
 

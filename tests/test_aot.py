@@ -108,7 +108,7 @@ def model_sources(out: Path) -> list[str]:
 
 def includes(out: Path) -> list[str]:
     return [f"-I{out}", f"-I{ROOT / 'runtime/ai'}", f"-I{ROOT / 'runtime/include'}",
-            f"-I{ROOT / 'runtime/protocol'}"]
+            f"-I{ROOT / 'runtime/kernels'}", f"-I{ROOT / 'runtime/protocol'}"]
 
 
 MAIN_C = r"""

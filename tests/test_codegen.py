@@ -69,7 +69,8 @@ def test_kernels_compile_warning_free(kernel_files, target, tmp_path):
         pytest.skip(f"{cc[0]} not installed")
     for _, path in kernel_files:
         subprocess.run([*cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wshadow",
-                        f"-I{ROOT / 'runtime' / 'include'}", "-c", str(path), "-o", str(tmp_path / "k.o")],
+                        f"-I{ROOT / 'runtime' / 'include'}", f"-I{ROOT / 'runtime' / 'kernels'}",
+                        "-c", str(path), "-o", str(tmp_path / "k.o")],
                        check=True)
 
 

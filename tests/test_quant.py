@@ -166,7 +166,8 @@ def mbqm_library(tmp_path_factory):
     src.write_text(f'#include "{HEADER}"\n' + "\n".join(sources))
     lib = work / "mbqm.so"
     subprocess.run(["gcc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared",
-                    f"-I{ROOT / 'runtime' / 'include'}", "-o", str(lib), str(src)], check=True)
+                    f"-I{ROOT / 'runtime' / 'include'}", f"-I{ROOT / 'runtime' / 'kernels'}",
+                    "-o", str(lib), str(src)], check=True)
     return ctypes.CDLL(str(lib)), n, constants
 
 

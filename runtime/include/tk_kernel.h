@@ -10,7 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* the micro-kernels some schedules call on an inner tile (runtime/kernels/) */
-#include "../kernels/tk_mk.h"
+/* the micro-kernels some schedules call on an inner tile (runtime/kernels/, on the include path
+ * wherever kernels are compiled; an export carries it in include/) */
+#include "tk_mk.h"
 
 #endif /* TK_KERNEL_H */

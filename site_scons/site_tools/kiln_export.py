@@ -73,7 +73,7 @@ def _kiln_export(env, ms):
                 for s in export.RUNTIME_SOURCES + mk_sources]
     headers = [copy(f"include/{c}.h", ms.generated["model.h"])]
     headers += [copy(f"include/{Path(h).name}", env.File("#" + h)) for h in export.RUNTIME_HEADERS]
-    headers += [copy(f"kernels/{Path(h).name}", env.File("#" + h)) for h in mk_headers]
+    headers += [copy(f"include/{Path(h).name}", env.File("#" + h)) for h in mk_headers]
 
     texts = {
         "model.json": export.model_json(info),

@@ -64,7 +64,8 @@ def _setup_toolchain(env):
     console = t.board.console
     env["CPPDEFINES"] = t.defines + [f"TK_CLOCK_HZ={t.board.clock_hz}u",
                                      f"TK_CONSOLE_BAUD={int(console.get('baud', 115200))}u"] + extra
-    env["CPPPATH"] = [env.Dir("#runtime/include"), env.Dir("#boards/common"), env.Dir(t.board.dir.as_posix())]
+    env["CPPPATH"] = [env.Dir("#runtime/include"), env.Dir("#runtime/kernels"), env.Dir("#boards/common"),
+                      env.Dir(t.board.dir.as_posix())]
     if t.board.is_host:
         env["KILN_LINKFLAGS"] = t.cflags + t.variant.ldflags
         env["KILN_LINKCOM"] = "$LINK -o $TARGET $KILN_LINKFLAGS -Wl,-Map=${TARGETS[1]} $SOURCES -lm"

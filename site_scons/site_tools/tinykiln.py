@@ -143,7 +143,7 @@ def _build(env, name, spec, board, variant, builddir, werror):
 
     header = menv.Command(include.File(f"{name}.h"), ms.generated["model.h"],
                           Action(copy_header, f"GEN {name}.h"))[0]
-    runtime_inc = [menv.Dir(os.path.join(_ROOT, "runtime", d)) for d in ("ai", "include")]
+    runtime_inc = [menv.Dir(os.path.join(_ROOT, "runtime", d)) for d in ("ai", "include", "kernels")]
     cpppath = [ms.gen_dir] + runtime_inc
 
     objects = menv.KilnCompile([ms.generated["model.c"], ms.generated["weights.c"]],

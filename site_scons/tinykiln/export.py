@@ -2,7 +2,8 @@
 
     build/<board>/<variant>/<model>/export/
         include/<m>.h            the typed model API (<m>_run, <M>_ARENA_SIZE, ...) and tk_model.h,
-                                 ai_runtime.h (the STM32-style ai_* API), tk_kernel.h
+                                 ai_runtime.h (the STM32-style ai_* API), tk_kernel.h, tk_mk.h (the
+                                 micro-kernels TVM's kernels call)
         src/*.c                  the TVM kernels, <m>.c (the AOT model), <m>_weights.c, ai_runtime.c
         lib<m>.a                 those sources compiled with the board's toolchain and flags
         <m>.ld                   linker-script fragment for .nn_weights / .nn_data_act
@@ -37,8 +38,8 @@ from . import KilnError, aot
 # Runtime files every export carries (relative to the project root).
 RUNTIME_HEADERS = ["runtime/ai/tk_model.h", "runtime/ai/ai_runtime.h", "runtime/include/tk_kernel.h"]
 RUNTIME_SOURCES = ["runtime/ai/ai_runtime.c"]
-# The micro-kernels some schedules call: tk_kernel.h includes "../kernels/tk_mk.h", so their headers
-# keep that place relative to include/ (export/kernels/); their sources join src/.
+# The micro-kernels some schedules call: tk_kernel.h includes "tk_mk.h" through the include path, so
+# their headers join include/ (one -I for the user) and their sources src/.
 MICRO_KERNELS = "runtime/kernels"
 
 
@@ -78,7 +79,7 @@ class ExportInfo:
     source: str  # the .tflite it came from
     tools: dict = field(default_factory=dict)
     extra_sources: list[str] = field(default_factory=list)  # micro-kernel sources (src/<name>)
-    extra_headers: list[str] = field(default_factory=list)  # micro-kernel headers (kernels/<name>)
+    extra_headers: list[str] = field(default_factory=list)  # micro-kernel headers (include/<name>)
 
     @property
     def upper(self) -> str:
@@ -92,7 +93,7 @@ class ExportInfo:
 
     @property
     def headers(self) -> list[str]:
-        return [f"{self.c_name}.h"] + [Path(h).name for h in RUNTIME_HEADERS]
+        return [f"{self.c_name}.h"] + [Path(h).name for h in RUNTIME_HEADERS] + list(self.extra_headers)
 
     @property
     def library(self) -> str:
@@ -184,7 +185,7 @@ def model_json(info: ExportInfo) -> str:
         "layers": info.layers, "inputs": info.inputs, "outputs": info.outputs,
         "api": {"run": f"{info.c_name}_run", "info": f"{info.c_name}_info",
                 "arena_size_macro": f"{info.upper}_ARENA_SIZE", "header": f"{info.c_name}.h"},
-        "files": {"include": info.headers, "kernels": info.extra_headers, "src": info.sources, "library": info.library,
+        "files": {"include": info.headers, "src": info.sources, "library": info.library,
                   "linker_fragment": f"{info.c_name}.ld", "make": f"{info.c_name}.mk",
                   "cmake": f"{info.c_name}.cmake"},
         "tools": info.tools,

@@ -51,7 +51,7 @@ def build_debug_firmware(model_path: str, workdir: Path) -> tuple[Path, object]:
     exe = workdir / "firmware"
     cmd = ["gcc", "-O1", "-std=gnu11", f"-DAI_MAX_IO={len(graph.outputs) + len(graph.inputs)}",
            f"-I{workdir}", f"-I{ROOT / 'runtime/ai'}", f"-I{ROOT / 'runtime/include'}",
-           f"-I{ROOT / 'runtime/protocol'}", *sources, "-o", str(exe), "-lm"]
+           f"-I{ROOT / 'runtime/kernels'}", f"-I{ROOT / 'runtime/protocol'}", *sources, "-o", str(exe), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise KilnError(f"building the layer-debug firmware failed:\n{proc.stderr[-2000:]}")
