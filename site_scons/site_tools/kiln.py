@@ -82,6 +82,8 @@ def _options(root: Path) -> Variables:
                        False))
     v.Add("trials", "with tune=1: candidate schedules per kernel, the default included", "8")
     v.Add("devices", "with tune=1: QEMU instances measuring at the same time", "2")
+    v.Add("tracker", "with tune=1: measure on devices behind a TVM RPC tracker (host:port) "
+          "registered under the board's name (python -m tinykiln.tune_rpc)", "")
     v.Add("tune_bench", "internal (tune=1): a manifest of kernel benchmark firmwares to build", "")
     v.Add("defines", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)", "")
     v.Add(BoolVariable("werror", "treat compiler warnings as errors", False))

@@ -14,6 +14,8 @@ isolation on the device:
                  time; the firmware prints `TKBENCH count=N unit=U digest=D`
     checking     every candidate's output digest must equal the default's on the same input bytes:
                  a mismatch (or a build / run failure) is logged and the candidate never wins
+    devices      devices= QEMUs on this machine, or with tracker=host:port the devices registered
+                 with a TVM RPC tracker under the board's name (tinykiln/tune_rpc.py)
     log          build/<board>/<variant>/<model>/tune/log.jsonl, one JSON line per trial; a trial
                  already in the log is not measured again (an interrupted run resumes)
     result       the fastest correct candidate of each kernel goes into the schedule file
@@ -25,6 +27,7 @@ for the child builds.
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import itertools
 import json
@@ -253,6 +256,12 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
     trials = _int_option(opts, "trials", 8, 1)
     devices = _int_option(opts, "devices", 2, 1)
     timeout = float(opts.get("timeout") or 60)
+    remote = None
+    if opts.get("tracker"):  # devices behind TVM's RPC tracker instead of local QEMUs
+        from tinykiln import tune_rpc
+
+        remote = tune_rpc.runner(opts["tracker"])
+    via = f"tracker {opts['tracker']}" if remote else ("host" if board.is_host else "qemu")
     model = models.resolve(root, opts["model"])
     schedule_path = Path(opts["schedules"]) if opts.get("schedules") else \
         schedules.model_schedule_path(model.directory, board.name)
@@ -270,6 +279,7 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
     graph = tflite.load(str(model.path))
     graph.name = model.name
     base = ops.lower(graph)
+    calls_per_key = collections.Counter(call.spec.workload_key for call in base.calls)
     kernels = []  # (workload key, first call) in model order, tunable ones only
     for call in base.calls:
         key = call.spec.workload_key
@@ -316,8 +326,8 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
                 try:
                     if not elf.is_file():
                         raise KilnError(f"the benchmark did not build (see {blog})")
-                    count, unit, digest = run_bench(board, elf, timeout)
-                    return c, {"count": count, "unit": unit, "digest": digest}
+                    count, unit, digest = (remote or run_bench)(board, elf, timeout)
+                    return c, {"count": count, "unit": unit, "digest": digest, "via": via}
                 except (KilnError, subprocess.TimeoutExpired) as e:
                     return c, {"error": str(e)[:400]}
 
@@ -366,15 +376,15 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
 
     after = _whole_model(root, opts, opts["model"], [f"schedules={schedule_path}"], build_dir,
                          tune_dir, "tuned")
-    sum_before = sum(d["count"] for d, _, _ in results.values())
-    sum_after = sum(b["count"] for _, b, _ in results.values())
-    print("TUNE summary (instructions)", flush=True)
-    print(f"  {'kernel':<40} {'default':>12} {'tuned':>12}  knobs", flush=True)
+    sum_before = sum(d["count"] * calls_per_key[k] for k, (d, _, _) in results.items())
+    sum_after = sum(b["count"] * calls_per_key[k] for k, (_, b, _) in results.items())
+    print("TUNE summary (instructions per call of each kernel; the sum counts every call)", flush=True)
+    print(f"  {'kernel':<40} {'calls':>5} {'default':>12} {'tuned':>12}  knobs", flush=True)
     for key, (d, b, call0) in results.items():
-        print(f"  {call0.spec.function_name:<40} {d['count']:>12} {b['count']:>12}  "
-              f"{json.dumps(b['knobs'], sort_keys=True)}", flush=True)
-    print(f"  {'sum over kernels':<40} {sum_before:>12} {sum_after:>12}", flush=True)
-    print(f"  {'whole model (validation app)':<40} {before if before is not None else '-':>12} "
+        print(f"  {call0.spec.function_name:<40} {calls_per_key[key]:>5} {d['count']:>12} "
+              f"{b['count']:>12}  {json.dumps(b['knobs'], sort_keys=True)}", flush=True)
+    print(f"  {'sum over kernels':<46} {sum_before:>12} {sum_after:>12}", flush=True)
+    print(f"  {'whole model (validation app)':<46} {before if before is not None else '-':>12} "
           f"{after if after is not None else '-':>12}", flush=True)
     print(f"TUNE done in {time.monotonic() - started:.0f} s", flush=True)
     return 0 if after is not None else 1

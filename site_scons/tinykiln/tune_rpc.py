@@ -1,0 +1,110 @@
+"""Kernel benchmarks measured on devices behind TVM's RPC tracker (the way microTVM's tuning farm
+worked): device servers on any host register with the tracker under their board's name; tune=1 with
+tracker=host:port asks the tracker for a free device of its board for each trial, uploads the
+benchmark ELF and runs it there.
+
+    python -m tvm.exec.rpc_tracker --host 127.0.0.1 --port 9190            # once
+    python -m tinykiln.tune_rpc --tracker 127.0.0.1:9190 --board mps2-an500  # one per device
+    ./kiln board=mps2-an500 model=cifar10 tune=1 tracker=127.0.0.1:9190 devices=2
+
+A device server here runs the ELF on the emulated board (QEMU -icount, tune.run_bench); a server
+next to a real board would flash it and read the TKBENCH line from the board's console instead.
+The RPC server executes what it is sent: run it on a trusted network only (TVM's own warning).
+
+    runner(tracker) -> run(board, elf, timeout) -> (count, unit, digest)   the client side
+    serve(tracker, board_name, host="127.0.0.1", port=9091)                 a device server (blocks)
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from tinykiln import KilnError, boards
+
+ROOT = Path(__file__).resolve().parents[2]  # site_scons/tinykiln/ -> the project
+FUNCTION = "tinykiln.run_bench"
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise KilnError(f"tracker={text}: give the tracker as host:port, e.g. tracker=127.0.0.1:9190")
+    return host, int(port)
+
+
+def _register_function():
+    """Runs in the RPC server's process before it serves (server_init_callback): the function a
+    client calls; the server's forked session processes inherit it."""
+    import tvm_ffi
+
+    @tvm_ffi.register_global_func(FUNCTION, override=True)
+    def run_bench(board_name: str, file_name: str, timeout: float) -> str:
+        from tinykiln import tune
+
+        path = tvm_ffi.get_global_func("tvm.rpc.server.workpath")(file_name)
+        board = boards.load_board(ROOT, board_name)
+        count, unit, digest = tune.run_bench(board, Path(path), float(timeout))
+        return f"{count} {unit} {digest}"
+
+
+def serve(tracker: str, board_name: str, host: str = "127.0.0.1", port: int = 9091) -> None:
+    """A device server for `board_name`, registered with the tracker; serves until killed."""
+    from tvm import rpc
+
+    board = boards.load_board(ROOT, board_name)
+    if not board.emulator and not board.is_host:
+        raise KilnError(f"board {board_name} has no emulator: this device server runs benchmarks "
+                        f"under QEMU")
+    server = rpc.Server(host=host, port=port, port_end=port + 100, tracker_addr=_address(tracker),
+                        key=board_name, server_init_callback=_register_function)
+    print(f"tinykiln device server for {board_name} on {host}:{server.port}, tracker {tracker}",
+          flush=True)
+    try:
+        # The server lives in a worker process (TVM's PopenWorker); it ends if the tracker cannot be
+        # reached: end with it rather than look registered while serving nothing.
+        worker = getattr(server.proc, "_proc", None)
+        while worker is None or worker.poll() is None:
+            time.sleep(1)
+        raise KilnError(f"the RPC server for {board_name} stopped (tracker {tracker} unreachable?)")
+    finally:
+        server.terminate()
+
+
+def runner(tracker: str):
+    """run(board, elf, timeout) measuring on a device the tracker hands out for board.name."""
+    host, port = _address(tracker)
+
+    def run(board, elf: Path, timeout: float):
+        from tvm import rpc
+
+        try:
+            client = rpc.connect_tracker(host, port)
+            remote = client.request(board.name, priority=1, session_timeout=timeout + 60)
+            remote.upload(str(elf), target=elf.name)
+            text = remote.get_function(FUNCTION)(board.name, elf.name, float(timeout))
+        except Exception as e:  # TVM raises its own error types for remote failures
+            raise KilnError(f"{elf.name} via tracker {tracker}: {type(e).__name__}: "
+                            f"{str(e).strip()[-300:]}") from None
+        count, unit, digest = str(text).split()
+        return int(count), unit, digest
+
+    return run
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tinykiln.tune_rpc", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracker", required=True, help="the RPC tracker, host:port")
+    parser.add_argument("--board", required=True, help="the board this device server runs (its key)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    parser.add_argument("--port", type=int, default=9091, help="first port to try")
+    args = parser.parse_args(argv)
+    try:
+        serve(args.tracker, args.board, args.host, args.port)
+    except KilnError as e:
+        parser.exit(2, f"tinykiln.tune_rpc: error: {e}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
