@@ -124,3 +124,29 @@ def test_tune_end_to_end_resumes_and_validates(scons, tmp_path):
     assert "TUNE kernel 2/2 trial 3/3" in second.output, second.output
     assert _summary(second.output, "sum over kernels") == (kernels_before, kernels_after)
     assert json.loads(sched.read_text()) == data
+
+
+def test_an_interrupted_run_resumes_without_measuring_again(tmp_path, monkeypatch):
+    model = _tiny_model(tmp_path / "fc.tflite", conv=False)
+    real = tune.run_bench
+    calls = []
+
+    def interrupted_after_four(board, elf, timeout):
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C while the fifth trial runs
+        calls.append(elf)
+        return real(board, elf, timeout)
+
+    opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
+            "trials": "3", "devices": "1", "schedules": str(tmp_path / "s.json"), "timeout": "60"}
+    monkeypatch.setattr(tune, "run_bench", interrupted_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        tune.main(ROOT, opts)
+    log = tmp_path / "build" / BOARD / "release" / "fc" / "tune" / "log.jsonl"
+    assert len(log.read_text().splitlines()) == 4 and not (tmp_path / "s.json").exists()
+
+    again = []
+    monkeypatch.setattr(tune, "run_bench", lambda *a: again.append(a[1]) or real(*a))
+    assert tune.main(ROOT, opts) == 0
+    assert len(again) == 2 and not set(again) & set(calls)  # only the two trials not yet logged
+    assert len(log.read_text().splitlines()) == 6

@@ -306,8 +306,11 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
             try:
                 kernel = codegen.kernel_c(call.spec, cache_dir=cache_dir)
             except Exception as e:  # a knob set TVM cannot schedule: a rejected trial, not a crash
-                _append(log_path, {"kernel": key, "knobs": c.knobs, "ok": False,
-                                   "error": f"codegen: {type(e).__name__}: {str(e)[:300]}"})
+                rec = {"kernel": key, "function": call0.spec.function_name, "family": call0.spec.family,
+                       "knobs": c.knobs, "candidate": c.index, "ok": False,
+                       "error": f"codegen: {type(e).__name__}: {str(e)[:300]}"}
+                _append(log_path, rec)
+                done[(key, c.key)] = rec
                 continue
             (cdir / "kernel.c").write_text(kernel)
             (cdir / "bench.c").write_text(bench_c(graph, call))
@@ -315,6 +318,8 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
             manifest.append({"name": name, "sources": [str(cdir / "kernel.c"), str(cdir / "bench.c")]})
             # KilnFirmware puts firmware N at <build>/N/N.elf
             todo.append((c, builddir / board.name / target.variant.name / name / (name + ".elf")))
+        measured = iter(())
+        pool = None
         if manifest:
             mpath = tune_dir / "manifest.json"
             mpath.write_text(json.dumps(manifest, indent=1))
@@ -331,34 +336,44 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
                 except (KilnError, subprocess.TimeoutExpired) as e:
                     return c, {"error": str(e)[:400]}
 
-            with concurrent.futures.ThreadPoolExecutor(max_workers=devices) as pool:
-                for c, res in pool.map(measure, todo):
-                    rec = {"kernel": key, "function": call0.spec.function_name, "family": call0.spec.family,
-                           "knobs": c.knobs, "candidate": c.index, **res}
-                    done[(key, c.key)] = rec  # checked against the default below, then logged
-        # Check every candidate against the default's output; log what is new.
+            pool = concurrent.futures.ThreadPoolExecutor(max_workers=devices)
+            measured = pool.map(measure, todo)  # results in candidate order, the default first
+        # Check each result against the default's output and log it as it comes: an interrupted
+        # run loses at most the trials still running.
         default = done.get((key, cands[0].key))
         best = None
-        for j, c in enumerate(cands, 1):
-            rec = done.get((key, c.key))
-            if rec is None:
-                continue
-            if "ok" not in rec:
-                if "error" in rec:
-                    rec["ok"] = False
-                elif default is None or "digest" not in default:
-                    rec["ok"], rec["error"] = False, "the default schedule did not run: nothing to compare with"
-                elif rec["digest"] != default["digest"]:
-                    rec["ok"], rec["error"] = False, "output differs from the default schedule's"
-                else:
-                    rec["ok"] = True
-                _append(log_path, rec)
-                if not rec["ok"]:
-                    print(f"TUNE rejected {call0.spec.function_name} {c.knobs}: {rec['error']}", flush=True)
-            if rec["ok"] and (best is None or rec["count"] < best["count"]):
-                best = rec
-            shown = f"{best['count']} instr" if best else "none"
-            print(f"TUNE kernel {ki}/{len(kernels)} trial {j}/{len(cands)}  best {shown}", flush=True)
+        try:
+            for j, c in enumerate(cands, 1):
+                rec = done.get((key, c.key))
+                if rec is None and any(c is t for t, _ in todo):
+                    _, res = next(measured)
+                    rec = {"kernel": key, "function": call0.spec.function_name,
+                           "family": call0.spec.family, "knobs": c.knobs, "candidate": c.index, **res}
+                    if "error" in rec:
+                        rec["ok"] = False
+                    elif c.index == 0:
+                        rec["ok"] = True
+                        default = rec
+                    elif default is None or not default.get("ok"):
+                        rec["ok"], rec["error"] = False, "the default schedule did not run: nothing to compare with"
+                    elif rec["digest"] != default["digest"]:
+                        rec["ok"], rec["error"] = False, "output differs from the default schedule's"
+                    else:
+                        rec["ok"] = True
+                    _append(log_path, rec)
+                    done[(key, c.key)] = rec
+                    if not rec["ok"]:
+                        print(f"TUNE rejected {call0.spec.function_name} {c.knobs}: {rec['error']}",
+                              flush=True)
+                if rec is None:
+                    continue
+                if rec["ok"] and (best is None or rec["count"] < best["count"]):
+                    best = rec
+                shown = f"{best['count']} instr" if best else "none"
+                print(f"TUNE kernel {ki}/{len(kernels)} trial {j}/{len(cands)}  best {shown}", flush=True)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         if best is not None and default is not None and default.get("ok"):
             results[key] = (default, best, call0)
 
