@@ -150,3 +150,17 @@ def test_an_interrupted_run_resumes_without_measuring_again(tmp_path, monkeypatc
     assert tune.main(ROOT, opts) == 0
     assert len(again) == 2 and not set(again) & set(calls)  # only the two trials not yet logged
     assert len(log.read_text().splitlines()) == 6
+
+
+def test_a_tuned_model_that_fails_validation_leaves_the_schedule_as_it_was(tmp_path, monkeypatch):
+    model = _tiny_model(tmp_path / "fc.tflite", conv=False)
+    sched = tmp_path / "s.json"
+    sched.write_text('{"format": 1, "model": "fc", "board": "mps2-an500", "kernels": {}}\n')
+    before = sched.read_text()
+    real = tune._whole_model
+    monkeypatch.setattr(tune, "_whole_model",
+                        lambda *a: None if a[-1] == "tuned" else real(*a))  # as if validation failed
+    opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
+            "trials": "2", "devices": "2", "schedules": str(sched), "timeout": "60"}
+    assert tune.main(ROOT, opts) == 1
+    assert sched.read_text() == before

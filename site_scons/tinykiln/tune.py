@@ -380,7 +380,8 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
     if not results:
         print("TUNE no kernel measured: nothing written", flush=True)
         return 1
-    existing = schedules.entries(schedule_path) if schedule_path.is_file() else {}
+    previous = schedule_path.read_text() if schedule_path.is_file() else None
+    existing = schedules.entries(schedule_path) if previous is not None else {}
     for key, (default, best, call0) in results.items():
         op = graph.ops[call0.op_index] if call0.op_index < len(graph.ops) else None
         existing[key] = {"family": call0.spec.family, "knobs": best["knobs"],
@@ -391,6 +392,14 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
 
     after = _whole_model(root, opts, opts["model"], [f"schedules={schedule_path}"], build_dir,
                          tune_dir, "tuned")
+    if after is None:
+        # The tuned model failed to build or to validate: never leave that schedule behind.
+        if previous is None:
+            schedule_path.unlink()
+        else:
+            schedule_path.write_text(previous)
+        print(f"TUNE the tuned model did not validate: {schedule_path} restored; the trials stay "
+              f"in {log_path}", flush=True)
     sum_before = sum(d["count"] * calls_per_key[k] for k, (d, _, _) in results.items())
     sum_after = sum(b["count"] * calls_per_key[k] for k, (_, b, _) in results.items())
     print("TUNE summary (instructions per call of each kernel; the sum counts every call)", flush=True)
