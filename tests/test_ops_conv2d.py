@@ -132,3 +132,77 @@ def test_identical_layers_share_a_spec():
     lowered = lower(graph)
     a, b = lowered.calls
     assert a.spec.function_name == b.spec.function_name
+
+
+def run_guarded(graph, lowered, values, workdir):
+    """A single-op model's kernel called with its scratch param followed by guard bytes: the
+    outputs, and whether the kernel wrote past the scratch's planned size."""
+    import ctypes
+
+    from kernelrun import build_library
+
+    (call,) = lowered.calls
+    lib = build_library(lowered, workdir)
+    keep, pointers, guards = [], [], []
+    feeds = dict(zip(graph.inputs, values))
+    outputs = {}
+    for p, arg in zip(call.spec.params, call.args):
+        if p.role == "input":
+            array = np.ascontiguousarray(feeds[arg], dtype=p.dtype)
+        elif p.role == "output":
+            array = outputs[arg] = np.zeros(p.shape, dtype=p.dtype)
+        elif p.role == "const":
+            array = np.ascontiguousarray(arg, dtype=p.dtype)
+        else:
+            array = np.full(p.nbytes + 256, 0x5A, dtype=np.uint8)
+            guards.append((array, p.nbytes))
+        keep.append(array)
+        pointers.append(ctypes.c_void_p(array.ctypes.data))
+    getattr(lib, call.spec.function_name)(*pointers)
+    overrun = any(np.any(array[n:] != 0x5A) for array, n in guards)
+    return [outputs[i] for i in graph.outputs], overrun
+
+
+@pytest.mark.parametrize("shape, filters, kernel, stride, dilation, recopy", [
+    ((1, 10, 10, 16), 8, (3, 3), (1, 1), (1, 1), False),   # rolling: many channels, 3 rows deep -> 4 slots
+    ((1, 11, 9, 8), 8, (3, 3), (2, 2), (1, 1), False),     # rolling with stride 2 (one row shared)
+    ((1, 13, 10, 16), 4, (3, 2), (1, 1), (2, 1), False),   # rolling over a dilated window of 5 rows
+    ((1, 20, 10, 1), 16, (10, 4), (2, 2), (1, 1), True),   # kws' first layer: tall filter, one channel
+    ((1, 9, 9, 4), 8, (2, 2), (2, 2), (1, 1), True),       # windows do not overlap
+    ((1, 9, 7, 2), 4, (2, 3), (3, 1), (2, 1), True),       # dilated, stride past the window
+])
+def test_conv2d_pads_rows_per_output_row(shape, filters, kernel, stride, dilation, recopy, tmp_path):
+    """int8 HOWI with padding copies only the padded rows of one output row at a time into a
+    scratch of scratch_rows() rows (a rolling buffer, or each window's rows afresh): bit-exact vs
+    LiteRT at several knob points, the scratch as small as planned and never overrun; other weight
+    layouts pad the whole input."""
+    from kernelrun import load_graph
+
+    from tinykiln.ops import lower, workload_key
+    from tinykiln.ops.conv2d import _recopy, scratch_rows
+
+    mb = mg.ModelBuilder(11)
+    x = mb.input(shape, "int8", name="input")
+    y = mg.conv2d(mb, x, filters, kernel, stride=stride, padding="SAME", dilation=dilation, activation="RELU",
+                  per_channel=True)
+    model = mb.build([x], [y])
+    graph = load_graph(model, mb, [x], [y])
+    spec = lower(graph).calls[0].spec
+    a = spec.attrs
+    assert _recopy(a) == recopy
+    row = (shape[2] + a["pad"][2] + a["pad"][3]) * shape[3]
+    rows = kernel[0] if recopy else 1 << ((kernel[0] - 1) * dilation[0]).bit_length()
+    assert scratch_rows(a) == rows
+    key = workload_key(spec)
+    values = [mg.random_input(mb, x, seed=5)]
+    want = mg.reference_run(model, values)[0]
+    points = [{}, {"weights16": False, "oc_tile": 1, "unroll": True}, {"weight_layout": "OHWI"}]
+    for i, knobs in enumerate(points):
+        lowered = lower(graph, {key: knobs})
+        (scratch,) = [p for p in lowered.calls[0].spec.params if p.role == "scratch"]
+        whole = lowered.calls[0].spec.knobs["weight_layout"] != "HOWI"
+        assert scratch.nbytes == (shape[1] + a["pad"][0] + a["pad"][1] if whole else rows) * row
+        assert workload_key(lowered.calls[0].spec) == key  # the scratch's size is no knob's
+        (got,), overrun = run_guarded(graph, lowered, values, tmp_path / str(i))
+        assert not overrun, f"{knobs}: the kernel wrote past its scratch"
+        assert np.array_equal(got, want), f"{knobs}: {np.count_nonzero(got != want)} values differ"

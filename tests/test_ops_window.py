@@ -98,6 +98,40 @@ def test_depthwise_micro_kernel_windows_with_unit_loops(shape, kernel, multiplie
     assert [k["layout"] for k in taken] == ["CHW16", "NHWC"]
 
 
+@pytest.mark.parametrize("shape, kernel, multiplier, stride, padding", [
+    ((1, 25, 5, 16), (3, 3), 1, (1, 1), "SAME"),   # kws' depthwise layers, fewer channels
+    ((1, 9, 8, 3), (3, 2), 2, (2, 1), "SAME"),     # depth multiplier 2: two outputs per plane
+    ((1, 7, 6, 4), (2, 3), 1, (1, 2), "VALID"),    # no padding: the plane is the input's
+])
+def test_depthwise_chw16_scratch_is_one_plane(shape, kernel, multiplier, stride, padding, tmp_path):
+    """CHW16 copies one input channel's padded plane at a time (then computes that channel's
+    outputs): the scratch is one plane of int16, never overrun, whatever the knobs; bit-exact."""
+    from kernelrun import load_graph
+    from test_ops_conv2d import run_guarded
+
+    from tinykiln.ops import lower, workload_key
+
+    mb = mg.ModelBuilder(8)
+    x = mb.input(shape, "int8", name="input")
+    y = mg.depthwise_conv2d(mb, x, kernel, depth_multiplier=multiplier, stride=stride, padding=padding,
+                            activation="RELU", per_channel=True)
+    model = mb.build([x], [y])
+    graph = load_graph(model, mb, [x], [y])
+    spec = lower(graph).calls[0].spec
+    pt, pb, pl, pr = spec.attrs["pad"]
+    key = workload_key(spec)
+    values = [mg.random_input(mb, x, seed=2)]
+    want = mg.reference_run(model, values)[0]
+    for i, knobs in enumerate([{}, {"oc_tile": 1, "unroll": True}]):
+        lowered = lower(graph, {key: knobs})
+        assert lowered.calls[0].spec.knobs["layout"] == "CHW16"
+        (scratch,) = [p for p in lowered.calls[0].spec.params if p.role == "scratch"]
+        assert scratch.nbytes == (shape[1] + pt + pb) * (shape[2] + pl + pr) * 2
+        (got,), overrun = run_guarded(graph, lowered, values, tmp_path / str(i))
+        assert not overrun, f"{knobs}: the kernel wrote past its scratch"
+        assert np.array_equal(got, want), f"{knobs}: {np.count_nonzero(got != want)} values differ"
+
+
 def test_avg_pool_rounds_half_away_from_zero(tmp_path):
     """2x1 windows whose int8 sums are odd: the halves must round away from zero both ways."""
     mb = mg.ModelBuilder(0)

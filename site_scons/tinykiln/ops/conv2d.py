@@ -5,8 +5,10 @@ the image (padding taps add nothing), + bias, requantized per output channel, + 
 to the fused activation. We pad with input_zp instead, so every tap is (x - zp) = 0 there and
 sum(w * (x - zp)) = sum(w * x) - zp * sum(w): the second term is folded into the bias at build time.
 
-int8 with padding materialises the padded input once into a scratch param (the arena), so no
-schedule tests for the border inside its inner loop.
+int8 with padding copies the padded input into a scratch param (the arena), so no schedule tests
+for the border inside its inner loop: with HOWI, only the padded input rows that one output row
+reads, just before computing that row (a scratch of `scratch_rows` rows: a rolling buffer or each
+window's rows afresh, see _recopy); other layouts pad the whole input.
 
 Weights are a flat const array whose order is the `weight_layout` knob:
   HOWI  int8 only, the default where it applies (no dilation across the width): per filter row, each
@@ -31,7 +33,7 @@ from tinykiln.kernel import KernelCall
 from .microkernel import pack_w16, w16_index
 from .base import (
     KernelFamily, constant, divisors_up_to, epilogue, int8_accumulate_quant, float_act_attr, int8_act_attr, padded_input, param,
-    quant_params, schedule_accumulate, unsupported, window_padding,
+    pow2_at_least, quant_params, schedule_accumulate, unsupported, window_padding,
 )
 
 
@@ -62,11 +64,17 @@ def lower_conv2d(ctx, op):
         params, args, attrs = int8_accumulate_quant(op, x, w, y, sums, bias, attrs, activation)
         scratch = []
         if any(attrs["pad"]):
+            # sized for the HOWI schedule (the padded input rows of one output row), the workload
+            # key's size whatever the knobs; other layouts pad the whole input (set below)
             pt, pb, pl, pr = attrs["pad"]
-            scratch = [param("padded", "int8", (n * (h + pt + pb) * (wd + pl + pr) * c,), "scratch")]
+            row = (wd + pl + pr) * c
+            scratch = [param("padded", "int8", (n * scratch_rows(attrs) * row,), "scratch")]
         params = [param("input", "int8", x.shape, "input"), flat_w, *params, *scratch,
                   param("output", "int8", y.shape, "output")]
         spec = ctx.spec("conv2d_int8", params, attrs)
+        if scratch and spec.knobs["weight_layout"] != "HOWI":
+            params[-2] = param("padded", "int8", (n * (h + pt + pb) * row,), "scratch")
+            spec = replace(spec, params=tuple(params))
         laid_out = _layout(weights, spec.knobs["weight_layout"])
         if spec.knobs["weights16"] and spec.knobs["weight_layout"] == "HOWI":
             # int16 in the micro-kernel's SXTB16 order (the workload key stays that of the int8 spec)
@@ -89,6 +97,37 @@ def lower_conv2d(ctx, op):
     spec = ctx.spec("conv2d_float32", params, attrs)
     args = [x_index, _layout(weights, spec.knobs["weight_layout"]), *extra, op.outputs[0]]
     return [KernelCall(spec, op.index, args)]
+
+
+def window_rows(attrs) -> int:
+    """Rows of the padded input that one output row reads: the filter's height, dilated."""
+    return (attrs["kernel"][0] - 1) * attrs["dilation"][0] + 1
+
+
+def _recopy(attrs) -> bool:
+    """How the HOWI schedule pads the input, one output row at a time (the scratch is sized by the
+    op alone, never by knobs: scratch_rows):
+      rolling  a rolling buffer of pow2_at_least(window_rows) rows: padded row r in slot
+               r % that (a mask); each input row is copied once, but every micro-kernel call
+               computes its row's slot (a few instructions more per call);
+      recopy   the kh rows of each output row copied afresh into kh rows: plain addresses, but rows
+               shared by neighbouring windows are copied again.
+    Recopy where its extra copying (about 8 instructions per byte) costs less than the rolling
+    slots (about 5 per call, counting the default oc tile of 4), or where windows do not overlap."""
+    _, h, w, c = attrs["in_shape"]
+    _, oh, ow, oc = attrs["out_shape"]
+    kh = attrs["kernel"][0]
+    pt, pb, pl, pr = attrs["pad"]
+    if attrs["stride"][0] >= window_rows(attrs):
+        return True
+    row = (w + pl + pr) * c
+    extra_bytes = (oh * kh - (h + pt + pb)) * row
+    calls = oh * ow * -(-oc // 4) * kh
+    return 8 * extra_bytes < 5 * calls
+
+
+def scratch_rows(attrs) -> int:
+    return attrs["kernel"][0] if _recopy(attrs) else pow2_at_least(window_rows(attrs))
 
 
 def _layout(weights: np.ndarray, layout: str) -> np.ndarray:
@@ -160,21 +199,27 @@ def _compute_rows(spec):
     w16 = bool(spec.knobs.get("weights16"))
     wt = te.placeholder((kh_n, oc, kw_n * c), "int16" if w16 else "int8", name="weights")
     w_at = (lambda r, o, k: wt[r, o, w16_index(k, kw_n * c)]) if w16 else (lambda r, o, k: wt[r, o, k])
+    zp = tirx.const(a["input_zp"], "int8")
+
+    def pad_value(b, r, q):
+        return tirx.if_then_else(
+            tirx.all(r >= pt, r < pt + h, q >= pl * c, q < (pl + w) * c), x[b, r - pt, q - pl * c], zp)
+
+    padded = x
     if any(a["pad"]):
-        zp = tirx.const(a["input_zp"], "int8")
-        padded = te.compute(
-            (n, h + pt + pb, (w + pl + pr) * c),
-            lambda b, r, q: tirx.if_then_else(
-                tirx.all(r >= pt, r < pt + h, q >= pl * c, q < (pl + w) * c), x[b, r - pt, q - pl * c], zp),
-            name="pad")
-    else:
-        padded = x
+        padded = te.compute((n, h + pt + pb, (w + pl + pr) * c), pad_value, name="pad")
+    row_of = lambda b, r, kh: padded[b, r * sh + kh * dh]  # noqa: E731
+    if any(a["pad"]) and _recopy(a):
+        # the kh padded rows of each output row r (see _schedule_rows)
+        padded = te.compute((n, oh, kh_n, (w + pl + pr) * c),
+                            lambda b, r, kh, q: pad_value(b, r * sh + kh * dh, q), name="pad")
+        row_of = lambda b, r, kh: padded[b, r, kh]  # noqa: E731
     kh = te.reduce_axis((0, kh_n), name="kh")
     k = te.reduce_axis((0, kw_n * c), name="k")
     acc = te.compute(
         (n, oh, ow, oc),
         lambda b, r, s, o: te.sum(
-            padded[b, r * sh + kh * dh, s * sw * c + k].astype("int32") * w_at(kh, o, k).astype("int32"),
+            row_of(b, r, kh)[s * sw * c + k].astype("int32") * w_at(kh, o, k).astype("int32"),
             axis=[kh, k]),
         name="acc")
     return _with_scratch(spec, x, wt, padded, epilogue(spec, acc, oc_axis=3))
@@ -183,13 +228,22 @@ def _compute_rows(spec):
 def _schedule_rows(sch, spec):
     """Per output pixel and oc tile: accumulators on the stack, then for each filter row one call
     of the micro-kernel over the tile's weight rows (ops/microkernel.py)."""
+    import tvm
+
+    from .base import alloc_to_param, param_to_alloc, unmark_opaque, widen_rolling
     from .microkernel import blockize_dot, call_on_tiles, dot_s8_call, dot_s8w16_call, loops_at
 
     a = spec.attrs
     tile = spec.knobs["oc_tile"]
     k = a["kernel"][1] * a["in_shape"][3]
+    padded = any(p.role == "scratch" for p in spec.params)
+    if padded:
+        # the scratch param is an output of the compute; schedule it as a temporary (see base.py)
+        func, index = param_to_alloc(sch.mod["main"], "pad")
+        sch = tvm.s_tir.Schedule(func)
     out = sch.get_sblock("output")
     acc = sch.get_sblock("acc")
+    row_loop = sch.get_loops(out)[1]
     oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
     # one loop per axis of acc (b, r, s, o, kh, k), unit ones kept: the call covers the tile's
     # weight rows (o) over one filter row's run (k), so kh goes outside the tile, then o
@@ -201,6 +255,21 @@ def _schedule_rows(sch, spec):
         sch.unroll(kh_loop)
     # weight rows of neighbouring output channels are k apart in the (kh, oc, kw * ic) layout
     call = dot_s8w16_call(k, k, tile) if spec.knobs.get("weights16") else dot_s8_call(k, k, tile)
+    if padded:
+        # pad the input rows of one output row just before computing it (the scratch holds
+        # scratch_rows() rows; see _recopy for the two ways)
+        pad = sch.get_sblock("pad")
+        sch.compute_at(pad, row_loop)
+        if _recopy(a):
+            # one output row's kh rows, rewritten for every output row
+            sch.transform_layout(pad, ("write", 0), lambda b, r, kh, q: (b, kh, q),
+                                 assume_injective_transform=True)
+            func = alloc_to_param(sch.mod["main"], "pad", index)
+        else:
+            sch.rolling_buffer(pad, 0)
+            func = widen_rolling(alloc_to_param(sch.mod["main"], "pad", index), "pad", window_rows(a))
+            func = unmark_opaque(func, keep="pad")
+        return call_on_tiles(func, {name: call})
     return call_on_tiles(sch.mod["main"], {name: call})
 
 

@@ -4,10 +4,11 @@ Output channel o reads input channel o // depth_multiplier. int8 as TFLite's Dep
 with the input zero point folded into the bias as for CONV_2D (padding taps read input_zp).
 
 Knob `layout` (int8):
-  CHW16  the default where it applies (no dilation across the width, a window of 2+ taps): the
-         kernel first copies the input, padded with input_zp, into an arena scratch param as int16
-         rows of one channel (n, rows, channels, width): the taps of one filter row are then
-         contiguous int16 values, two per word. The weights are re-packed at build time as int16
+  CHW16  the default where it applies (no dilation across the width, a window of 2+ taps): for
+         each input channel in turn, the kernel copies that channel's plane of the input, padded
+         with input_zp, into an arena scratch param as int16 (rows, width), then computes the
+         channel's outputs from it: the taps of one filter row are contiguous int16 values, two per
+         word, and the scratch is one plane (not the whole input). The weights are re-packed at build time as int16
          (channel, kh, kw). The schedule calls the micro-kernel tk_mk_dw_s16 (runtime/kernels/tk_mk.h:
          SMLAD on Cortex-M DSP cores, one per two taps) for each output value.
   NHWC   TFLite's layouts as they are (weights 1HW(C*M), output channels innermost), the whole loop
@@ -62,7 +63,7 @@ def lower_depthwise_conv2d(ctx, op):
             # workload key stays that of the spec above
             pt, pb, pl, pr = attrs["pad"]
             w16 = np.ascontiguousarray(weights[0].transpose(2, 0, 1)).astype(np.int16).reshape(-1)
-            scratch = param("padded", "int16", (n * (h + pt + pb) * c * (wd + pl + pr),), "scratch")
+            scratch = param("padded", "int16", ((h + pt + pb) * (wd + pl + pr),), "scratch")
             params = [params[0], param("weights", "int16", (w16.size,), "const"), *extra_params, scratch,
                       params[-1]]
             spec = replace(spec, params=tuple(params))
@@ -110,7 +111,8 @@ def _compute_nhwc(spec):
 
 def _compute_chw16(spec):
     """int8 on the int16 (n, rows, channels, width) copy of the padded input: for output (r, s, o)
-    and filter row kh the kw taps are padded[b, r * sh + kh * dh, o // M, s * sw + 0 .. kw - 1]."""
+    and filter row kh the kw taps are padded[b, r * sh + kh * dh, o // M, s * sw + 0 .. kw - 1].
+    The schedule keeps one (rows, width) plane of it at a time (the scratch param)."""
     from tvm import te, tirx
 
     a = spec.attrs
@@ -145,16 +147,33 @@ def _compute_chw16(spec):
 
 
 def _schedule_chw16(sch, spec):
-    """Per output value: the accumulator on the stack, then one tk_mk_dw_s16 call over the window."""
+    """Per input channel: its padded plane into the scratch, then per output value of the channel
+    the accumulator on the stack and one tk_mk_dw_s16 call over the window."""
+    import tvm
+
+    from .base import alloc_to_param, param_to_alloc
     from .microkernel import call_on_tiles
 
     a = spec.attrs
     kh_n, kw_n = a["kernel"]
     _, h, w, c = a["in_shape"]
     pt, pb, pl, pr = a["pad"]
-    row_stride = a["dilation"][0] * c * (w + pl + pr)
-    out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
-    sch.compute_at(acc, sch.get_loops(out)[-1])
+    row_stride = a["dilation"][0] * (w + pl + pr)
+    # The scratch param is written by the kernel, so TVM sees "pad" as an output block and refuses to
+    # compute_at it: schedule it as a temporary, then give its (shrunk) buffer back as the param.
+    func, index = param_to_alloc(sch.mod["main"], "pad")
+    sch = tvm.s_tir.Schedule(func)
+    out, acc, pad = sch.get_sblock("output"), sch.get_sblock("acc"), sch.get_sblock("pad")
+    # Channel-major: per input channel, copy its padded plane, then compute the outputs reading it
+    # (all M = depth_multiplier of them); the scratch holds one plane.
+    depth = a["depth_multiplier"]
+    b, r, s, o = sch.get_loops(out)
+    ch, m = sch.split(o, [None, depth])
+    sch.reorder(b, ch, r, s, m)
+    sch.compute_at(acc, m)
+    sch.compute_at(pad, ch)
+    sch.transform_layout(pad, ("write", 0), lambda n_, row, c_, col: (row, col),
+                         assume_injective_transform=True)
     window = sch.get_loops(acc)[len(sch.get_loops(out)):]  # kh, kw (unit loops dropped)
     sch.decompose_reduction(acc, window[0])
     name = sch.get(sch.blockize(window[0])).name_hint
@@ -165,7 +184,7 @@ def _schedule_chw16(sch, spec):
         wt = next(r for r in block.reads if r.source.name == "weights")
         return [address(x), row_stride, address(wt), kh_n, kw_n, address(acc_region)]
 
-    return call_on_tiles(sch.mod["main"], {name: ("tk_mk_dw_s16", build)})
+    return call_on_tiles(alloc_to_param(sch.mod["main"], "pad", index), {name: ("tk_mk_dw_s16", build)})
 
 
 def compute(spec):
