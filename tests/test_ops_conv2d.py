@@ -193,10 +193,11 @@ def test_conv2d_pads_rows_per_output_row(shape, filters, kernel, stride, dilatio
     row = (shape[2] + a["pad"][2] + a["pad"][3]) * shape[3]
     rows = kernel[0] if recopy else 1 << ((kernel[0] - 1) * dilation[0]).bit_length()
     assert scratch_rows(a) == rows
+    assert spec.knobs["unroll"] == (not recopy)  # the rolling slots are hoisted out of unrolled rows
     key = workload_key(spec)
     values = [mg.random_input(mb, x, seed=5)]
     want = mg.reference_run(model, values)[0]
-    points = [{}, {"weights16": False, "oc_tile": 1, "unroll": True}, {"weight_layout": "OHWI"}]
+    points = [{}, {"weights16": False, "oc_tile": 1, "unroll": True}, {"unroll": False}, {"weight_layout": "OHWI"}]
     for i, knobs in enumerate(points):
         lowered = lower(graph, {key: knobs})
         (scratch,) = [p for p in lowered.calls[0].spec.params if p.role == "scratch"]

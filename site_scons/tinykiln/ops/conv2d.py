@@ -17,7 +17,8 @@ Weights are a flat const array whose order is the `weight_layout` knob:
         runtime/kernels/tk_mk.h: SMLAD on Cortex-M DSP cores) on every (filter row, oc tile)
   OHWI  TFLite's order: one output channel's taps are contiguous (dot products over input channels)
   HWIO  output channels innermost: neighbouring output channels share each input load (oc tiling)
-Knobs: weight_layout, oc_tile (output channels accumulated together), unroll (unroll the oc tile),
+Knobs: weight_layout, oc_tile (output channels accumulated together), unroll (HOWI: the filter rows,
+on by default where the padding uses a rolling scratch; other layouts: the oc tile),
 weights16 (int8 HOWI: weights re-packed at build time as int16 in the order the micro-kernel
 tk_mk_dot_s8w16 multiplies them, so it loads pairs instead of unpacking every weight word; twice the
 weight bytes, fewer instructions).
@@ -285,10 +286,14 @@ def knob_space(spec):
     layouts = ["OHWI", "HWIO"]
     if spec.family == "conv2d_int8" and spec.attrs["dilation"][1] == 1:
         layouts = ["HOWI", *layouts]
+    a = spec.attrs
+    # a rolling scratch (see _recopy) computes each filter row's slot in the micro-kernel call's
+    # address; unrolled, those slots only depend on the output row and the compiler hoists them
+    rolling = spec.family == "conv2d_int8" and any(a["pad"]) and not _recopy(a)
     space = {
         "weight_layout": layouts,
         "oc_tile": _tiles(oc),
-        "unroll": [False, True],
+        "unroll": [True, False] if rolling else [False, True],
     }
     if spec.family == "conv2d_int8":
         space["weights16"] = [True, False]  # HOWI only: int16 weights in SXTB16 order, or int8
