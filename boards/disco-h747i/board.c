@@ -1,6 +1,8 @@
 /* disco-h747i (Cortex-M7 core): console on USART1, PA9 (TX) / PA10 (RX), AF7 (RM0399 RCC and GPIO
- * chapters). The D2-domain SRAMs get their clocks so that a variant may place data there. */
+ * chapters). The D2-domain SRAMs get their clocks so that a variant may place data there. Variant
+ * ext-mem (TK_EXT_MEM) also brings up the SDRAM and the QSPI flash (ext_mem.c). */
 #include "cortex-m/stm32_gpio.h"
+#include "ext_mem.h"
 #include "tk_board.h"
 #include "tk_uart.h"
 
@@ -20,10 +22,13 @@ void tk_board_init(void)
     tk_uart_init(TK_CLOCK_HZ, TK_CONSOLE_BAUD);
     tk_cycles_start();
 #if defined(TK_EXT_MEM)
-    /* Variant ext-mem links weights to QSPI and activations to SDRAM, but the FMC SDRAM and QSPI
-     * memory-mapped bring-up is not written yet: stop clearly instead of faulting on first use. */
-    tk_printf("disco-h747i: variant ext-mem needs the FMC SDRAM / QSPI bring-up, which this "
-              "board support does not have yet\n");
-    tk_exit(2);
+    /* Variant ext-mem: weights are read from QSPI flash and activations live in SDRAM, so both
+     * must work before app_main (ext_mem.c; verified by compilation only). */
+    const char *what = "";
+    int failed = tk_ext_mem_init(&what);
+    if (failed) {
+        tk_printf("disco-h747i: external memory bring-up failed (%d): %s\n", failed, what);
+        tk_exit(2);
+    }
 #endif
 }

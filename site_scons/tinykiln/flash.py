@@ -55,6 +55,43 @@ def _tail(text: str, n: int = 6) -> str:
     return "\n".join("    " + l for l in lines[-n:])
 
 
+def external_bytes(board: Board, elf) -> dict[str, int]:
+    """Bytes the ELF loads into the regions [flash] external lists (e.g. the disco-h747i's QSPI
+    NOR): flash a chip's built-in driver cannot write; region name -> bytes, empty when none."""
+    regions = [board.region(name) for name in board.flash.get("external", [])]
+    found: dict[str, int] = {}
+    with open(elf, "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
+                continue
+            for r in regions:
+                if r.origin <= seg["p_paddr"] < r.end:
+                    found[r.name] = found.get(r.name, 0) + seg["p_filesz"]
+    return found
+
+
+def _external_note(board: Board, method: str, elf) -> float:
+    """Say how external-flash parts of the ELF get programmed; the extra seconds they may take.
+    A method without `writes_external = true` in its [flash.<method>] table cannot write them."""
+    found = external_bytes(board, elf)
+    if not found:
+        return 0.0
+    parts = ", ".join(f"{n} bytes for {name} at 0x{board.region(name).origin:08x}"
+                      for name, n in found.items())
+    settings = board.flash.get(method, {})
+    if not settings.get("writes_external"):
+        able = [m for m in board.flash_methods if board.flash.get(m, {}).get("writes_external")]
+        way_out = (f"Use flasher={able[0]}, or program" if able else "Program")
+        raise KilnError(f"flashing {board.name} with {method}: the ELF has {parts}, external flash "
+                        f"that {method} cannot program (it has no flash algorithm for it). "
+                        f"{way_out} that part with a tool that has the board's external loader "
+                        f"(e.g. STM32CubeProgrammer -el).")
+    print(f"{board.name}: the ELF has {parts}; {method} writes it through "
+          f"{settings.get('external_how', 'its external flash bank')} (erase + program: slow)",
+          flush=True)
+    return sum(found.values()) / 16384  # about 16 KB/s over the debug probe: a generous bound
+
+
 def openocd_command(board: Board, elf) -> list[str]:
     cfg = board.flash.get("openocd", {})
     if "cfg" not in cfg:
@@ -69,7 +106,9 @@ def openocd_command(board: Board, elf) -> list[str]:
 
 
 def flash_openocd(board: Board, elf) -> int:
-    code, out = _run_tool(openocd_command(board, elf), f"flashing {board.name}", PROBE_TIMEOUT)
+    extra = _external_note(board, "openocd", elf)
+    code, out = _run_tool(openocd_command(board, elf), f"flashing {board.name}",
+                          PROBE_TIMEOUT + extra)
     if code != 0:
         if re.search(r"(?i)no device found|unable to open|couldn't open|error: open failed|"
                      r"no matching|libusb|LIB_USB", out):
@@ -93,7 +132,8 @@ def pyocd_command(board: Board, elf) -> list[str]:
 
 def flash_pyocd(board: Board, elf) -> int:
     cfg = board.flash.get("pyocd", {})
-    code, out = _run_tool(pyocd_command(board, elf), f"flashing {board.name}", PROBE_TIMEOUT)
+    extra = _external_note(board, "pyocd", elf)
+    code, out = _run_tool(pyocd_command(board, elf), f"flashing {board.name}", PROBE_TIMEOUT + extra)
     if code != 0:
         if re.search(r"(?i)target type .* not recognized|unknown target|not found in pack", out):
             pack = cfg.get("pack", cfg["target"])
