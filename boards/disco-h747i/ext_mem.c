@@ -78,9 +78,10 @@
 #define NS_TO_SDCLK(ns) (((ns) * SDCLK_PER_US + 999u) / 1000u)
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* IS42S32800J AC minimums. The board's speed grade is not printed in UM2411's BOM text we used, so
- * each value is the slowest of the -6/-7/-75 grades (tRCD/tRP 18-20 ns, tRAS 42-45 ns, tRC/tRFC
- * 60-70 ns, tXSR 70-75 ns). At 31.25 ns per clock only tRC and tXSR come out above 2 clocks. */
+/* SDRAM AC minimums, in ns. Deliberately a bit above the -6 (166 MHz) grade minimums of ISSI's
+ * 8M x 32 SDRAMs (IS42S32800G/J: tRCD = tRP = 18 ns, tRAS = 42 ns, tRC = tRFC = 60 ns,
+ * tXSR = 70 ns, tMRD = tWR = 2 tCK) so that a slower grade fits too; at 31.25 ns per clock the
+ * margin costs at most one clock, and only tRC and tXSR come out above 2 clocks. */
 #define SDRAM_TRCD_CLK MAX(NS_TO_SDCLK(20u), 1u) /* ACTIVE -> READ/WRITE: 20 ns -> 1 */
 #define SDRAM_TRP_CLK MAX(NS_TO_SDCLK(20u), 1u)  /* PRECHARGE -> ACTIVE: 20 ns -> 1 */
 #define SDRAM_TRAS_CLK MAX(NS_TO_SDCLK(45u), 1u) /* ACTIVE -> PRECHARGE (self-refresh min): 45 ns -> 2 */
