@@ -65,3 +65,22 @@ def test_qemu_timeout_kills_with_clear_message(scons, kiln_build_dir):
 def test_choose_method_defaults_to_first():
     assert flash.choose_method(boards.load_board(ROOT, "pynq-z1")) == "openocd"
     assert flash.choose_method(boards.load_board(ROOT, "pynq-z1"), "qemu") == "qemu"
+
+
+def test_ext_mem_elf_has_qspi_bytes_and_pyocd_refuses_them(scons, kiln_build_dir):
+    """disco-h747i ext-mem puts the weights in QSPI NOR: openocd (stmqspi bank) may write them,
+    pyocd has no loader for them and must say so instead of flashing half an image."""
+    r = scons("board=disco-h747i", "variant=ext-mem", "model=cifar10", timeout=600)
+    assert r.returncode == 0, r.output
+    b = boards.load_board(ROOT, "disco-h747i")
+    elf = kiln_build_dir / "disco-h747i" / "ext-mem" / "cifar10" / "cifar10.elf"
+    found = flash.external_bytes(b, elf)
+    assert set(found) == {"QSPI"} and found["QSPI"] > 100_000  # cifar10's weights
+    release = kiln_build_dir / "disco-h747i" / "release" / "cifar10" / "cifar10.elf"
+    assert scons("board=disco-h747i", "model=cifar10", timeout=600).returncode == 0
+    assert flash.external_bytes(b, release) == {}
+    r = scons("board=disco-h747i", "variant=ext-mem", "model=cifar10", "flash=1", "flasher=pyocd",
+              timeout=120)
+    assert r.returncode != 0
+    assert "external flash that pyocd cannot program" in r.output, r.output
+    assert "flasher=openocd" in r.output and "Traceback" not in r.output
