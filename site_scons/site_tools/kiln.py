@@ -65,7 +65,9 @@ def _options(root: Path) -> Variables:
                        "validate on the device and print the verdict, cycles, arena and flash", False))
     v.Add(BoolVariable("flash", "build, then put the firmware on the board (flasher=)", False))
     v.Add("flasher", "flash method: qemu, openocd, pyocd, host (default: the board's first)", "")
-    v.Add("port", "the board's console: a serial port or pyserial URL (e.g. /dev/ttyACM0)", "")
+    v.Add("port", "the board's console: a serial port or pyserial URL (e.g. /dev/ttyACM0, "
+          "serial:/dev/ttyACM0:921600); with tune=1: measure on real boards, flashed per trial, "
+          "one per port (port=/dev/ttyACM0,/dev/ttyACM1)", "")
     v.Add("timeout", "seconds a run may last before it is killed", "60")
     v.Add(BoolVariable("validate", "with model=: run the firmware on n inputs and compare every "
                        "output with LiteRT's reference kernels (kiln_model.py)", False))

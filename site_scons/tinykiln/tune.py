@@ -248,20 +248,36 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
     root = Path(root)
     target = boards.resolve(root, opts["board"], opts["variant"])
     board = target.board
-    if not board.is_host and not board.emulator:
-        raise KilnError(f"tune=1 measures on an emulated board (or host); {board.name} has no "
-                        f"emulator: pick one of the QEMU boards (./kiln -h)")
+    if not board.is_host and not board.emulator and not opts.get("port") and not opts.get("tracker"):
+        raise KilnError(f"tune=1 on {board.name} (no emulator) measures on the board itself: give "
+                        f"its console with port=/dev/ttyACM0 (it is flashed for each trial), or "
+                        f"pick a QEMU board (./kiln -h)")
     if not opts.get("model"):
         raise KilnError("tune=1 tunes a model: add model=<name or .tflite path>")
     trials = _int_option(opts, "trials", 8, 1)
     devices = _int_option(opts, "devices", 2, 1)
     timeout = float(opts.get("timeout") or 60)
     remote = None
+    hardware_args = []  # for the whole-model validations when measuring on a real board
     if opts.get("tracker"):  # devices behind TVM's RPC tracker instead of local QEMUs
         from tinykiln import tune_rpc
 
         remote = tune_rpc.runner(opts["tracker"])
-    via = f"tracker {opts['tracker']}" if remote else ("host" if board.is_host else "qemu")
+        via = f"tracker {opts['tracker']}"
+    elif opts.get("port"):  # real boards on this host: flash + read the console, one per port
+        from tinykiln import tune_devices
+
+        ports = tune_devices.parse_ports(opts["port"])
+        remote = tune_devices.runner(board, ports, opts.get("flasher", ""))
+        devices = len(ports)
+        via = "port"
+        # The whole-model before/after runs on the first board too (flashed, read over its port);
+        # a board that only QEMU runs (the tests' stand-in) validates under QEMU.
+        real = [m for m in board.flash_methods if m not in ("qemu", "host")]
+        if real:
+            hardware_args = [f"port={ports[0]}", "flash=1", f"flasher={opts.get('flasher') or real[0]}"]
+    else:
+        via = "host" if board.is_host else "qemu"
     model = models.resolve(root, opts["model"])
     schedule_path = Path(opts["schedules"]) if opts.get("schedules") else \
         schedules.model_schedule_path(model.directory, board.name)
@@ -290,7 +306,7 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
     print(f"TUNE {model.name} on {board.name}: {len(kernels)} tunable kernels, up to {trials} "
           f"trials each, {devices} devices", flush=True)
 
-    before = _whole_model(root, opts, opts["model"], ["use_tuned=0"], build_dir, tune_dir, "untuned")
+    before = _whole_model(root, opts, opts["model"], ["use_tuned=0", *hardware_args], build_dir, tune_dir, "untuned")
     results = {}  # workload key -> (default record, best record)
     cache_dir = tune_dir / "kernel-cache"
     for ki, (key, call0) in enumerate(kernels, 1):
@@ -390,7 +406,7 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
     schedules.save(schedule_path, model.name, board.name, existing)
     print(f"TUNE wrote {schedule_path}", flush=True)
 
-    after = _whole_model(root, opts, opts["model"], [f"schedules={schedule_path}"], build_dir,
+    after = _whole_model(root, opts, opts["model"], [f"schedules={schedule_path}", *hardware_args], build_dir,
                          tune_dir, "tuned")
     if after is None:
         # The tuned model failed to build or to validate: never leave that schedule behind.

@@ -1,0 +1,177 @@
+"""tune=1 port=: candidates measured on real boards (tinykiln/tune_devices.py) -- flash the bench ELF,
+read its TKBENCH line from the console port through pyserial.
+
+No board is attached here, so the one step that needs hardware -- flashing -- is replaced: the fake
+flasher boots the ELF in QEMU (mps2-an500) with its console on a TCP port and relays that console to
+a TCP server standing in for the board's USB serial adapter (socket://127.0.0.1:P, opened by the
+device before it flashes, as a real /dev/ttyACM0 is). Everything else is the real code: opening the
+port, the read with its timeout, parsing, the tune loop over several devices. The real flasher is
+checked too: without a probe it fails fast with a clear message."""
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from test_tune import _tiny_model
+
+from tinykiln import KilnError, boards, tune, tune_devices
+
+BOARD = "mps2-an500"
+
+
+class Adapter:
+    """A TCP server playing a board's USB serial adapter: the device connects to `url` first, then
+    the (fake) flasher pushes the board's console bytes to that connection."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(10)
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.flashed = []
+
+    def accept(self):
+        conn, _ = self.server.accept()  # the device opened the port before flashing
+        return conn
+
+    def close(self):
+        self.server.close()
+
+
+def _qemu_flasher(adapters):
+    """flash(board, elf, flasher, port): boot `elf` in QEMU, its console relayed to the port's
+    adapter, and return at once (a flashed board runs on its own)."""
+    from tinykiln.runner import qemu
+
+    def flash(board, elf, flasher, port):
+        adapter = adapters[port]
+        adapter.flashed.append(elf)
+        conn = adapter.accept()
+        session = qemu.start(boards.load_board(ROOT, BOARD), elf, serial="tcp")
+        host, qport = session.url[len("socket://"):].rsplit(":", 1)
+        console = socket.create_connection((host, int(qport)), timeout=60)
+
+        def relay():
+            try:
+                for chunk in iter(lambda: console.recv(4096), b""):
+                    conn.sendall(chunk)
+            except OSError:
+                pass  # the device closed the port once it had its line
+            finally:
+                session.wait(60)
+                console.close()
+                session.kill()
+                # The board's serial adapter stays connected after the firmware ends: hang up only
+                # when the device closes the port.
+                conn.settimeout(60)
+                try:
+                    while conn.recv(64):
+                        pass
+                except OSError:
+                    pass
+                conn.close()
+
+        threading.Thread(target=relay, daemon=True).start()
+
+    return flash
+
+
+def test_tune_on_two_port_devices_matches_qemu(tmp_path, monkeypatch):
+    model = _tiny_model(tmp_path / "fc.tflite", conv=False)
+    adapters = [Adapter(), Adapter()]
+    monkeypatch.setattr(tune_devices, "flash_elf", _qemu_flasher({a.url: a for a in adapters}))
+    sched = tmp_path / "s.json"
+    opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
+            "trials": "2", "devices": "1", "schedules": str(sched), "timeout": "60",
+            "port": ",".join(a.url for a in adapters)}
+    try:
+        assert tune.main(ROOT, opts) == 0
+    finally:
+        for a in adapters:
+            a.close()
+    records = [json.loads(line) for line in
+               (tmp_path / "build" / BOARD / "release" / "fc" / "tune" / "log.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["ok"] and r["via"] == "port" for r in records), records
+    flashed = [elf for a in adapters for elf in a.flashed]
+    assert len(flashed) == 4 and all(a.flashed for a in adapters)  # both boards measured
+    # The counts and digests read over the port are the ones QEMU prints on stdout.
+    by_elf = {}
+    for elf in flashed:
+        by_elf[elf] = tune.run_bench(boards.load_board(ROOT, BOARD), elf, 60)
+    got = sorted((r["count"], r["unit"], r["digest"]) for r in records)
+    assert got == sorted(by_elf.values())
+    assert json.loads(sched.read_text())["kernels"]
+
+
+def _fake_board_output(adapter, data: bytes):
+    def flash(board, elf, flasher, port):
+        conn = adapter.accept()
+        if data:
+            conn.sendall(data)
+        threading.Timer(3, conn.close).start()  # the board stays connected for a while
+    return flash
+
+
+def test_a_silent_port_times_out_clearly():
+    adapter = Adapter()
+    board = boards.load_board(ROOT, BOARD)
+    device = tune_devices.PortDevice(board, adapter.url, flash=_fake_board_output(adapter, b""))
+    started = time.monotonic()
+    with pytest.raises(KilnError, match=r"bench\.elf on socket://.*silent device: nothing arrived "
+                                        r"within 1 s"):
+        device.run(Path("bench.elf"), timeout=1)
+    assert time.monotonic() - started < 5
+    adapter.close()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"tk: boot\r\nTKBENCH cou\x87t=12 unit=cyc\r\n", r"garbled result line .*TKBENCH cou"),
+    (b"\x87\xf3\x00\xfe" * 40, r"no TKBENCH line within 1 s\. The bytes are mostly not text: a "
+                               r"wrong baud rate"),
+    (b"tk: boot\r\ntk: exit 3\r\n", r"exited with status 3 before its result"),
+])
+def test_a_garbled_or_failing_console_is_a_clear_error(data, message):
+    adapter = Adapter()
+    board = boards.load_board(ROOT, BOARD)
+    device = tune_devices.PortDevice(board, adapter.url, flash=_fake_board_output(adapter, data))
+    with pytest.raises(KilnError, match=message):
+        device.run(Path("bench.elf"), timeout=1)
+    adapter.close()
+
+
+def test_read_result_skips_a_banner_and_reads_the_line():
+    import serial
+
+    conn = serial.serial_for_url("loop://", timeout=0.2)
+    conn.write(b"tk: nucleo-f746zg 216 MHz\r\nTKBENCH count=1234 unit=cpu-cycles "
+               b"digest=00112233aabbccdd\r\n")
+    assert tune_devices.read_result(conn, 2, "x") == (1234, "cpu-cycles", "00112233aabbccdd")
+
+
+@pytest.mark.parametrize("flasher", ["openocd", "pyocd"])
+def test_no_probe_fails_fast_with_the_flashers_message(tmp_path, flasher):
+    """The real flash step on a hardware board with nothing attached."""
+    import shutil
+
+    elf = tmp_path / "bench.elf"
+    shutil.copy("/bin/true", elf)  # any ELF: the flasher stops before reading it (no probe)
+    board = boards.load_board(ROOT, "nucleo-f746zg")
+    device = tune_devices.PortDevice(board, "loop://", flasher=flasher)
+    started = time.monotonic()
+    with pytest.raises(KilnError, match=f"flashing nucleo-f746zg with {flasher}: no debug probe found"):
+        device.run(elf, timeout=5)
+    assert time.monotonic() - started < 60
+
+
+def test_port_errors_are_clear():
+    with pytest.raises(KilnError, match="cannot open the console port /dev/ttyNOPE0"):
+        tune_devices.open_port("/dev/ttyNOPE0")
+    with pytest.raises(KilnError, match="listed twice"):
+        tune_devices.parse_ports("/dev/ttyACM0, /dev/ttyACM0")
+    assert tune_devices.parse_ports("/dev/ttyACM0,serial:/dev/ttyACM1:921600") == \
+        ["/dev/ttyACM0", "serial:/dev/ttyACM1:921600"]
+    with pytest.raises(KilnError, match="give its console with port=/dev/ttyACM0"):
+        tune.main(ROOT, {"board": "nucleo-f746zg", "variant": "release", "builddir": "build",
+                         "model": "cifar10"})
