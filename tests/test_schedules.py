@@ -89,3 +89,63 @@ def test_sampled_knob_combinations_are_bit_exact(seed, tmp_path):
     want = mg.reference_run(model, [value])[0]
     got = run_lowered(graph, tuned, [value], tmp_path)[0]
     assert np.array_equal(got, want), tuned.calls[0].spec.knobs
+
+
+def _graph():
+    from kernelrun import load_graph
+
+    mb, x, y = _model()
+    return load_graph(mb.build([x], [y]), mb, [x], [y])
+
+
+def test_schedule_key_survives_a_generator_edit(monkeypatch):
+    """The key names what a kernel computes, not the generator's digest: a compiler edit keeps a
+    committed schedule file applying (the function names, which carry the digest, do change)."""
+    from tinykiln import codegen
+    from tinykiln.ops import knob_space, lower, workload_key
+
+    graph = _graph()
+    before = lower(graph).calls
+    conv = before[0].spec
+    space = knob_space(conv)
+    knobs = {name: values[-1] for name, values in space.items()}
+    monkeypatch.setattr(codegen, "GENERATOR_VERSION", "edited" + codegen.GENERATOR_VERSION[6:])
+    after = lower(graph, {workload_key(conv): knobs})
+    assert [workload_key(c.spec) for c in after.calls] == [workload_key(c.spec) for c in before]
+    assert after.calls[0].spec.function_name != conv.function_name
+    assert after.calls[0].spec.tool_versions != conv.tool_versions
+    assert after.calls[0].spec.knobs == knobs and after.warnings == []
+
+
+def test_a_knob_outside_the_space_falls_back_to_its_default_with_a_warning():
+    from tinykiln.ops import knob_space, lower, workload_key
+
+    graph = _graph()
+    spec = lower(graph).calls[0].spec
+    space = knob_space(spec)
+    name, values = next((n, v) for n, v in space.items() if len(v) > 1)
+    other, other_values = next((n, v) for n, v in space.items() if n != name and len(v) > 1)
+    lowered = lower(graph, {workload_key(spec): {name: "no such value", other: other_values[1],
+                                                 "gone_knob": 3}})
+    got = lowered.calls[0].spec
+    assert got.knobs[name] == values[0]  # the default, not the file's value
+    assert got.knobs[other] == other_values[1]  # the valid knob of the entry still applies
+    assert "gone_knob" not in got.knobs
+    assert len(lowered.warnings) == 2, lowered.warnings
+    bad_value, unknown = lowered.warnings
+    assert spec.function_name in bad_value and f"{name}='no such value'" in bad_value
+    assert "\n" not in bad_value
+    assert spec.function_name in unknown and "'gone_knob'" in unknown
+
+
+def test_stale_entries_are_reported_once_with_their_count():
+    from tinykiln.ops import lower, workload_key
+
+    graph = _graph()
+    spec = lower(graph).calls[0].spec
+    stale = {"0" * 16: {"oc_tile": 2}, "1" * 16: {"unroll": True}}
+    lowered = lower(graph, {workload_key(spec): dict(spec.knobs), **stale})
+    assert len(lowered.warnings) == 1
+    assert "2 schedule entries match no kernel" in lowered.warnings[0]
+    assert "0" * 16 in lowered.warnings[0] and "1" * 16 in lowered.warnings[0]
+    assert lower(graph, {workload_key(spec): dict(spec.knobs)}).warnings == []

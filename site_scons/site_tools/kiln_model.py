@@ -110,14 +110,13 @@ def _model_report_action(model, lowered, plan, result, kernel_names, report_path
 
 
 def _schedule_knobs(env, model, board_name):
-    """The knobs of the schedule file (schedules=, else models/<name>/schedules/<board>.json),
-    none with use_tuned=0."""
+    """(path, knobs) of the schedule file (schedules=, else models/<name>/schedules/<board>.json),
+    (None, {}) with use_tuned=0."""
     from tinykiln import schedules
 
     opts = env["KILN_OPTIONS"]
-    path, knobs = schedules.resolve(model.directory, board_name, opts.get("schedules", ""),
-                                    bool(opts.get("use_tuned", True)))
-    return knobs
+    return schedules.resolve(model.directory, board_name, opts.get("schedules", ""),
+                             bool(opts.get("use_tuned", True)))
 
 
 @dataclass
@@ -146,7 +145,7 @@ def model_sources(env, spec, outdir=None) -> ModelSources:
     target = env["KILN_TARGET"]
     model = spec if isinstance(spec, models.Model) else models.resolve(root, spec)
     outdir = outdir or env["KILN_BUILD_DIR"].Dir(model.name)
-    knobs = _schedule_knobs(env, model, target.board.name)
+    schedule_path, knobs = _schedule_knobs(env, model, target.board.name)
 
     def run_pipeline():
         from tinykiln import ops, tflite
@@ -160,6 +159,8 @@ def model_sources(env, spec, outdir=None) -> ModelSources:
 
     graph, lowered, plan, result = pipeline_cache.cached(
         Path(outdir.abspath) / ".pipeline.pickle", pipeline_cache.key(model, knobs), run_pipeline)
+    for line in lowered.warnings:  # kept with the cached result: every build shows them
+        print(f"warning: {schedule_path}: {line}", file=sys.stderr)
 
     kernel_dir = outdir.Dir("kernels")
     gen_dir = outdir.Dir("gen")

@@ -7,10 +7,13 @@ function whose parameters are pointers, in the order of `KernelSpec.params`:
     void tk_<family>_<workload key>(const int8_t* input, const int8_t* weights, ..., int8_t* output);
 
 Names: `spec_hash` hashes the whole spec (knobs and tool versions included): it identifies the C
-text (caches key on it). `workload_key` hashes the spec without its knobs: the kernel's job (op,
-shapes, quantization, tool versions), the key of a schedule file entry, and the function and file
-name (kernels/<function_name>.c). Naming by the job means a knob change rewrites that kernel's C
-file only (then its object and the link): model.c calls the same function. A knob that changes a
+text (caches key on it). `name_key` hashes the spec without its knobs (tool versions included): the
+function and file name (kernels/<function_name>.c). Naming by the job means a knob change rewrites
+that kernel's C file only (then its object and the link): model.c calls the same function.
+`workload_key` hashes only what the kernel computes (family, params, attrs: no knobs, no tool
+versions): the key of a schedule file entry, so an edit of the generator (whose digest is in
+tool_versions) keeps committed schedule files valid; the knobs they hold are checked against the
+family's current knob space when lowering (ops/base.py). A knob that changes a
 const or scratch param (a weight layout, int16 weights, a scratch copy) also changes what the AOT
 step writes: weights.c (all kernels' constants in one file), model.h (the weights' size, the arena
 size if a scratch param changes size) and model.c (the kernel's prototype, the plan); those two C
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,39 +56,42 @@ class KernelSpec:
     attrs: dict[str, Any]  # JSON-serialisable: shapes, strides, scalar quantization, ...
     knobs: dict[str, Any] = field(default_factory=dict)  # schedule knobs; empty = defaults
     tool_versions: dict[str, str] = field(default_factory=dict)
-    # The workload key (ops.workload_key): the spec as lowered before its knobs were applied. A family
-    # whose knobs re-lay out constants or add scratch changes `params` after choosing the knobs; the
-    # key stays that of the knob-free spec, so a schedule file finds the kernel whatever its knobs.
+    # The workload key (ops.workload_key) and the name key of the spec as lowered before its knobs
+    # were applied. A family whose knobs re-lay out constants or add scratch changes `params` after
+    # choosing the knobs; both keys stay those of the knob-free spec, so a schedule file finds the
+    # kernel, and model.c calls it by one name, whatever its knobs.
     workload: str = field(default="", compare=False)
+    naming: str = field(default="", compare=False)
 
-    def canonical(self) -> str:
-        return json.dumps(
-            {
-                "family": self.family,
-                "params": [[p.name, p.dtype, list(p.shape), p.role] for p in self.params],
-                "attrs": self.attrs,
-                "knobs": self.knobs,
-                "tools": self.tool_versions,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-            default=_jsonable,
-        )
+    def canonical(self, knobs: bool = True, tools: bool = True) -> str:
+        data = {
+            "family": self.family,
+            "params": [[p.name, p.dtype, list(p.shape), p.role] for p in self.params],
+            "attrs": self.attrs,
+        }
+        if knobs:
+            data["knobs"] = self.knobs
+        if tools:
+            data["tools"] = self.tool_versions
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), default=_jsonable)
 
     @property
     def spec_hash(self) -> str:
-        return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
+        return _digest(self.canonical())
 
     @property
     def workload_key(self) -> str:
-        """The spec's hash without its knobs (see the module docstring)."""
-        if self.workload:
-            return self.workload
-        return hashlib.sha256(replace(self, knobs={}).canonical().encode()).hexdigest()[:16]
+        """What the kernel computes, without knobs or tool versions (see the module docstring)."""
+        return self.workload or _digest(self.canonical(knobs=False, tools=False))
+
+    @property
+    def name_key(self) -> str:
+        """The spec's hash without its knobs, tool versions included (see the module docstring)."""
+        return self.naming or _digest(self.canonical(knobs=False))
 
     @property
     def function_name(self) -> str:
-        return f"tk_{self.family}_{self.workload_key}"
+        return f"tk_{self.family}_{self.name_key}"
 
 
 @dataclass
@@ -106,6 +112,13 @@ class LoweredModel:
 
     calls: list[KernelCall]
     aliases: dict[int, int] = field(default_factory=dict)
+    # One line each about the schedule knobs given to lowering: a knob that is not in its family's
+    # space (the default was used instead), entries that match no kernel. The build prints them.
+    warnings: list[str] = field(default_factory=list)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _jsonable(value: Any) -> Any:

@@ -17,9 +17,14 @@
       }
     }
 
-The key is `ops.workload_key(spec)`: the kernel's spec hash without its knobs (op, shapes,
-quantization, tool versions), so the key of a kernel does not change when its knobs do. Only
-"knobs" matters to the build; everything else is for people and diffs. The file is written with
+The key is `ops.workload_key(spec)`: the hash of what the kernel computes (family, params'
+shapes and dtypes, attrs: op, quantization), without its knobs and without tool versions or the
+generator's digest, so the key of a kernel does not change when its knobs do, nor when the
+compiler is edited. Lowering checks each knob against the family's current knob space: a knob
+that is no longer in it is reported (one line naming the kernel and the knob) and takes its
+default; entries that match no kernel of the model are reported once, as stale (LoweredModel.
+warnings, printed by the build). Only "knobs" matters to the build; everything else is for people
+and diffs. The file is written with
 sorted keys and one knob set per line block, so a re-tune shows up as a small diff.
 
 A plain {workload key: {knob: value}} mapping (the first format) is still read.

@@ -303,6 +303,10 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
         if key in [k for k, _ in kernels] or math.prod(len(v) for v in space.values()) < 2:
             continue
         kernels.append((key, call))
+    # The log is keyed by workload, which survives generator edits; a trial measured by another
+    # generator (the function name carries its digest) is measured again.
+    names = {key: call.spec.function_name for key, call in kernels}
+    done = {k: rec for k, rec in done.items() if rec.get("function") == names.get(k[0])}
     print(f"TUNE {model.name} on {board.name}: {len(kernels)} tunable kernels, up to {trials} "
           f"trials each, {devices} devices", flush=True)
 

@@ -2,9 +2,12 @@
 
     lower(graph, knobs=None) -> LoweredModel
         knobs: {workload_key: {knob: value}} from a schedule file; missing workloads get defaults.
+        A knob outside its family's space falls back to its default and entries no kernel uses are
+        ignored; both are reported in LoweredModel.warnings (one line each), never an error.
     kernel_family(name) -> KernelFamily       compute / schedule / knob space of a kernel family
     knob_space(spec) -> {knob: [values]}      the tuning space of one kernel (first value = default)
-    workload_key(spec) -> str                 a spec's identity without its knobs (tuning record key)
+    workload_key(spec) -> str                 what a spec computes, without knobs or generator
+                                              version (schedule file and tuning record key)
 
 Each op family lives in one module of this package; add a module to FAMILY_MODULES to register it
 (see ops/base.py for what a module exports).
@@ -60,7 +63,9 @@ def lower(graph: Graph, knobs: dict[str, dict[str, Any]] | None = None) -> Lower
     calls = []
     for op in graph.ops:
         calls.extend(OPS[op.kind](ctx, op))
-    return LoweredModel(calls=calls, aliases=ctx.aliases)
+    stale = ctx.stale_warning()
+    return LoweredModel(calls=calls, aliases=ctx.aliases,
+                        warnings=ctx.warnings + ([stale] if stale else []))
 
 
 __all__ = ["lower", "kernel_family", "knob_space", "workload_key", "KernelFamily", "LowerContext"]

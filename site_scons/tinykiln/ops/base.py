@@ -44,7 +44,8 @@ class KernelFamily:
 
 
 def workload_key(spec: KernelSpec) -> str:
-    """Identity of a kernel's job, knobs aside: the key of a tuning record (and the kernel's name)."""
+    """What a kernel computes (family, params, attrs), without its knobs or the generator's version:
+    the key of a schedule file entry and of a tuning record (KernelSpec.workload_key)."""
     return spec.workload_key
 
 
@@ -53,6 +54,8 @@ class LowerContext:
     graph: Graph
     knobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # workload_key -> knob values
     aliases: dict[int, int] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)  # workload keys of the specs made so far
+    warnings: list[str] = field(default_factory=list)  # about the schedule knobs (LoweredModel.warnings)
 
     def tensor(self, index: int) -> Tensor:
         return self.graph.tensors[index]
@@ -69,14 +72,35 @@ class LowerContext:
         spec = KernelSpec(family=family, params=tuple(params), attrs=attrs, tool_versions=tool_versions())
         space = kernel_family(family).knob_space(spec)
         chosen = {name: values[0] for name, values in space.items()}
-        for name, value in self.knobs.get(workload_key(spec), {}).items():
-            if name not in space or _normal(value) not in [_normal(v) for v in space[name]]:
-                raise KilnError(
-                    f"schedule knob {name}={value!r} is not valid for a {family} kernel "
-                    f"(space: {space}); re-run tuning or delete the model's schedule file"
-                )
-            chosen[name] = value
-        return replace(spec, knobs=chosen, workload=workload_key(spec))
+        key = workload_key(spec)
+        self.used.add(key)
+        # A schedule file outlives generator edits (its key has no generator digest), so a knob it
+        # names may since have left the space: warn and keep that knob's default, never guess.
+        for name, value in self.knobs.get(key, {}).items():
+            if name not in space:
+                self._warn_once(f"kernel {spec.function_name} ({family}): schedule knob '{name}' is "
+                                f"not a knob of this family any more: using the defaults for it "
+                                f"(re-run tune=1 to refresh the schedule file)")
+            elif _normal(value) not in [_normal(v) for v in space[name]]:
+                self._warn_once(f"kernel {spec.function_name} ({family}): schedule knob "
+                                f"{name}={value!r} is not in its space {space[name]}: using the "
+                                f"default {space[name][0]!r} (re-run tune=1 to refresh the schedule file)")
+            else:
+                chosen[name] = value
+        return replace(spec, knobs=chosen, workload=key, naming=spec.name_key)
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self.warnings:  # identical layers share a kernel: one line for them all
+            self.warnings.append(message)
+
+    def stale_warning(self) -> str | None:
+        """One line about the schedule entries no kernel of this model asked for (none: None)."""
+        stale = sorted(set(self.knobs) - self.used)
+        if not stale:
+            return None
+        one = len(stale) == 1
+        return (f"{len(stale)} schedule entr{'y matches' if one else 'ies match'} no kernel of "
+                f"this model (stale, ignored; re-run tune=1 to refresh the file): {', '.join(stale)}")
 
 
 def _normal(value: Any) -> str:
