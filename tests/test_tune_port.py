@@ -9,12 +9,13 @@ port, the read with its timeout, parsing, the tune loop over several devices. Th
 checked too: without a probe it fails fast with a clear message."""
 import json
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, scons_env
 from test_tune import _tiny_model
 
 from tinykiln import KilnError, boards, tune, tune_devices
@@ -105,6 +106,23 @@ def test_tune_on_two_port_devices_matches_qemu(tmp_path, monkeypatch):
     assert json.loads(sched.read_text())["kernels"]
 
 
+def _bench_elf(tmp_path) -> Path:
+    """One kernel benchmark firmware (the default knobs of the tiny model's first kernel), built
+    the way tune.main builds them."""
+    from tinykiln import codegen, ops, tflite
+
+    graph = tflite.load(str(_tiny_model(tmp_path / "fc.tflite", conv=False)))
+    call = ops.lower(graph).calls[0]
+    (tmp_path / "kernel.c").write_text(codegen.kernel_c(call.spec))
+    (tmp_path / "bench.c").write_text(tune.bench_c(graph, call))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps([{"name": "bench", "sources": [str(tmp_path / "kernel.c"),
+                                                                   str(tmp_path / "bench.c")]}]))
+    opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build")}
+    assert tune._scons(ROOT, opts, [f"tune_bench={manifest}"], jobs=2) == 0
+    return tmp_path / "build" / BOARD / "release" / "bench" / "bench.elf"
+
+
 def _fake_board_output(adapter, data: bytes):
     def flash(board, elf, flasher, port):
         conn = adapter.accept()
@@ -175,3 +193,32 @@ def test_port_errors_are_clear():
     with pytest.raises(KilnError, match="give its console with port=/dev/ttyACM0"):
         tune.main(ROOT, {"board": "nucleo-f746zg", "variant": "release", "builddir": "build",
                          "model": "cifar10"})
+
+
+def test_rpc_device_server_with_a_port_flashes_and_reads(tmp_path, monkeypatch):
+    """What a `tune_rpc --port URL` server runs per benchmark (tune_rpc.measure): the port device,
+    not QEMU's stdout; same result as run_bench."""
+    import subprocess
+
+    from tinykiln import tune_rpc
+
+    elf = _bench_elf(tmp_path)
+    adapter = Adapter()
+    monkeypatch.setattr(tune_devices, "flash_elf", _qemu_flasher({adapter.url: adapter}))
+    monkeypatch.setenv(tune_rpc.CONSOLE_ENV, adapter.url)
+    try:
+        got = tune_rpc.measure(BOARD, elf, 30)
+    finally:
+        adapter.close()
+    assert adapter.flashed == [elf]
+    assert got == tune.run_bench(boards.load_board(ROOT, BOARD), elf, 30)
+
+    def server(*args):
+        return subprocess.run([sys.executable, "-m", "tinykiln.tune_rpc", "--tracker",
+                               "127.0.0.1:1", *args], capture_output=True, text=True, timeout=60,
+                              env=scons_env(), stdin=subprocess.DEVNULL)
+
+    no_port = server("--board", "nucleo-f746zg")
+    assert no_port.returncode == 2 and "give the real board's console with --port" in no_port.stderr
+    bad_port = server("--board", "nucleo-f746zg", "--port", "/dev/ttyNOPE0")
+    assert bad_port.returncode == 2 and "cannot open the console port /dev/ttyNOPE0" in bad_port.stderr

@@ -63,7 +63,7 @@ def test_tune_through_the_rpc_tracker_on_loopback(tmp_path):
             time.sleep(2)  # a device server that cannot reach the tracker at once retries slowly
             for _ in range(2):
                 procs.append(_start(["tinykiln.tune_rpc", "--tracker", f"127.0.0.1:{port}",
-                                     "--board", BOARD, "--port", str(_free_port())], log))
+                                     "--board", BOARD, "--rpc-port", str(_free_port())], log))
             deadline = time.monotonic() + 60
             while _free_devices(port) < 2:
                 assert time.monotonic() < deadline, (tmp_path / "servers.log").read_text()
