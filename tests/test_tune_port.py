@@ -83,6 +83,8 @@ def test_tune_on_two_port_devices_matches_qemu(tmp_path, monkeypatch):
     model = _tiny_model(tmp_path / "fc.tflite", conv=False)
     adapters = [Adapter(), Adapter()]
     monkeypatch.setattr(tune_devices, "flash_elf", _qemu_flasher({a.url: a for a in adapters}))
+    # USB enumeration is hardware too: each adapter stands for a probe with its own serial number
+    monkeypatch.setattr(tune_devices, "probe_serial", lambda port: f"SN{port.rsplit(':', 1)[1]}")
     sched = tmp_path / "s.json"
     opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
             "trials": "2", "devices": "1", "schedules": str(sched), "timeout": "60",
@@ -222,3 +224,37 @@ def test_rpc_device_server_with_a_port_flashes_and_reads(tmp_path, monkeypatch):
     assert no_port.returncode == 2 and "give the real board's console with --port" in no_port.stderr
     bad_port = server("--board", "nucleo-f746zg", "--port", "/dev/ttyNOPE0")
     assert bad_port.returncode == 2 and "cannot open the console port /dev/ttyNOPE0" in bad_port.stderr
+
+
+def test_several_ports_need_to_know_their_probes(tmp_path):
+    board = boards.load_board(ROOT, "nucleo-f746zg")
+    assert tune_devices.probe_serial("socket://127.0.0.1:5") is None
+    assert tune_devices.probe_serial("/dev/ttyNOPE0") is None
+    with pytest.raises(KilnError, match="cannot tell which debug probe flashes the board of "
+                                        "socket://127.0.0.1:5, socket://127.0.0.1:6"):
+        tune_devices.runner(board, ["socket://127.0.0.1:5", "socket://127.0.0.1:6"])
+    # One port: the first probe found is the board's (nothing to choose from).
+    assert callable(tune_devices.runner(board, ["socket://127.0.0.1:5"]))
+    elf = tmp_path / "bench.elf"
+    import shutil
+
+    shutil.copy("/bin/true", elf)
+    openocd = tune_devices._command(board, elf, "openocd", "066DFF123")
+    assert openocd[-4:-2] == ["-c", "adapter serial 066DFF123"] and openocd[-1].startswith("program ")
+    pyocd = tune_devices._command(board, elf, "pyocd", "066DFF123")
+    assert pyocd[pyocd.index("load") + 1:pyocd.index("load") + 3] == ["-u", "066DFF123"]
+
+
+@pytest.mark.parametrize("flasher", ["openocd", "pyocd"])
+def test_flashing_a_named_probe_that_is_absent_fails_fast(tmp_path, monkeypatch, flasher):
+    import shutil
+
+    elf = tmp_path / "bench.elf"
+    shutil.copy("/bin/true", elf)
+    monkeypatch.setattr(tune_devices, "probe_serial", lambda port: "066DFF123")
+    board = boards.load_board(ROOT, "nucleo-f746zg")
+    started = time.monotonic()
+    with pytest.raises(KilnError, match=f"with {flasher} through the probe with serial 066DFF123 "
+                                        f"\\(the one of /dev/ttyACM7\\) failed"):
+        tune_devices.flash_elf(board, elf, flasher, "/dev/ttyACM7")
+    assert time.monotonic() - started < 60

@@ -17,6 +17,7 @@ no probe (the flasher's own message), a silent port, a garbled line, a firmware 
 """
 from __future__ import annotations
 
+import os
 import queue
 import re
 import threading
@@ -102,10 +103,41 @@ def read_result(conn, timeout: float, where: str) -> tuple[int, str, str]:
                     f"{bytes(seen[-200:])!r}")
 
 
+def probe_serial(port: str) -> str | None:
+    """The USB serial number of the device behind a local console port (an ST-Link's virtual COM
+    port carries the ST-Link's own serial: the one openocd's `adapter serial` and pyocd's -u
+    take), so the flasher programs the board whose console this is; None if unknown (socket://,
+    rfc2217://, a port not found)."""
+    from serial.tools import list_ports
+
+    m = re.fullmatch(r"serial:(.+):(\d+)", port)
+    device = m.group(1) if m else port
+    if "://" in device:
+        return None
+    real = os.path.realpath(device)
+    for info in list_ports.comports():
+        if os.path.realpath(info.device) == real:
+            return info.serial_number or None
+    return None
+
+
+def _command(board, elf: Path, method: str, probe: str | None) -> list[str]:
+    """flash.py's command for `method`, limited to the debug probe with serial `probe`."""
+    from tinykiln import flash
+
+    if method == "openocd":
+        cmd = flash.openocd_command(board, elf)
+        # before the final -c "program ...": the probe must be chosen before openocd's init
+        return cmd[:-2] + ["-c", f"adapter serial {probe}"] + cmd[-2:]
+    cmd = flash.pyocd_command(board, elf)
+    at = cmd.index("load") + 1
+    return cmd[:at] + ["-u", probe] + cmd[at:]
+
+
 def flash_elf(board, elf: Path, flasher: str = "", port: str = "") -> None:
-    """Program `elf` into the board with its flasher (openocd / pyocd); it resets and runs.
-    `port` (the console of the board meant) is not used yet: with several boards of one kind the
-    flasher takes the first probe it finds (a probe serial per port is still to come)."""
+    """Program `elf` into the board with its flasher (openocd / pyocd); it resets and runs. When
+    the port's USB serial number is known, only the probe with that serial is used (the board of
+    that console, with several boards on one host)."""
     from tinykiln import flash
 
     methods = [m for m in board.flash_methods if m not in ("qemu", "host")]
@@ -116,7 +148,16 @@ def flash_elf(board, elf: Path, flasher: str = "", port: str = "") -> None:
     if method in ("qemu", "host"):
         raise KilnError(f"flasher={method} does not program a board: with port= pick one of "
                         f"{', '.join(methods)}")
-    (flash.flash_openocd if method == "openocd" else flash.flash_pyocd)(board, elf)
+    probe = probe_serial(port) if port else None
+    if probe is None:
+        (flash.flash_openocd if method == "openocd" else flash.flash_pyocd)(board, elf)
+        return
+    code, out = flash._run_tool(_command(board, elf, method, probe),
+                                f"flashing {board.name} (probe {probe})", flash.PROBE_TIMEOUT)
+    if code != 0:
+        raise KilnError(f"flashing {board.name} with {method} through the probe with serial "
+                        f"{probe} (the one of {port}) failed (exit {code}): is that probe "
+                        f"connected and free? {method} said:\n{flash._tail(out)}")
 
 
 class PortDevice:
@@ -143,6 +184,14 @@ class PortDevice:
 
 def runner(board, ports: list[str], flasher: str = "", flash=None):
     """run(board, elf, timeout) on whichever of the `ports` devices is free."""
+    if flash is None and len(ports) > 1:
+        unknown = [p for p in ports if probe_serial(p) is None]
+        if unknown:
+            raise KilnError(f"port={','.join(ports)}: cannot tell which debug probe flashes the board "
+                            f"of {', '.join(unknown)} (no USB serial number found for it), so a "
+                            f"trial could flash another board than the one read. Give local "
+                            f"device paths (e.g. /dev/serial/by-id/...), or tune one board at a "
+                            f"time.")
     free: queue.Queue = queue.Queue()
     for p in ports:
         free.put(PortDevice(board, p, flasher, flash))
