@@ -11,8 +11,9 @@ ports: port=/dev/ttyACM0,/dev/ttyACM1 is two devices, each measuring one benchma
     runner(board, ports, flasher="") -> run(board, elf, timeout)   free devices taken in turn
     read_result(conn, timeout, where) -> (count, unit, digest)     the console side only
 
-A port is anything pyserial opens: /dev/ttyACM0, serial:/dev/ttyACM0:115200 (a baud rate other than
-115200), rfc2217://host:port, socket://host:port. Every failure is a KilnError naming the cause:
+A port is anything pyserial opens: /dev/ttyACM0 (at the board's [console] baud), serial:/dev/X:BAUD
+(another rate), rfc2217://host:port, socket://host:port. With several ports the flasher programs the
+probe whose USB serial number the port's device carries (probe_serial). Every failure is a KilnError naming the cause:
 no probe (the flasher's own message), a silent port, a garbled line, a firmware that exits non-zero.
 """
 from __future__ import annotations
@@ -42,11 +43,12 @@ def parse_ports(text: str) -> list[str]:
     return ports
 
 
-def open_port(port: str):
-    """A pyserial connection to `port` (see the module doc for the forms); KilnError if it fails."""
+def open_port(port: str, baud: int = BAUD):
+    """A pyserial connection to `port` (see the module doc for the forms) at `baud` unless the port
+    names its own; KilnError if it fails."""
     import serial  # pyserial: only needed for real boards
 
-    url, baud = port, BAUD
+    url = port
     m = re.fullmatch(r"serial:(.+):(\d+)", port)
     if m:
         url, baud = m.group(1), int(m.group(2))
@@ -173,7 +175,8 @@ class PortDevice:
 
     def run(self, elf: Path, timeout: float) -> tuple[int, str, str]:
         with self._lock:
-            conn = open_port(self.port)  # before flashing: output starts at the reset
+            # before flashing: output starts at the reset; the rate of board.toml [console]
+            conn = open_port(self.port, int(self.board.console.get("baud", BAUD)))
             try:
                 conn.reset_input_buffer()  # whatever the previous firmware printed
                 self.flash(self.board, Path(elf), self.flasher, self.port)
