@@ -15,7 +15,10 @@ isolation on the device:
     checking     every candidate's output digest must equal the default's on the same input bytes:
                  a mismatch (or a build / run failure) is logged and the candidate never wins
     devices      devices= QEMUs on this machine, or with tracker=host:port the devices registered
-                 with a TVM RPC tracker under the board's name (tinykiln/tune_rpc.py)
+                 with a TVM RPC tracker under the board's name (tinykiln/tune_rpc.py), or with
+                 port=/dev/ttyACM0[,...] real boards on this machine, one per console port: each
+                 trial flashes the board and reads its line from the port, counting its cycle
+                 counter (tinykiln/tune_devices.py; the only way for a board without an emulator)
     log          build/<board>/<variant>/<model>/tune/log.jsonl, one JSON line per trial; a trial
                  already in the log is not measured again (an interrupted run resumes)
     result       the fastest correct candidate of each kernel goes into the schedule file
@@ -389,7 +392,8 @@ def main(root: Path, opts: dict, jobs: int = 2) -> int:
                     continue
                 if rec["ok"] and (best is None or rec["count"] < best["count"]):
                     best = rec
-                shown = f"{best['count']} instr" if best else "none"
+                unit = "instr" if best and best.get("unit") == "instructions" else (best or {}).get("unit")
+                shown = f"{best['count']} {unit}" if best else "none"
                 print(f"TUNE kernel {ki}/{len(kernels)} trial {j}/{len(cands)}  best {shown}", flush=True)
         finally:
             if pool is not None:
