@@ -195,6 +195,8 @@ def runner(board, ports: list[str], flasher: str = "", flash=None):
                             f"trial could flash another board than the one read. Give local "
                             f"device paths (e.g. /dev/serial/by-id/...), or tune one board at a "
                             f"time.")
+    for p in ports:  # a wrong port fails now, not after the builds, trial after trial
+        open_port(p, int(board.console.get("baud", BAUD))).close()
     free: queue.Queue = queue.Queue()
     for p in ports:
         free.put(PortDevice(board, p, flasher, flash))
