@@ -40,6 +40,9 @@ const char *tk_cycles_name(void);
  * hardware. */
 void tk_exit(int status) __attribute__((noreturn));
 
+/* Faults on purpose (an unaligned multiple load on Arm, a wild write on host): for fault tests. */
+void tk_fault_on_purpose(void);
+
 /* Board facts for banners and protocol "info" replies. */
 const char *tk_board_name(void);
 const char *tk_core_name(void);

@@ -55,23 +55,6 @@ static int check_cycles(void)
 static volatile uint8_t big_data[TK_SELFTEST_BIG_DATA];
 #endif
 
-#ifdef TK_SELFTEST_FAULT
-static void fault_on_purpose(void)
-{
-    tk_printf("selftest: faulting on purpose (TK_SELFTEST_FAULT)\n");
-#if defined(__arm__)
-    /* A multiple load from an odd address is an alignment fault on every Arm core, whatever the
-     * alignment-checking setting: a UsageFault on Cortex-M, a data abort on Cortex-A. */
-    volatile uint32_t word[2] = {0, 0};
-    uintptr_t odd = (uintptr_t)&word[0] + 1;
-    __asm__ volatile("ldm %0, {r2, r3}" : : "r"(odd) : "r2", "r3", "memory");
-#else
-    volatile int *volatile bad = (volatile int *)(uintptr_t)8; /* unmapped on every host OS */
-    *bad = 1;
-#endif
-}
-#endif
-
 int app_main(void)
 {
     tk_printf("\n== tinykiln selftest ==\n");
@@ -90,7 +73,7 @@ int app_main(void)
     tk_printf("big data: %lu bytes\n", (unsigned long)sizeof big_data);
 #endif
 #ifdef TK_SELFTEST_FAULT
-    fault_on_purpose();
+    tk_fault_on_purpose();
 #endif
     tk_printf("selftest: %s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;

@@ -121,25 +121,10 @@ static int cmd_set_input(ai_handle h)
     return send(TK_ST_OK, NULL, 0);
 }
 
-#ifdef TK_VALIDATION_FAULT
-static void fault_on_purpose(void)
-{
-#if defined(__arm__)
-    /* A multiple load from an odd address is an alignment fault on every Arm core. */
-    volatile uint32_t word[2] = {0, 0};
-    uintptr_t odd = (uintptr_t)&word[0] + 1;
-    __asm__ volatile("ldm %0, {r2, r3}" : : "r"(odd) : "r2", "r3", "memory");
-#else
-    volatile int *volatile bad = (volatile int *)(uintptr_t)8; /* unmapped on every host OS */
-    *bad = 1;
-#endif
-}
-#endif
-
 static int cmd_invoke(ai_handle h)
 {
 #ifdef TK_VALIDATION_FAULT
-    fault_on_purpose();
+    tk_fault_on_purpose();
 #endif
     int profile = request.len >= 1u && (request.payload[0] & 1u);
     uint32_t n_layers = (uint32_t)ai_get_node_size(h);
