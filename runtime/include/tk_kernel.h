@@ -13,5 +13,8 @@
 /* the micro-kernels some schedules call on an inner tile (runtime/kernels/, on the include path
  * wherever kernels are compiled; an export carries it in include/) */
 #include "tk_mk.h"
+#include "tk_mk_conv.h"
+#include "tk_mk_dw.h"
+#include "tk_mk_fc.h"
 
 #endif /* TK_KERNEL_H */
