@@ -84,3 +84,35 @@ def test_ext_mem_elf_has_qspi_bytes_and_pyocd_refuses_them(scons, kiln_build_dir
     assert r.returncode != 0
     assert "external flash that pyocd cannot program" in r.output, r.output
     assert "flasher=openocd" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("flasher", ["openocd", "pyocd"])
+def test_flash_through_a_named_probe_that_is_absent_fails_fast_naming_it(scons, flasher):
+    """probe= picks one debug probe among several on the host; an absent one is a clear error."""
+    start = time.monotonic()
+    r = scons("board=nucleo-f746zg", "flash=1", f"flasher={flasher}", "probe=066DFF123", timeout=120)
+    assert r.returncode != 0
+    assert (f"flashing nucleo-f746zg with {flasher} through the probe with serial 066DFF123 failed"
+            in r.output), r.output
+    assert "pyocd list" in r.output and "Traceback" not in r.output
+    assert time.monotonic() - start < 60
+
+
+def test_probe_choice_and_commands(tmp_path):
+    b = boards.load_board(ROOT, "nucleo-f746zg")
+    elf = tmp_path / "fw.elf"
+    elf.write_bytes(open("/bin/true", "rb").read())
+    # an explicit serial wins; a port with no USB serial (a URL, an absent device) chooses nothing
+    assert flash.choose_probe("066DFF123", "socket://127.0.0.1:5") == "066DFF123"
+    assert flash.choose_probe("", "socket://127.0.0.1:5") is None
+    assert flash.choose_probe("", "/dev/ttyNOPE0") is None
+    assert flash.choose_probe("", "") is None
+    with pytest.raises(KilnError, match="probe='a b' is not a USB serial number"):
+        flash.choose_probe("a b")
+    openocd = flash.openocd_command(b, elf, "066DFF123")
+    assert openocd[-4:] == ["-c", "adapter serial 066DFF123", "-c", openocd[-1]]
+    assert openocd[-1].startswith("program ")
+    assert "adapter serial" not in " ".join(flash.openocd_command(b, elf))
+    pyocd = flash.pyocd_command(b, elf, "066DFF123")
+    assert pyocd[pyocd.index("load") + 1:pyocd.index("load") + 3] == ["-u", "066DFF123"]
+    assert "-u" not in flash.pyocd_command(b, elf)

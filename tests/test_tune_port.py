@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT, scons_env
 from test_tune import _tiny_model
 
-from tinykiln import KilnError, boards, tune, tune_devices
+from tinykiln import KilnError, boards, flash, tune, tune_devices
 
 BOARD = "mps2-an500"
 
@@ -253,9 +253,9 @@ def test_several_ports_need_to_know_their_probes(tmp_path):
     import shutil
 
     shutil.copy("/bin/true", elf)
-    openocd = tune_devices._command(board, elf, "openocd", "066DFF123")
+    openocd = flash.openocd_command(board, elf, "066DFF123")
     assert openocd[-4:-2] == ["-c", "adapter serial 066DFF123"] and openocd[-1].startswith("program ")
-    pyocd = tune_devices._command(board, elf, "pyocd", "066DFF123")
+    pyocd = flash.pyocd_command(board, elf, "066DFF123")
     assert pyocd[pyocd.index("load") + 1:pyocd.index("load") + 3] == ["-u", "066DFF123"]
 
 

@@ -68,6 +68,8 @@ def _options(root: Path) -> Variables:
     v.Add("port", "the board's console: a serial port or pyserial URL (e.g. /dev/ttyACM0, "
           "serial:/dev/ttyACM0:921600); with tune=1: measure on real boards, flashed per trial, "
           "one per port (port=/dev/ttyACM0,/dev/ttyACM1)", "")
+    v.Add("probe", "flash through the debug probe with this USB serial number (several boards on one "
+          "host; `.venv/bin/pyocd list` shows them); default: the probe behind port=, if known", "")
     v.Add("timeout", "seconds a run may last before it is killed", "60")
     v.Add(BoolVariable("validate", "with model=: run the firmware on n inputs and compare every "
                        "output with LiteRT's reference kernels (kiln_model.py)", False))
@@ -157,7 +159,8 @@ def _deploy(env, firmware):
     @kiln_action
     def deploy(target_nodes, source, env):
         status = flash.deploy(target.board, str(source[0]), flasher=opts["flasher"],
-                              run=opts["run"], port=opts["port"], timeout=timeout)
+                              run=opts["run"], port=opts["port"], timeout=timeout,
+                              probe=opts["probe"])
         if status != 0:
             _exit_with(status)
             raise SCons.Errors.UserError(f"the firmware exited with status {status}")

@@ -257,7 +257,8 @@ def _validate_alias(env, model, elf, report_json):
 
         elf_path = str(source[0])
         if program_first:
-            flash.deploy(board, elf_path, flasher=method, run=False, timeout=timeout)
+            flash.deploy(board, elf_path, flasher=method, run=False, port=port, timeout=timeout,
+                         probe=opts.get("probe", ""))
         use_port = port if on_hardware else ""
         ok = model_run.run_model(board, elf_path, model, n=n, seed=seed, profile=profile,
                                  port=use_port, timeout=timeout, report_path=report_json.abspath)

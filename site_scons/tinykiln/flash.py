@@ -4,9 +4,15 @@ Each method returns the run's exit status (QEMU and host runs end with the firmw
 a flashed board returns 0 once programmed, or, with run=1 and port=, the status the firmware
 printed as "tk: exit N"). Every failure is a KilnError that says what to do, never a hang: every
 external tool runs under a timeout, pyocd with -W (it waits forever for a probe otherwise).
+
+With several boards on one host, `probe=` names the debug probe (its USB serial number) that
+openocd (`adapter serial`) and pyocd (`-u`) use; by default it is the probe behind the console
+port= when the port's USB serial number is known (an ST-Link's virtual COM port carries the
+ST-Link's serial), so flashing reaches the board whose console is read.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -92,7 +98,34 @@ def _external_note(board: Board, method: str, elf) -> float:
     return sum(found.values()) / 16384  # about 16 KB/s over the debug probe: a generous bound
 
 
-def openocd_command(board: Board, elf) -> list[str]:
+def probe_serial(port: str) -> str | None:
+    """The USB serial number of the device behind a local console port; None if unknown
+    (socket://, rfc2217://, loop://, a port not found)."""
+    from serial.tools import list_ports  # pyserial: only needed here
+
+    m = re.fullmatch(r"serial:(.+):(\d+)", port)
+    device = m.group(1) if m else port
+    if "://" in device:
+        return None
+    real = os.path.realpath(device)
+    for info in list_ports.comports():
+        if os.path.realpath(info.device) == real:
+            return info.serial_number or None
+    return None
+
+
+def choose_probe(probe: str = "", port: str = "") -> str | None:
+    """The probe serial to flash through: probe= if given, else the one behind port=, else None
+    (the flasher takes the only probe attached)."""
+    if probe:
+        if not re.fullmatch(r"[\w.:-]+", probe):
+            raise KilnError(f"probe={probe!r} is not a USB serial number (letters, digits, '.', "
+                            f"':', '-', '_'); list the attached probes with `.venv/bin/pyocd list`")
+        return probe
+    return probe_serial(port) if port else None
+
+
+def openocd_command(board: Board, elf, probe: str | None = None) -> list[str]:
     cfg = board.flash.get("openocd", {})
     if "cfg" not in cfg:
         raise KilnError(f"board {board.name}: [flash.openocd] has no cfg in board.toml")
@@ -101,14 +134,27 @@ def openocd_command(board: Board, elf) -> list[str]:
     args = ["openocd", "-s", str(board.dir), "-f", str(local) if local.is_file() else script]
     template = cfg.get("commands", "program {elf} verify reset exit")
     elf_path = Path(elf).resolve().as_posix()
+    if probe:
+        # before the program command: the probe must be chosen before openocd's init
+        args += ["-c", f"adapter serial {probe}"]
     args += ["-c", template.format(elf=elf_path, entry=f"0x{entry_point(elf):08x}")]
     return args
 
 
-def flash_openocd(board: Board, elf) -> int:
+def _probe_failed(board: Board, method: str, probe: str, port: str, code: int, out: str) -> KilnError:
+    of = f" (the one of {port})" if port else ""
+    return KilnError(f"flashing {board.name} with {method} through the probe with serial {probe}{of} "
+                     f"failed (exit {code}): is that probe connected and free? (`.venv/bin/pyocd "
+                     f"list` shows the attached probes; pick one with probe=SERIAL) {method} said:"
+                     f"\n{_tail(out)}")
+
+
+def flash_openocd(board: Board, elf, probe: str | None = None, port: str = "") -> int:
     extra = _external_note(board, "openocd", elf)
-    code, out = _run_tool(openocd_command(board, elf), f"flashing {board.name}",
+    code, out = _run_tool(openocd_command(board, elf, probe), f"flashing {board.name}",
                           PROBE_TIMEOUT + extra)
+    if code != 0 and probe:
+        raise _probe_failed(board, "openocd", probe, port, code, out)
     if code != 0:
         if re.search(r"(?i)no device found|unable to open|couldn't open|error: open failed|"
                      r"no matching|libusb|LIB_USB", out):
@@ -121,19 +167,24 @@ def flash_openocd(board: Board, elf) -> int:
     return 0
 
 
-def pyocd_command(board: Board, elf) -> list[str]:
+def pyocd_command(board: Board, elf, probe: str | None = None) -> list[str]:
     cfg = board.flash.get("pyocd", {})
     if "target" not in cfg:
         raise KilnError(f"board {board.name}: [flash.pyocd] has no target in board.toml")
     # -W: do not wait for a probe (pyocd otherwise waits forever).
-    return [sys.executable, "-m", "pyocd", "load", "-W", "-t", cfg["target"], "--format", "elf",
-            str(elf)]
+    chosen = ["-u", probe] if probe else []
+    return [sys.executable, "-m", "pyocd", "load", *chosen, "-W", "-t", cfg["target"], "--format",
+            "elf", str(elf)]
 
 
-def flash_pyocd(board: Board, elf) -> int:
+def flash_pyocd(board: Board, elf, probe: str | None = None, port: str = "") -> int:
     cfg = board.flash.get("pyocd", {})
     extra = _external_note(board, "pyocd", elf)
-    code, out = _run_tool(pyocd_command(board, elf), f"flashing {board.name}", PROBE_TIMEOUT + extra)
+    code, out = _run_tool(pyocd_command(board, elf, probe), f"flashing {board.name}",
+                          PROBE_TIMEOUT + extra)
+    if code != 0 and probe and not re.search(r"(?i)target type .* not recognized|unknown target|"
+                                             r"not found in pack", out):
+        raise _probe_failed(board, "pyocd", probe, port, code, out)
     if code != 0:
         if re.search(r"(?i)target type .* not recognized|unknown target|not found in pack", out):
             pack = cfg.get("pack", cfg["target"])
@@ -190,8 +241,14 @@ def monitor(port: str, timeout: float, out=None) -> int:
     raise KilnError(f"no 'tk: exit' from the firmware on {port} within {timeout:g} s")
 
 
+def flash_board(board: Board, elf, method: str, probe: str | None = None, port: str = "") -> int:
+    """Program a real board with openocd or pyocd (through the probe with serial `probe`, if
+    given: the one of console `port`, for the messages); 0, or a KilnError."""
+    return (flash_openocd if method == "openocd" else flash_pyocd)(board, elf, probe, port)
+
+
 def deploy(board: Board, elf, *, flasher: str = "", run: bool = False, port: str = "",
-           timeout: float = 60.0) -> int:
+           timeout: float = 60.0, probe: str = "") -> int:
     """flash=1 / run=1: put `elf` on `board` with the chosen method; the exit status."""
     method = choose_method(board, flasher)
     if method == "qemu":
@@ -200,8 +257,10 @@ def deploy(board: Board, elf, *, flasher: str = "", run: bool = False, port: str
         return qemu.run(board, elf, timeout=timeout)
     if method == "host":
         return run_host(elf, timeout)
-    status = flash_openocd(board, elf) if method == "openocd" else flash_pyocd(board, elf)
-    print(f"flashed {elf} to {board.name} with {method}", flush=True)
+    chosen = choose_probe(probe, port)
+    status = flash_board(board, elf, method, chosen, port if chosen and not probe else "")
+    through = f" (probe {chosen})" if chosen else ""
+    print(f"flashed {elf} to {board.name} with {method}{through}", flush=True)
     if run and port:
         return monitor(port, timeout)
     if run:

@@ -106,34 +106,10 @@ def read_result(conn, timeout: float, where: str) -> tuple[int, str, str]:
 
 
 def probe_serial(port: str) -> str | None:
-    """The USB serial number of the device behind a local console port (an ST-Link's virtual COM
-    port carries the ST-Link's own serial: the one openocd's `adapter serial` and pyocd's -u
-    take), so the flasher programs the board whose console this is; None if unknown (socket://,
-    rfc2217://, a port not found)."""
-    from serial.tools import list_ports
-
-    m = re.fullmatch(r"serial:(.+):(\d+)", port)
-    device = m.group(1) if m else port
-    if "://" in device:
-        return None
-    real = os.path.realpath(device)
-    for info in list_ports.comports():
-        if os.path.realpath(info.device) == real:
-            return info.serial_number or None
-    return None
-
-
-def _command(board, elf: Path, method: str, probe: str | None) -> list[str]:
-    """flash.py's command for `method`, limited to the debug probe with serial `probe`."""
+    """The USB serial number of the device behind a console port (flash.probe_serial)."""
     from tinykiln import flash
 
-    if method == "openocd":
-        cmd = flash.openocd_command(board, elf)
-        # before the final -c "program ...": the probe must be chosen before openocd's init
-        return cmd[:-2] + ["-c", f"adapter serial {probe}"] + cmd[-2:]
-    cmd = flash.pyocd_command(board, elf)
-    at = cmd.index("load") + 1
-    return cmd[:at] + ["-u", probe] + cmd[at:]
+    return flash.probe_serial(port)
 
 
 def flash_elf(board, elf: Path, flasher: str = "", port: str = "") -> None:
@@ -151,15 +127,7 @@ def flash_elf(board, elf: Path, flasher: str = "", port: str = "") -> None:
         raise KilnError(f"flasher={method} does not program a board: with port= pick one of "
                         f"{', '.join(methods)}")
     probe = probe_serial(port) if port else None
-    if probe is None:
-        (flash.flash_openocd if method == "openocd" else flash.flash_pyocd)(board, elf)
-        return
-    code, out = flash._run_tool(_command(board, elf, method, probe),
-                                f"flashing {board.name} (probe {probe})", flash.PROBE_TIMEOUT)
-    if code != 0:
-        raise KilnError(f"flashing {board.name} with {method} through the probe with serial "
-                        f"{probe} (the one of {port}) failed (exit {code}): is that probe "
-                        f"connected and free? {method} said:\n{flash._tail(out)}")
+    flash.flash_board(board, elf, method, probe, port)
 
 
 class PortDevice:
