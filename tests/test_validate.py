@@ -176,3 +176,38 @@ def test_report_merge_keeps_other_blocks(tmp_path):
     data = json.loads(path.read_text())
     assert data == {"regions": [{"name": "FLASH"}], "board": "x", "memory": {"arena_bytes": 10},
                     "validation": {"runs": 3}}
+
+
+def test_samples_option_adds_real_inputs_to_a_path_model(tmp_path):
+    """samples=: the input's dtype is fed as is; anything else is quantized with the input's
+    scale/zero point (a uint8 image for an int8 input of scale 1, zero point -128: p - 128); a file
+    of several inputs back to back gives up to max_runs."""
+    f = tmp_path / "net.tflite"
+    f.write_bytes(b"x")
+    m = models.resolve(tmp_path, str(f))
+    np.save(tmp_path / "ready.npy", np.array([[-3, 0, 5]], np.int8))
+    np.save(tmp_path / "image.npy", np.array([0, 128, 255, 7, 8, 9], np.uint8))
+    np.save(tmp_path / "frames.npy", np.array([[0.0, 1.0, -1.0]] * 5, np.float32))
+    with_s = models.with_samples(m, [str(tmp_path / n) for n in ("ready.npy", "image.npy", "frames.npy")],
+                                 max_runs=3)
+    sets = models.load_samples(with_s, [TensorDesc("x", "int8", (1, 3), 3, 1.0, -128)])
+    got = [s[0].tolist() for s in sets]
+    assert got[:3] == [[[-3, 0, 5]], [[-128, 0, 127]], [[-121, -120, -119]]]
+    assert got[3:] == [[[-128, -127, -128]]] * 3  # 1.0 / 1 - 128; -1.0 clamps to -128; max_runs 3
+    with pytest.raises(KilnError, match="samples=nope.npy: no such file"):
+        models.with_samples(m, ["nope.npy"])
+
+
+def test_samples_option_on_a_device_run(scons, tmp_path):
+    """validate=1 samples=: the extra inputs run on the device beside the random ones."""
+    import modelgen as mg
+
+    mb = mg.ModelBuilder(3)
+    x = mb.input((1, 8), "int8", name="input")
+    y = mg.fully_connected(mb, x, 4, activation="RELU")
+    model = tmp_path / "fc.tflite"
+    model.write_bytes(mb.build([x], [y]))
+    np.save(tmp_path / "features.npy", np.linspace(-2.0, 2.0, 16).astype(np.float32))
+    r = scons("board=host", f"model={model}", "validate=1", "n=1", f"samples={tmp_path / 'features.npy'}")
+    assert r.returncode == 0, r.output
+    assert "validation PASS" in r.output and "(1 random, 2 sample)" in r.output, r.output

@@ -75,6 +75,8 @@ def _options(root: Path) -> Variables:
                        "output with LiteRT's reference kernels (kiln_model.py)", False))
     v.Add("n", "with validate=1: number of seeded random inputs (plus the model's samples)", "10")
     v.Add("seed", "with validate=1: seed of the random inputs", "12345")
+    v.Add("samples", "with validate=1: real inputs, .npy files (comma-separated) added to the model's "
+          "own; an array not of the input's dtype is quantized with the input's scale/zero point", "")
     v.Add(BoolVariable("profile", "with model=: also time every layer on the device; prints the "
                        "table, writes it to report.json and profile.png", False))
     v.Add("schedules", "with model=: the schedule file to build with (default: the model's "

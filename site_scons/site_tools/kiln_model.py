@@ -250,6 +250,9 @@ def _validate_alias(env, model, elf, report_json):
         raise KilnError(f"board {board.name} has no emulator")
     program_first = on_hardware and bool(opts.get("flash"))
     profile = bool(opts.get("profile"))
+    if opts.get("samples"):
+        model = models.with_samples(model, [f for f in opts["samples"].split(",") if f],
+                                    max_runs=max(n, 4))
 
     @kiln_action
     def run_on_device(target_nodes, source, env):

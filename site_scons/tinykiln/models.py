@@ -23,7 +23,10 @@ models/<name>/model.toml (every key optional):
     [float]                           # another flavour of the same model: model=cifar10:float
     model = "model_float.tflite"      # builds as cifar10_float, with the same samples
 
-A path model (model=../x.tflite) has no model.toml: its name is the file's stem.
+A path model (model=../x.tflite) has no model.toml: its name is the file's stem. Any model can be
+given extra real inputs on the command line: samples=a.npy[,b.npy] (with_samples). Such a file
+feeds input 0; an array of the input's dtype is used as is, any other (a uint8 image, float
+features) is taken as real values and quantized with the input's scale and zero point.
 """
 from __future__ import annotations
 
@@ -125,7 +128,7 @@ def load_samples(model: Model, inputs) -> list[list[np.ndarray]]:
     """Input sets built from the model's [[samples]]. `inputs`: the model's input descriptions
     (dtype, shape, scale, zero_point: runner.airunner.TensorDesc or alike). A model with several
     inputs needs a sample for each; sets are formed run by run."""
-    if model.directory is None or not model.meta.get("samples"):
+    if not model.meta.get("samples"):
         return []
     per_input: dict[int, list[np.ndarray]] = {}
     for entry in model.meta["samples"]:
@@ -140,12 +143,29 @@ def load_samples(model: Model, inputs) -> list[list[np.ndarray]]:
     return [[per_input[i][r] for i in range(len(inputs))] for r in range(runs)]
 
 
+def with_samples(model: Model, files: list[str], max_runs: int = 4) -> Model:
+    """The model with extra [[samples]] (samples=a.npy,b.npy: paths as the user typed them,
+    relative to the working directory). Each feeds input 0, quantized if its dtype is not the
+    input's ("auto"); a file holding several inputs back to back gives up to max_runs of them."""
+    entries = []
+    for name in files:
+        path = Path(name).resolve()
+        if not path.is_file():
+            raise KilnError(f"samples={name}: no such file (give .npy arrays, comma-separated)")
+        entries.append({"file": str(path), "quantize": "auto", "max_runs": max_runs})
+    meta = dict(model.meta, samples=[*model.meta.get("samples", []), *entries])
+    return Model(name=model.name, path=model.path, directory=model.directory, meta=meta)
+
+
 def _sample_arrays(model: Model, entry: dict, desc) -> list[np.ndarray]:
-    path = model.directory / entry["file"]
+    path = (model.directory or Path.cwd()) / entry["file"]
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise KilnError(f"{model.name}: cannot read sample {path}: {e}") from None
+    if entry.get("quantize") == "auto":
+        # the input's own dtype: ready to feed; anything else: real values to quantize
+        entry = dict(entry, quantize=data.dtype != np.dtype(desc.dtype) and bool(desc.scale))
     source_int = np.issubdtype(data.dtype, np.integer)
     data = data.astype(np.float64) + float(entry.get("offset", 0))
     dtype = np.dtype(desc.dtype)
