@@ -1,0 +1,34 @@
+/* Console bring-up of the STM32F4/F7 boards (RCC at 0x40023800 with AHB1ENR at +0x30, APB1ENR at
+ * +0x40, APB2ENR at +0x44: RM0090, RM0402, RM0385): clock the GPIO port and the USART, route TX and
+ * RX to their alternate function, start the UART and the cycle counter. Each board.toml says which
+ * port, pins and USART in its defines:
+ *   TK_CONSOLE_GPIO      GPIO port base (GPIOA 0x40020000, GPIOD 0x40020C00, ...)
+ *   TK_CONSOLE_GPIO_BIT  its AHB1ENR enable bit (GPIOA 0, GPIOD 3)
+ *   TK_CONSOLE_TX_PIN, TK_CONSOLE_RX_PIN, TK_CONSOLE_AF (7 for USART1..3)
+ *   TK_CONSOLE_APB2      defined when the USART sits on APB2 (USART1, USART6), else APB1
+ *   TK_CONSOLE_APB_BIT   the USART's enable bit in that APBxENR (USART1 4, USART3 18)
+ *   TK_UART_CLOCK_HZ     the USART's kernel clock (default: the core clock TK_CLOCK_HZ) */
+#include "cortex-m/stm32_gpio.h"
+#include "tk_board.h"
+#include "tk_uart.h"
+
+#define RCC_AHB1ENR (*(volatile uint32_t *)0x40023830u)
+#ifdef TK_CONSOLE_APB2
+#define RCC_APBENR (*(volatile uint32_t *)0x40023844u)
+#else
+#define RCC_APBENR (*(volatile uint32_t *)0x40023840u)
+#endif
+#ifndef TK_UART_CLOCK_HZ
+#define TK_UART_CLOCK_HZ TK_CLOCK_HZ
+#endif
+
+void tk_board_init(void)
+{
+    RCC_AHB1ENR |= 1u << TK_CONSOLE_GPIO_BIT;
+    RCC_APBENR |= 1u << TK_CONSOLE_APB_BIT;
+    (void)RCC_APBENR; /* read back: the clock is running before the first access (RM0090 errata) */
+    tk_gpio_alternate(TK_CONSOLE_GPIO, TK_CONSOLE_TX_PIN, TK_CONSOLE_AF);
+    tk_gpio_alternate(TK_CONSOLE_GPIO, TK_CONSOLE_RX_PIN, TK_CONSOLE_AF);
+    tk_uart_init(TK_UART_CLOCK_HZ, TK_CONSOLE_BAUD);
+    tk_cycles_start();
+}
