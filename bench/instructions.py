@@ -5,8 +5,11 @@ next to TFLite Micro measured the same way on the same emulator.
     .venv/bin/python bench/instructions.py                 # cifar10 + the shared int8 models
     .venv/bin/python bench/instructions.py --json out.json mlperf_kws_dscnn_int8
 
-A model with tuned schedules for the board (models/<name>/schedules/mps2-an500.json) is measured twice:
-tuned (the main figure) and with use_tuned=0 (default knobs).
+A model with tuned schedules for the board is measured twice: tuned (the main figure) and with
+use_tuned=0 (default knobs). The schedules of a project model are models/<name>/schedules/mps2-an500.json;
+those of a shared model (which has no folder of ours) are bench/schedules/<name>/mps2-an500.json, made by
+    ./kiln board=mps2-an500 model=../shared/models/<name>.tflite tune=1 \
+          schedules=bench/schedules/<name>/mps2-an500.json
 
 Each model is built with the perf app (app=perf, runtime/apps/perf): it fills the inputs with the
 bytes the TFLM figures used (x = 12345; per byte of each input in order: x = x*1103515245 + 12345
@@ -56,9 +59,13 @@ def model_spec(name: str) -> str:
 
 
 def schedule_file(name: str) -> Path | None:
-    """The model's tuned schedules for the bench board (models/<name>/schedules/<board>.json)."""
-    path = ROOT / "models" / name / "schedules" / f"{BOARD}.json"
-    return path if path.is_file() else None
+    """The model's tuned schedules for the bench board: models/<name>/schedules/<board>.json, or
+    bench/schedules/<name>/<board>.json for a shared model."""
+    for path in (ROOT / "models" / name / "schedules" / f"{BOARD}.json",
+                 ROOT / "bench" / "schedules" / name / f"{BOARD}.json"):
+        if path.is_file():
+            return path
+    return None
 
 
 def measure(name: str, builddir: Path, timeout: int, tuned: bool = True) -> dict:
@@ -66,6 +73,8 @@ def measure(name: str, builddir: Path, timeout: int, tuned: bool = True) -> dict
     scons = Path(sys.executable).parent / "scons"
     cmd = [str(scons), "-Q", "-j2", "-C", str(ROOT), f"builddir={builddir}", f"board={BOARD}",
            f"model={model_spec(name)}", "app=perf", "run=1", f"timeout={timeout}", f"use_tuned={int(tuned)}"]
+    if tuned and schedule_file(name) is not None:
+        cmd.append(f"schedules={schedule_file(name)}")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
                           timeout=timeout + 900)
     out = proc.stdout + proc.stderr
