@@ -42,9 +42,10 @@ def test_conv2d_random_more(seed, dtype, tmp_path):
 
 
 @pytest.mark.parametrize("knobs", [
-    {"weight_layout": "HWIO", "oc_tile": 4, "unroll": True, "weights16": False},
-    {"weight_layout": "OHWI", "oc_tile": 2, "unroll": False, "weights16": True},
-    {"weight_layout": "HOWI", "oc_tile": 2, "unroll": False, "weights16": False},
+    {"weight_layout": "HWIO", "oc_tile": 4, "unroll": True, "weights16": False, "input16": True},
+    {"weight_layout": "OHWI", "oc_tile": 2, "unroll": False, "weights16": True, "input16": False},
+    {"weight_layout": "HOWI", "oc_tile": 2, "unroll": False, "weights16": False, "input16": False},
+    {"weight_layout": "HOWI", "oc_tile": 8, "unroll": False, "weights16": True, "input16": True},
 ])
 def test_conv2d_knobs_keep_results(knobs, tmp_path):
     """Every point of the schedule space computes the same bits."""
@@ -107,10 +108,12 @@ def test_conv2d_micro_kernel_tiles_with_unit_loops(shape, filters, kernel, strid
     mb = mg.ModelBuilder(34)
     x = mb.input(shape, "int8", name="input")
     y = mg.conv2d(mb, x, filters, kernel, stride=stride, padding=padding, activation="RELU", per_channel=True)
-    points = [{}, {"weights16": False, "oc_tile": 1}, {"unroll": True, "weights16": False}]
+    points = [{"input16": False}, {"weights16": False, "oc_tile": 1, "input16": False},
+              {"unroll": True, "weights16": False, "input16": False}, {}, {"oc_tile": 1, "unroll": True}]
     taken = check_knob_points(mb, [x], [y], points, tmp_path)
     assert all(k["weight_layout"] == "HOWI" for k in taken)
     assert taken[0]["weights16"] and not taken[1]["weights16"] and taken[1]["oc_tile"] == 1
+    assert taken[3]["input16"] and taken[4]["input16"] and not taken[0]["input16"]
 
 
 def test_identical_layers_share_a_spec():
@@ -197,12 +200,19 @@ def test_conv2d_pads_rows_per_output_row(shape, filters, kernel, stride, dilatio
     key = workload_key(spec)
     values = [mg.random_input(mb, x, seed=5)]
     want = mg.reference_run(model, values)[0]
-    points = [{}, {"weights16": False, "oc_tile": 1, "unroll": True}, {"unroll": False}, {"weight_layout": "OHWI"}]
+    points = [{"input16": False}, {"input16": False, "weights16": False, "oc_tile": 1, "unroll": True},
+              {"input16": False, "unroll": False}, {"weight_layout": "OHWI"}, {}, {"oc_tile": 1, "unroll": False}]
     for i, knobs in enumerate(points):
         lowered = lower(graph, {key: knobs})
         (scratch,) = [p for p in lowered.calls[0].spec.params if p.role == "scratch"]
-        whole = lowered.calls[0].spec.knobs["weight_layout"] != "HOWI"
-        assert scratch.nbytes == (shape[1] + a["pad"][0] + a["pad"][1] if whole else rows) * row
+        taken = lowered.calls[0].spec.knobs
+        whole = taken["weight_layout"] != "HOWI"
+        if taken["weight_layout"] == "HOWI" and taken["input16"]:
+            # int16 rows of even length: a rolling buffer of the window's rows, or kh rows afresh
+            want_rows = kernel[0] if stride[0] >= (kernel[0] - 1) * dilation[0] + 1 else (kernel[0] - 1) * dilation[0] + 1
+            assert scratch.nbytes == want_rows * (row + row % 2) * 2
+        else:
+            assert scratch.nbytes == (shape[1] + a["pad"][0] + a["pad"][1] if whole else rows) * row
         assert workload_key(lowered.calls[0].spec) == key  # the scratch's size is no knob's
         (got,), overrun = run_guarded(graph, lowered, values, tmp_path / str(i))
         assert not overrun, f"{knobs}: the kernel wrote past its scratch"

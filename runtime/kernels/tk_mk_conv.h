@@ -1,7 +1,143 @@
-/* tinykiln micro-kernels for CONV_2D (see tk_mk.h for the shared helpers). */
+/* tinykiln micro-kernels for CONV_2D (see tk_mk.h for the shared helpers).
+ *
+ * tk_mk_conv_s16: one filter row of a whole output row. The schedule (ops/conv2d.py, knob input16)
+ * keeps the padded input rows as int16 (sign-extended once, when the scratch is filled) and the
+ * weights as int16 (at build time), both in natural order, so the inner loop is loads and SMLADs
+ * only. It works on blocks of two output pixels x two output channels: each weight word feeds two
+ * pixels and each input word two channels, 16 multiply-accumulates per 4 LDRD + 8 SMLAD. */
 #ifndef TK_MK_CONV_H
 #define TK_MK_CONV_H
 
 #include "tk_mk.h"
+
+#if TK_MK_DSP
+/* Four int16 at a 4-byte aligned address as two words, one LDRD: GCC splits a plain 64-bit load
+ * whose halves are used apart into two LDRs. "Uv" (an address with an offset of at most 1020, a
+ * multiple of 4: what LDRD encodes) lets GCC keep constant offsets in the instruction; may_alias
+ * because the scratch is written as int16 by the same (inlined) kernel just before. */
+typedef int64_t tk_mk_a64 __attribute__((may_alias, aligned(4)));
+
+#define TK_MK_LDRD(p, lo, hi) \
+    __asm__ volatile("ldrd %0, %1, %2" : "=r"(lo), "=r"(hi) : "Uv"(*(const tk_mk_a64 *)(const void *)(p)))
+
+/* acc (a00 pixel 0 row 0, a10 pixel 1, a01 row 1, a11) += taps off..off+3 of the block: x0, x1 and
+ * one weight row loaded first, the second row after (six live words: the loop keeps the four
+ * accumulators, two pointers and the end in registers). */
+#define TK_MK_GROUP(xp, wp, off)                                          \
+    do {                                                                  \
+        int32_t x0l, x0h, x1l, x1h, wl, wh;                               \
+        TK_MK_LDRD((xp) + (off), x0l, x0h);                               \
+        if (np > 1)                                                       \
+            TK_MK_LDRD((xp) + xs + (off), x1l, x1h);                      \
+        TK_MK_LDRD((wp) + (off), wl, wh);                                 \
+        a00 = __smlad(x0h, wh, __smlad(x0l, wl, a00));                    \
+        if (np > 1)                                                       \
+            a10 = __smlad(x1h, wh, __smlad(x1l, wl, a10));                \
+        if (nr > 1) {                                                     \
+            TK_MK_LDRD((wp) + ws + (off), wl, wh);                        \
+            a01 = __smlad(x0h, wh, __smlad(x0l, wl, a01));                \
+            if (np > 1)                                                   \
+                a11 = __smlad(x1h, wh, __smlad(x1l, wl, a11));            \
+        }                                                                 \
+    } while (0)
+#endif
+
+/* One block: np pixels (1, 2) x nr channels (1, 2); acc[p * acc_stride + r] +=
+ * sum_{i < k} x[p * xs + i] * w[r * ws + i]. `aligned` (x, x + xs, w and w + ws 4-byte aligned)
+ * lets the DSP body load four int16 per LDRD. */
+TK_MK_INLINE void tk_mk_conv_block(const int16_t *x, int32_t xs, const int16_t *w, int32_t ws, int32_t k,
+                                   int32_t np, int32_t nr, int32_t aligned, int32_t *acc, int32_t acc_stride)
+{
+    int32_t a00 = acc[0];
+    int32_t a01 = nr > 1 ? acc[1] : 0;
+    int32_t a10 = np > 1 ? acc[acc_stride] : 0;
+    int32_t a11 = np > 1 && nr > 1 ? acc[acc_stride + 1] : 0;
+    const int16_t *x1 = x + xs, *w1 = w + ws;
+    int32_t i = 0;
+#if TK_MK_DSP
+    if (aligned) {
+        /* four groups of four taps per turn, every load at a constant offset from one of the two
+         * pointers (unrolled: the pointer steps and the loop test are a small part of a turn) */
+        const int16_t *xp = x, *wp = w, *end = x + (k & ~15);
+        while (xp != end) {
+            TK_MK_GROUP(xp, wp, 0);
+            TK_MK_GROUP(xp, wp, 4);
+            TK_MK_GROUP(xp, wp, 8);
+            TK_MK_GROUP(xp, wp, 12);
+            xp += 16;
+            wp += 16;
+        }
+        if (k & 8) {
+            TK_MK_GROUP(xp, wp, 0);
+            TK_MK_GROUP(xp, wp, 4);
+            xp += 8;
+            wp += 8;
+        }
+        if (k & 4)
+            TK_MK_GROUP(xp, wp, 0);
+        i = k & ~3;
+    }
+    for (; i + 2 <= k; i += 2) {
+        int32_t x0 = tk_mk_load2x16(x + i), w0 = tk_mk_load2x16(w + i);
+        a00 = __smlad(x0, w0, a00);
+        if (np > 1)
+            a10 = __smlad(tk_mk_load2x16(x1 + i), w0, a10);
+        if (nr > 1) {
+            int32_t wv1 = tk_mk_load2x16(w1 + i);
+            a01 = __smlad(x0, wv1, a01);
+            if (np > 1)
+                a11 = __smlad(tk_mk_load2x16(x1 + i), wv1, a11);
+        }
+    }
+#else
+    (void)aligned;
+#endif
+    for (; i < k; i++) {
+        int32_t x0 = x[i], w0 = w[i];
+        a00 += x0 * w0;
+        if (np > 1)
+            a10 += (int32_t)x1[i] * w0;
+        if (nr > 1) {
+            a01 += x0 * w1[i];
+            if (np > 1)
+                a11 += (int32_t)x1[i] * w1[i];
+        }
+    }
+    acc[0] = a00;
+    if (nr > 1)
+        acc[1] = a01;
+    if (np > 1) {
+        acc[acc_stride] = a10;
+        if (nr > 1)
+            acc[acc_stride + 1] = a11;
+    }
+}
+
+/* acc[p * rows + r] += sum_{i < k} x[p * xs + i] * w[r * ws + i] for p < pixels, r < rows: the
+ * int16 run of k taps of each of `pixels` output pixels (xs apart) against `rows` weight rows (ws
+ * apart). Blocks of 2 x 2; an odd pixel or channel count ends with a smaller block. The schedule
+ * passes 4-byte aligned x and w when xs and ws are even (rows of even length in the scratch). */
+TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w, int32_t k, int32_t ws,
+                                 int32_t pixels, int32_t rows, int32_t *acc)
+{
+    const int32_t aligned = ((xs | ws) & 1) == 0;
+    int32_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const int16_t *wr = w + r * ws;
+        int32_t p = 0;
+        for (; p + 2 <= pixels; p += 2)
+            tk_mk_conv_block(x + p * xs, xs, wr, ws, k, 2, 2, aligned, acc + p * rows + r, rows);
+        if (p < pixels)
+            tk_mk_conv_block(x + p * xs, xs, wr, ws, k, 1, 2, aligned, acc + p * rows + r, rows);
+    }
+    if (r < rows) {
+        const int16_t *wr = w + r * ws;
+        int32_t p = 0;
+        for (; p + 2 <= pixels; p += 2)
+            tk_mk_conv_block(x + p * xs, xs, wr, ws, k, 2, 1, aligned, acc + p * rows + r, rows);
+        if (p < pixels)
+            tk_mk_conv_block(x + p * xs, xs, wr, ws, k, 1, 1, aligned, acc + p * rows + r, rows);
+    }
+}
 
 #endif /* TK_MK_CONV_H */

@@ -73,6 +73,16 @@ def lower_conv2d(ctx, op):
         params = [param("input", "int8", x.shape, "input"), flat_w, *params, *scratch,
                   param("output", "int8", y.shape, "output")]
         spec = ctx.spec("conv2d_int8", params, attrs)
+        if _input16(spec):
+            # int16 rows of the padded input (rows16 of them, each of even length) and int16
+            # weights in HOWI order: see _compute_rows16
+            wide = param("padded", "int16", (n * rows16(attrs) * row16(attrs),), "scratch")
+            params = params[:-1] + [wide, params[-1]] if not scratch else [*params[:-2], wide, params[-1]]
+            params[1] = param("weights", "int16", (weights.size,), "const")
+            spec = replace(spec, params=tuple(params))
+            laid_out = _layout(weights, "HOWI").astype(np.int16)
+            args = [x_index, laid_out, *args, None, op.outputs[0]]
+            return [KernelCall(spec, op.index, args)]
         if scratch and spec.knobs["weight_layout"] != "HOWI":
             params[-2] = param("padded", "int8", (n * (h + pt + pb) * row,), "scratch")
             spec = replace(spec, params=tuple(params))
@@ -103,6 +113,28 @@ def lower_conv2d(ctx, op):
 def window_rows(attrs) -> int:
     """Rows of the padded input that one output row reads: the filter's height, dilated."""
     return (attrs["kernel"][0] - 1) * attrs["dilation"][0] + 1
+
+
+def _input16(spec) -> bool:
+    return spec.knobs.get("weight_layout") == "HOWI" and bool(spec.knobs.get("input16"))
+
+
+def row16(attrs) -> int:
+    """int16 values per row of the input16 scratch: the padded row, rounded up to an even length so
+    every row starts 4-byte aligned (the micro-kernel's paired loads need it)."""
+    _, _, w, c = attrs["in_shape"]
+    pt, pb, pl, pr = attrs["pad"]
+    row = (w + pl + pr) * c
+    return row + (row & 1)
+
+
+def rows16(attrs) -> int:
+    """Rows of the input16 scratch: a rolling buffer of the rows one window spans, or (windows that
+    do not overlap) each output row's kh rows afresh. The micro-kernel is called once per (output
+    row, oc tile, filter row), so the rolling slot (a modulo) costs next to nothing."""
+    if attrs["stride"][0] >= window_rows(attrs):
+        return attrs["kernel"][0]
+    return window_rows(attrs)
 
 
 def _recopy(attrs) -> bool:
@@ -152,6 +184,8 @@ def _weight_index(spec, o, kh, kw, i):
 def compute(spec):
     from tvm import te
 
+    if _input16(spec):
+        return _compute_rows16(spec)
     if spec.knobs.get("weight_layout") == "HOWI":
         return _compute_rows(spec)
     a = spec.attrs
@@ -226,6 +260,84 @@ def _compute_rows(spec):
     return _with_scratch(spec, x, wt, padded, epilogue(spec, acc, oc_axis=3))
 
 
+def _compute_rows16(spec):
+    """int8 conv over int16 rows: the padded input widened to int16 once, as rows of row16() values,
+    and int16 weights (kh, oc, kw * ic); for output (r, s) and filter row kh the kw * ic taps are
+    wide[r * sh + kh * dh, s * sw * ic + k]. With windows that do not overlap the rows are laid
+    out per output row, (oh, kh, row16), as the scratch holds them."""
+    from tvm import te, tirx
+
+    a = spec.attrs
+    n, h, w, c = a["in_shape"]
+    _, oh, ow, oc = a["out_shape"]
+    kh_n, kw_n = a["kernel"]
+    (sh, sw), (dh, _) = a["stride"], a["dilation"]
+    pt, pb, pl, pr = a["pad"]
+    x = te.placeholder((n, h, w * c), "int8", name="input")
+    wt = te.placeholder((kh_n, oc, kw_n * c), "int16", name="weights")
+    zp = tirx.const(a["input_zp"], "int16")
+    length = row16(a)
+
+    def value(b, r, q):
+        inside = tirx.all(r >= pt, r < pt + h, q >= pl * c, q < (pl + w) * c)
+        return tirx.if_then_else(inside, x[b, r - pt, q - pl * c].astype("int16"), zp)
+
+    if rows16(a) == kh_n and sh >= window_rows(a):
+        wide = te.compute((n, oh, kh_n, length), lambda b, r, kh, q: value(b, r * sh + kh * dh, q), name="pad")
+        row_of = lambda b, r, kh: wide[b, r, kh]  # noqa: E731
+    else:
+        wide = te.compute((n, h + pt + pb, length), value, name="pad")
+        row_of = lambda b, r, kh: wide[b, r * sh + kh * dh]  # noqa: E731
+    kh = te.reduce_axis((0, kh_n), name="kh")
+    k = te.reduce_axis((0, kw_n * c), name="k")
+    acc = te.compute(
+        (n, oh, ow, oc),
+        lambda b, r, s, o: te.sum(
+            row_of(b, r, kh)[s * sw * c + k].astype("int32") * wt[kh, o, k].astype("int32"), axis=[kh, k]),
+        name="acc")
+    tail = epilogue(spec, acc, oc_axis=3)
+    return [x, wt, *tail[:-1], wide, tail[-1]]
+
+
+def _schedule_rows16(sch, spec):
+    """Per output row: its input rows widened into the scratch; per oc tile, the accumulators of the
+    whole output row (ow x tile int32 on the stack), one tk_mk_conv_s16 call per filter row, then
+    the requantization."""
+    import tvm
+
+    from .base import alloc_to_param, param_to_alloc, unmark_opaque
+    from .microkernel import blockize_dot, call_on_tiles, conv_s16_call, loops_at
+
+    a = spec.attrs
+    _, _, ow, _ = a["out_shape"]
+    c = a["in_shape"][3]
+    k = a["kernel"][1] * c
+    tile = tile16(a, spec.knobs["oc_tile"])
+    func, index = param_to_alloc(sch.mod["main"], "pad")
+    sch = tvm.s_tir.Schedule(func)
+    out = sch.get_sblock("output")
+    acc = sch.get_sblock("acc")
+    _, row_loop, s_loop, o_loop = sch.get_loops(out)
+    oc_outer, _ = sch.split(o_loop, [None, tile])
+    sch.reorder(oc_outer, s_loop)
+    _, _, pixels, rows_loop, kh_loop, k_loop = loops_at(sch, acc, oc_outer)
+    sch.reorder(kh_loop, pixels, rows_loop, k_loop)
+    sch.decompose_reduction(acc, kh_loop)
+    name = blockize_dot(sch, pixels)
+    if spec.knobs.get("unroll") and a["kernel"][0] > 1:
+        sch.unroll(kh_loop)
+    pad = sch.get_sblock("pad")
+    sch.compute_at(pad, row_loop)
+    if rows16(a) == a["kernel"][0] and a["stride"][0] >= window_rows(a):
+        sch.transform_layout(pad, ("write", 0), lambda b, r, kh, q: (b, kh, q), assume_injective_transform=True)
+        func = alloc_to_param(sch.mod["main"], "pad", index)
+    else:
+        sch.rolling_buffer(pad, 0)
+        func = unmark_opaque(alloc_to_param(sch.mod["main"], "pad", index), keep="pad")
+    call = conv_s16_call(a["stride"][1] * c, k, k, ow, tile)
+    return call_on_tiles(func, {name: call})
+
+
 def _schedule_rows(sch, spec):
     """Per output pixel and oc tile: accumulators on the stack, then for each filter row one call
     of the micro-kernel over the tile's weight rows (ops/microkernel.py)."""
@@ -275,6 +387,8 @@ def _schedule_rows(sch, spec):
 
 
 def schedule(sch, spec):
+    if _input16(spec):
+        return _schedule_rows16(sch, spec)
     if spec.knobs.get("weight_layout") == "HOWI":
         return _schedule_rows(sch, spec)
     schedule_accumulate(sch, spec, n_reduce=3)
@@ -297,7 +411,26 @@ def knob_space(spec):
     }
     if spec.family == "conv2d_int8":
         space["weights16"] = [True, False]  # HOWI only: int16 weights in SXTB16 order, or int8
+        if "HOWI" in layouts and input16_fits(a):
+            # HOWI only: int16 input rows, pixel pairs x channel pairs (tk_mk_conv_s16); weights16 unused
+            space["input16"] = [True, False]
     return space
+
+
+def input16_fits(attrs) -> bool:
+    """The input16 schedule keeps one output row's accumulators (ow x tile int32) on the C stack:
+    TVM puts temporaries there only under 1 KiB (else it would need its runtime)."""
+    return attrs["out_shape"][2] * 4 < _STACK_LIMIT
+
+
+_STACK_LIMIT = 1024
+
+
+def tile16(attrs, oc_tile: int) -> int:
+    """The input16 schedule's oc tile: the largest divisor of oc up to the oc_tile knob whose
+    accumulators (ow x tile int32) stay under TVM's stack limit."""
+    oc, ow = attrs["out_shape"][3], attrs["out_shape"][2]
+    return max(t for t in divisors_up_to(oc, oc_tile) if ow * t * 4 < _STACK_LIMIT)
 
 
 def _tiles(oc):

@@ -64,6 +64,20 @@ def dot_s8w16_call(k: int, w_stride: int, rows: int):
     return "tk_mk_dot_s8w16", build
 
 
+def conv_s16_call(xs: int, k: int, w_stride: int, pixels: int, rows: int):
+    """Args builder of a tk_mk_conv_s16 tile (runtime/kernels/tk_mk_conv.h): the block reads the
+    int16 input run of its first pixel (the others xs apart), the first of `rows` int16 weight rows
+    (w_stride apart) and the (pixels, rows) accumulators, and writes them."""
+
+    def build(block, address):
+        acc = block.writes[0]
+        w = next(r for r in block.reads if r.source.name == "weights")
+        x = next(r for r in block.reads if not r.source.same_as(acc.source) and not r.source.same_as(w.source))
+        return [address(x), xs, address(w), k, w_stride, pixels, rows, address(acc)]
+
+    return "tk_mk_conv_s16", build
+
+
 def pack_w16(rows):
     """int8 weight rows (2-D, one row per dot product) -> int16 in tk_mk_dot_s8w16's order: each
     whole group of four (w0, w1, w2, w3) becomes (w0, w2, w1, w3); the tail keeps its order."""
