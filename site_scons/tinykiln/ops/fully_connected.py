@@ -7,10 +7,16 @@ as TFLite's GetQuantizedConvolutionMultipler (the scale product in float), per-c
 convolutions; the rescaling rounds once ((acc * m + 2^(30-s)) >> (31-s)), as LiteRT's reference
 FULLY_CONNECTED does, where convolutions round twice.
 Knobs: weight_layout (OI: TFLite's rows; IO: units innermost, for tiles), oc_tile, unroll, and for
-int8 microkernel: "dot_s8" (default) calls the dot-product micro-kernel (runtime/kernels/tk_mk.h) on
-each tile of OI rows, "none" leaves the whole loop nest to TVM.
+int8 microkernel: "dot_s8" (default) calls a dot-product micro-kernel on each tile of OI rows, "none"
+leaves the whole loop nest to TVM; weights16 (int8 with the micro-kernel, default on): the weights
+re-packed at build time as int16, interleaved across the rows of a tile in the order
+tk_mk_fc_s8w16 (runtime/kernels/tk_mk_fc.h) multiplies them (pack_fc_w16), so on a DSP core it
+loads two rows' four-input blocks with one LDM and multiplies them with no unpacking (twice the
+weight bytes, about half the instructions per MAC); off: int8 rows and tk_mk_dot_s8 (tk_mk.h).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -49,7 +55,13 @@ def lower_fully_connected(ctx, op):
         params = [param("input", "int8", (batches, depth), "input"), flat_w, *extra_params,
                   param("output", "int8", (batches, units), "output")]
         spec = ctx.spec("fully_connected_int8", params, attrs)
-        args = [x_index, _layout(weights, spec.knobs["weight_layout"]), *extra_args, op.outputs[0]]
+        laid_out = _layout(weights, spec.knobs["weight_layout"])
+        if _w16(spec):
+            # the workload key stays that of the int8 spec (ctx.spec recorded it)
+            laid_out = pack_fc_w16(weights, spec.knobs["oc_tile"])
+            params[1] = param("weights", "int16", laid_out.shape, "const")
+            spec = replace(spec, params=tuple(params))
+        args = [x_index, laid_out, *extra_args, op.outputs[0]]
         return [KernelCall(spec, op.index, args)]
     if x.dtype != "float32":
         raise unsupported(op, f"input type {x.dtype}")
@@ -70,6 +82,57 @@ def _layout(weights: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(weights if layout == "OI" else weights.T).reshape(-1)
 
 
+def _w16(spec) -> bool:
+    """int16 weights in tk_mk_fc_s8w16's layout (they need the micro-kernel on OI tiles)."""
+    k = spec.knobs
+    return bool(k.get("weights16")) and k.get("microkernel") == "dot_s8" and k.get("weight_layout") == "OI"
+
+
+def _tile_size(tile: int, depth: int) -> int:
+    """int16 values of one packed tile of `tile` rows: its last group pads an odd tail to a word."""
+    last = tile - (tile - 1) // 4 * 4
+    return tile * depth + last * (depth % 4) % 2
+
+
+def pack_fc_w16(weights: np.ndarray, tile: int) -> np.ndarray:
+    """int8 weights [units, depth] -> int16 [units / tile, _tile_size] in the layout of
+    tk_mk_fc_s8w16 (runtime/kernels/tk_mk_fc.h): per tile, groups of four rows; per group each whole
+    block of four inputs holds the group's rows one after the other, each (w0, w2, w1, w3); then
+    the depth % 4 tail taps row by row; then a zero if that tail is odd. fc_w16_index reads it."""
+    units, depth = weights.shape
+    whole, tail = depth // 4 * 4, depth % 4
+    out = np.zeros((units // tile, _tile_size(tile, depth)), np.int16)
+    for t in range(units // tile):
+        pos = 0
+        for g0 in range(0, tile, 4):
+            group = weights[t * tile + g0: t * tile + min(g0 + 4, tile)].astype(np.int16)
+            g = len(group)
+            blocks = group[:, :whole].reshape(g, -1, 4)[:, :, [0, 2, 1, 3]]  # (row, block, slot)
+            out[t, pos: pos + g * whole] = blocks.transpose(1, 0, 2).reshape(-1)
+            pos += g * whole
+            out[t, pos: pos + g * tail] = group[:, whole:].reshape(-1)
+            pos += g * tail + g * tail % 2
+    return out
+
+
+def fc_w16_index(r, k, tile: int, depth: int):
+    """TIR index, inside its packed tile, of row r's tap k (pack_fc_w16's layout)."""
+    from tvm import tirx
+
+    whole, tail = depth // 4 * 4, depth % 4
+    last = tile - (tile - 1) // 4 * 4
+    group, row = tirx.floordiv(r, 4), tirx.floormod(r, 4)
+    g = tirx.if_then_else(group == (tile - 1) // 4, last, 4) if last != 4 else 4
+    j = tirx.floormod(k, 4)
+    slot = j + tirx.if_then_else(j == 1, 1, tirx.if_then_else(j == 2, -1, 0))
+    base = group * 4 * depth
+    in_block = base + tirx.floordiv(k, 4) * 4 * g + row * 4 + slot
+    if not tail:
+        return in_block
+    in_tail = base + whole * g + row * tail + (k - whole)
+    return tirx.if_then_else(k < whole, in_block, in_tail)
+
+
 def compute(spec):
     from tvm import te
 
@@ -80,7 +143,11 @@ def compute(spec):
     wt = te.placeholder(spec.params[1].shape, spec.params[1].dtype, name="weights")
     k = te.reduce_axis((0, depth), name="k")
     acc_type = "int32" if int8 else "float32"
-    if spec.knobs["weight_layout"] == "OI":
+    if int8 and _w16(spec):
+        tile = spec.knobs["oc_tile"]
+        wt = te.placeholder(spec.params[1].shape, "int16", name="weights")
+        w_at = lambda o, i: wt[o // tile, fc_w16_index(o % tile, i, tile, depth)]  # noqa: E731
+    elif spec.knobs["weight_layout"] == "OI":
         w_at = lambda o, i: wt[o * depth + i]  # noqa: E731
     else:
         w_at = lambda o, i: wt[i * units + o]  # noqa: E731
@@ -103,12 +170,29 @@ def _schedule_dot(sch, spec):
     from .microkernel import blockize_dot, call_on_tiles, dot_s8_call, loops_at
 
     depth, tile = spec.attrs["depth"], spec.knobs["oc_tile"]
+    call = _fc_w16_call(depth, tile) if _w16(spec) else dot_s8_call(depth, depth, tile)
     out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
     oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
     _, rows_loop, _ = loops_at(sch, acc, oc_outer)  # (batch, units tile, depth), unit loops kept
     sch.decompose_reduction(acc, rows_loop)
     name = blockize_dot(sch, rows_loop)  # units tile x depth
-    return call_on_tiles(sch.mod["main"], {name: dot_s8_call(depth, depth, tile)})
+    return call_on_tiles(sch.mod["main"], {name: call})
+
+
+def _fc_w16_call(depth: int, rows: int):
+    """Args builder of a tk_mk_fc_s8w16 tile: (x, the tile's packed weights, k, rows, acc). The
+    weights' address is the start of the tile's row of the [tiles, packed] array (its region
+    along the packed axis is a loose bound of the index arithmetic, not the start)."""
+    from tvm import tirx
+
+    def build(block, address):
+        acc = block.writes[0]
+        w = next(r for r in block.reads if r.source.name == "weights")
+        x = next(r for r in block.reads if not r.source.same_as(acc.source) and not r.source.same_as(w.source))
+        start = tirx.address_of(tirx.BufferLoad(w.source, [w.region[0].min, tirx.const(0, "int32")]))
+        return [address(x), start, depth, rows, address(acc)]
+
+    return "tk_mk_fc_s8w16", build
 
 
 def knob_space(spec):
@@ -119,6 +203,7 @@ def knob_space(spec):
         best = max(t for t in tiles if t <= 4)
         space["oc_tile"] = [best, *[t for t in tiles if t != best]]
         space["microkernel"] = ["dot_s8", "none"]
+        space["weights16"] = [True, False]  # with the micro-kernel on OI tiles: int16 packed, or int8
     return space
 
 
