@@ -42,10 +42,11 @@ def test_conv2d_random_more(seed, dtype, tmp_path):
 
 
 @pytest.mark.parametrize("knobs", [
-    {"weight_layout": "HWIO", "oc_tile": 4, "unroll": True, "weights16": False, "input16": True},
-    {"weight_layout": "OHWI", "oc_tile": 2, "unroll": False, "weights16": True, "input16": False},
-    {"weight_layout": "HOWI", "oc_tile": 2, "unroll": False, "weights16": False, "input16": False},
-    {"weight_layout": "HOWI", "oc_tile": 8, "unroll": False, "weights16": True, "input16": True},
+    {"weight_layout": "HWIO", "oc_tile": 4, "unroll": True, "weights16": False, "input16": True, "im2col": True},
+    {"weight_layout": "OHWI", "oc_tile": 2, "unroll": False, "weights16": True, "input16": False, "im2col": False},
+    {"weight_layout": "HOWI", "oc_tile": 2, "unroll": False, "weights16": False, "input16": False, "im2col": True},
+    {"weight_layout": "HOWI", "oc_tile": 8, "unroll": False, "weights16": True, "input16": True, "im2col": False},
+    {"weight_layout": "HOWI", "oc_tile": 1, "unroll": True, "weights16": True, "input16": True, "im2col": True},
 ])
 def test_conv2d_knobs_keep_results(knobs, tmp_path):
     """Every point of the schedule space computes the same bits."""
@@ -207,7 +208,11 @@ def test_conv2d_pads_rows_per_output_row(shape, filters, kernel, stride, dilatio
         (scratch,) = [p for p in lowered.calls[0].spec.params if p.role == "scratch"]
         taken = lowered.calls[0].spec.knobs
         whole = taken["weight_layout"] != "HOWI"
-        if taken["weight_layout"] == "HOWI" and taken["input16"]:
+        if taken["weight_layout"] == "HOWI" and taken["input16"] and taken["im2col"]:
+            # one output row's windows, each of kh * kw * ic taps rounded up to even
+            window = kernel[0] * kernel[1] * shape[3]
+            assert scratch.nbytes == a["out_shape"][2] * (window + window % 2) * 2
+        elif taken["weight_layout"] == "HOWI" and taken["input16"]:
             # int16 rows of even length: a rolling buffer of the window's rows, or kh rows afresh
             want_rows = kernel[0] if stride[0] >= (kernel[0] - 1) * dilation[0] + 1 else (kernel[0] - 1) * dilation[0] + 1
             assert scratch.nbytes == want_rows * (row + row % 2) * 2

@@ -58,7 +58,11 @@ TK_MK_INLINE void tk_mk_conv_block(const int16_t *x, int32_t xs, const int16_t *
     if (aligned) {
         /* four groups of four taps per turn, every load at a constant offset from one of the two
          * pointers (unrolled: the pointer steps and the loop test are a small part of a turn) */
-        const int16_t *xp = x, *wp = w, *end = x + (k & ~15);
+        const int16_t *xp = x, *wp = w, *end;
+        /* opaque to GCC: it would otherwise hoist every weight address (wp + constant) out of
+         * the caller's pixel loop into registers it then spills to the stack */
+        __asm__("" : "+r"(xp), "+r"(wp));
+        end = xp + (k & ~15);
         while (xp != end) {
             TK_MK_GROUP(xp, wp, 0);
             TK_MK_GROUP(xp, wp, 4);

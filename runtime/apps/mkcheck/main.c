@@ -21,6 +21,12 @@ static int16_t w16_buf[MAX_ROWS * (MAX_K + PAD) + PAD];
 static int16_t dx_buf[DW_MAX * DW_STRIDE_MAX + PAD];
 static int16_t dw_buf[DW_MAX * DW_MAX + PAD];
 
+/* tk_mk_conv_s16: up to 5 pixels x 5 channels, runs up to 37 taps (pixels up to 20 apart) */
+#define CONV_PIXELS 5
+#define CONV_K 37
+static int16_t cx_buf[(CONV_PIXELS - 1) * 20 + CONV_K + PAD] __attribute__((aligned(4)));
+static int16_t cw_buf[CONV_PIXELS * (CONV_K + 1) + PAD] __attribute__((aligned(4)));
+
 static uint32_t state = 20240613u;
 
 static int8_t next_byte(void)
@@ -97,6 +103,39 @@ static unsigned check_dw(int32_t kh, int32_t kw, int32_t x_stride, int32_t offse
     return 1;
 }
 
+/* tk_mk_conv_s16 with `pixels` runs xs apart against `rows` weight rows ws apart. aligned: even
+ * distances from 4-byte aligned starts (the LDRD body, as the schedule calls it); else odd distances
+ * from odd starts (the word and tap loops). Distances shorter than the run overlap, as a 3x3
+ * convolution's neighbouring windows do. */
+static unsigned check_conv(int32_t pixels, int32_t rows, int32_t k, int32_t aligned, unsigned *bad)
+{
+    int32_t xs = aligned ? ((k / 2 + 2) & ~1) : ((k / 2) | 1);
+    int32_t ws = aligned ? ((k + 1) & ~1) : (k | 1);
+    const int16_t *x = cx_buf + (aligned ? 0 : 1);
+    const int16_t *w = cw_buf + (aligned ? 0 : 1);
+    for (unsigned i = 0; i < sizeof cx_buf / sizeof cx_buf[0]; i++)
+        cx_buf[i] = next_byte();
+    for (unsigned i = 0; i < sizeof cw_buf / sizeof cw_buf[0]; i++)
+        cw_buf[i] = next_byte();
+    int32_t got[CONV_PIXELS * CONV_PIXELS], want[CONV_PIXELS * CONV_PIXELS];
+    for (int32_t i = 0; i < pixels * rows; i++)
+        got[i] = want[i] = (int32_t)(state >> 3) - (1 << 27) + i;
+    tk_mk_conv_s16(x, xs, w, k, ws, pixels, rows, got);
+    for (int32_t p = 0; p < pixels; p++)
+        for (int32_t r = 0; r < rows; r++)
+            for (int32_t i = 0; i < k; i++)
+                want[p * rows + r] += (int32_t)x[p * xs + i] * (int32_t)w[r * ws + i];
+    for (int32_t i = 0; i < pixels * rows; i++) {
+        if (got[i] != want[i]) {
+            if (*bad < 5)
+                tk_printf("mkcheck: conv pixels %ld rows %ld k %ld aligned %ld acc %ld: got %ld want %ld\n",
+                          (long)pixels, (long)rows, (long)k, (long)aligned, (long)i, (long)got[i], (long)want[i]);
+            (*bad)++;
+        }
+    }
+    return 1;
+}
+
 int app_main(void)
 {
     unsigned cases = 0, bad = 0;
@@ -104,6 +143,11 @@ int app_main(void)
         for (int32_t k = 0; k <= MAX_K; k++)
             for (int32_t offset = 0; offset < 2; offset++)
                 cases += check_w16(rows, k, offset, &bad);
+    for (int32_t pixels = 1; pixels <= CONV_PIXELS; pixels++)
+        for (int32_t rows = 1; rows <= CONV_PIXELS; rows++)
+            for (int32_t k = 0; k <= CONV_K; k++)
+                for (int32_t aligned = 0; aligned < 2; aligned++)
+                    cases += check_conv(pixels, rows, k, aligned, &bad);
     for (int32_t kh = 1; kh <= DW_MAX; kh++)
         for (int32_t kw = 1; kw <= DW_MAX; kw++)
             for (int32_t x_stride = kw; x_stride <= DW_STRIDE_MAX; x_stride += 7 - kw / 2)

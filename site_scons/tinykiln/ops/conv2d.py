@@ -25,7 +25,7 @@ weight bytes, fewer instructions).
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -74,13 +74,22 @@ def lower_conv2d(ctx, op):
                   param("output", "int8", y.shape, "output")]
         spec = ctx.spec("conv2d_int8", params, attrs)
         if _input16(spec):
-            # int16 rows of the padded input (rows16 of them, each of even length) and int16
-            # weights in HOWI order: see _compute_rows16
-            wide = param("padded", "int16", (n * rows16(attrs) * row16(attrs),), "scratch")
+            # int16 rows of the padded input (or windows, im2col) and int16 weights: see Geometry16
+            g = geometry16(attrs, spec.knobs.get("im2col", False))
+            wide = param("padded", "int16", (n * g.rows * g.length,), "scratch")
             params = params[:-1] + [wide, params[-1]] if not scratch else [*params[:-2], wide, params[-1]]
-            params[1] = param("weights", "int16", (weights.size,), "const")
+            if g.im2col:
+                # one run per output channel: OHWI order, a zero after an odd run
+                laid_out = np.zeros((oc, g.k), np.int16)
+                laid_out[:, :kh * kw * ic] = weights.reshape(oc, -1)
+                laid_out = laid_out.reshape(-1)
+            else:
+                cp = channels16(attrs)
+                wide_w = np.zeros((oc, kh, kw, cp), np.int16)
+                wide_w[..., :ic] = weights
+                laid_out = _layout(wide_w, "HOWI")
+            params[1] = param("weights", "int16", (laid_out.size,), "const")
             spec = replace(spec, params=tuple(params))
-            laid_out = _layout(weights, "HOWI").astype(np.int16)
             args = [x_index, laid_out, *args, None, op.outputs[0]]
             return [KernelCall(spec, op.index, args)]
         if scratch and spec.knobs["weight_layout"] != "HOWI":
@@ -119,22 +128,56 @@ def _input16(spec) -> bool:
     return spec.knobs.get("weight_layout") == "HOWI" and bool(spec.knobs.get("input16"))
 
 
-def row16(attrs) -> int:
-    """int16 values per row of the input16 scratch: the padded row, rounded up to an even length so
-    every row starts 4-byte aligned (the micro-kernel's paired loads need it)."""
+@dataclass(frozen=True)
+class Geometry16:
+    """How the input16 schedule lays out its int16 scratch and runs:
+      rows     rows of the scratch (`length` int16 each, even: every row starts 4-byte aligned for
+               the micro-kernel's paired loads)
+      recopy   each output row's `rows` rows written afresh (laid out (oh, rows, length)), or
+               a rolling buffer of the padded input's rows (row r in slot r % rows)
+      taps     filter rows, one micro-kernel call each per (output row, oc tile)
+      k, xs    taps per run, and the distance between the runs of neighbouring output pixels
+      im2col   one row per output row holding each pixel's whole window (kh * kw * ic taps, a
+               padding tap after an odd window): one call per (output row, oc tile), for filters
+               whose rows are short runs (kws' first layer: 4 taps a row over 10 rows)."""
+    rows: int
+    length: int
+    recopy: bool
+    taps: int
+    k: int
+    xs: int
+    im2col: bool
+
+
+def _even(n: int) -> int:
+    return n + (n & 1)
+
+
+def geometry16(attrs, im2col: bool) -> Geometry16:
     _, _, w, c = attrs["in_shape"]
+    _, _, ow, _ = attrs["out_shape"]
+    kh, kw = attrs["kernel"]
     pt, pb, pl, pr = attrs["pad"]
-    row = (w + pl + pr) * c
-    return row + (row & 1)
-
-
-def rows16(attrs) -> int:
-    """Rows of the input16 scratch: a rolling buffer of the rows one window spans, or (windows that
-    do not overlap) each output row's kh rows afresh. The micro-kernel is called once per (output
-    row, oc tile, filter row), so the rolling slot (a modulo) costs next to nothing."""
+    if im2col:
+        window = _even(kh * kw * c)
+        return Geometry16(1, ow * window, True, 1, window, window, True)
+    cp = channels16(attrs)
+    length = _even((w + pl + pr) * cp)
+    xs = attrs["stride"][1] * cp
     if attrs["stride"][0] >= window_rows(attrs):
-        return attrs["kernel"][0]
-    return window_rows(attrs)
+        return Geometry16(kh, length, True, kh, kw * cp, xs, False)
+    return Geometry16(window_rows(attrs), length, False, kh, kw * cp, xs, False)
+
+
+def channels16(attrs) -> int:
+    """Channels per pixel in the input16 rows: an odd count above one gets a padding channel (zero
+    weights) where the runs would otherwise start at odd positions (odd runs or pixel distances):
+    the micro-kernel's paired loads need even ones, and 4 channels at 0.8 instructions per MAC beat
+    3 unpaired (resnet8's and cifar10's first layers). One channel stays one (im2col covers it)."""
+    c = attrs["in_shape"][3]
+    if c > 1 and c % 2 and (attrs["stride"][1] % 2 or attrs["kernel"][1] % 2):
+        return c + 1
+    return c
 
 
 def _recopy(attrs) -> bool:
@@ -261,39 +304,54 @@ def _compute_rows(spec):
 
 
 def _compute_rows16(spec):
-    """int8 conv over int16 rows: the padded input widened to int16 once, as rows of row16() values,
-    and int16 weights (kh, oc, kw * ic); for output (r, s) and filter row kh the kw * ic taps are
-    wide[r * sh + kh * dh, s * sw * ic + k]. With windows that do not overlap the rows are laid
-    out per output row, (oh, kh, row16), as the scratch holds them."""
+    """int8 conv over int16 rows (geometry16): the padded input widened to int16 once per row, int16
+    weights (taps, oc, k); output (r, s), filter row kh: the k taps at row_of(r, kh)[s * xs + j]."""
     from tvm import te, tirx
 
     a = spec.attrs
     n, h, w, c = a["in_shape"]
     _, oh, ow, oc = a["out_shape"]
     kh_n, kw_n = a["kernel"]
-    (sh, sw), (dh, _) = a["stride"], a["dilation"]
+    (sh, sw), (dh, dw) = a["stride"], a["dilation"]
     pt, pb, pl, pr = a["pad"]
+    g = geometry16(a, spec.knobs.get("im2col", False))
     x = te.placeholder((n, h, w * c), "int8", name="input")
-    wt = te.placeholder((kh_n, oc, kw_n * c), "int16", name="weights")
+    wt = te.placeholder((g.taps, oc, g.k), "int16", name="weights")
     zp = tirx.const(a["input_zp"], "int16")
-    length = row16(a)
+
+    cp = channels16(a)
 
     def value(b, r, q):
-        inside = tirx.all(r >= pt, r < pt + h, q >= pl * c, q < (pl + w) * c)
-        return tirx.if_then_else(inside, x[b, r - pt, q - pl * c].astype("int16"), zp)
+        if cp == c:
+            inside = tirx.all(r >= pt, r < pt + h, q >= pl * c, q < (pl + w) * c)
+            return tirx.if_then_else(inside, x[b, r - pt, q - pl * c].astype("int16"), zp)
+        col, ch = tirx.floordiv(q, cp), tirx.floormod(q, cp)  # a padding channel after the c
+        inside = tirx.all(r >= pt, r < pt + h, col >= pl, col < pl + w, ch < c)
+        return tirx.if_then_else(inside, x[b, r - pt, (col - pl) * c + ch].astype("int16"), zp)
 
-    if rows16(a) == kh_n and sh >= window_rows(a):
-        wide = te.compute((n, oh, kh_n, length), lambda b, r, kh, q: value(b, r * sh + kh * dh, q), name="pad")
-        row_of = lambda b, r, kh: wide[b, r, kh]  # noqa: E731
+    def window_value(b, r, s, j):
+        # tap j of output (r, s)'s window: filter row, column, channel
+        run = kw_n * c
+        row = r * sh + tirx.floordiv(j, run) * dh - pt
+        col = s * sw + tirx.floordiv(tirx.floormod(j, run), c) * dw - pl
+        inside = tirx.all(j < kh_n * run, row >= 0, row < h, col >= 0, col < w)
+        return tirx.if_then_else(inside, x[b, row, col * c + tirx.floormod(j, c)].astype("int16"), zp)
+
+    if g.im2col:
+        wide = te.compute((n, oh, 1, ow, g.k), lambda b, r, _, s, j: window_value(b, r, s, j), name="pad")
+        row_of = lambda b, r, kh, s, j: wide[b, r, kh, s, j]  # noqa: E731
+    elif g.recopy:
+        wide = te.compute((n, oh, kh_n, g.length), lambda b, r, kh, q: value(b, r * sh + kh * dh, q), name="pad")
+        row_of = lambda b, r, kh, s, j: wide[b, r, kh, s * g.xs + j]  # noqa: E731
     else:
-        wide = te.compute((n, h + pt + pb, length), value, name="pad")
-        row_of = lambda b, r, kh: wide[b, r * sh + kh * dh]  # noqa: E731
-    kh = te.reduce_axis((0, kh_n), name="kh")
-    k = te.reduce_axis((0, kw_n * c), name="k")
+        wide = te.compute((n, h + pt + pb, g.length), value, name="pad")
+        row_of = lambda b, r, kh, s, j: wide[b, r * sh + kh * dh, s * g.xs + j]  # noqa: E731
+    kh = te.reduce_axis((0, g.taps), name="kh")
+    k = te.reduce_axis((0, g.k), name="k")
     acc = te.compute(
         (n, oh, ow, oc),
-        lambda b, r, s, o: te.sum(
-            row_of(b, r, kh)[s * sw * c + k].astype("int32") * wt[kh, o, k].astype("int32"), axis=[kh, k]),
+        lambda b, r, s, o: te.sum(row_of(b, r, kh, s, k).astype("int32") * wt[kh, o, k].astype("int32"),
+                                  axis=[kh, k]),
         name="acc")
     tail = epilogue(spec, acc, oc_axis=3)
     return [x, wt, *tail[:-1], wide, tail[-1]]
@@ -310,8 +368,7 @@ def _schedule_rows16(sch, spec):
 
     a = spec.attrs
     _, _, ow, _ = a["out_shape"]
-    c = a["in_shape"][3]
-    k = a["kernel"][1] * c
+    g = geometry16(a, spec.knobs.get("im2col", False))
     tile = tile16(a, spec.knobs["oc_tile"])
     func, index = param_to_alloc(sch.mod["main"], "pad")
     sch = tvm.s_tir.Schedule(func)
@@ -324,17 +381,20 @@ def _schedule_rows16(sch, spec):
     sch.reorder(kh_loop, pixels, rows_loop, k_loop)
     sch.decompose_reduction(acc, kh_loop)
     name = blockize_dot(sch, pixels)
-    if spec.knobs.get("unroll") and a["kernel"][0] > 1:
+    if spec.knobs.get("unroll") and g.taps > 1:
         sch.unroll(kh_loop)
     pad = sch.get_sblock("pad")
     sch.compute_at(pad, row_loop)
-    if rows16(a) == a["kernel"][0] and a["stride"][0] >= window_rows(a):
+    if g.im2col:
+        sch.transform_layout(pad, ("write", 0), lambda b, r, kh, s, j: (b, kh, s, j), assume_injective_transform=True)
+        func = alloc_to_param(sch.mod["main"], "pad", index)
+    elif g.recopy:
         sch.transform_layout(pad, ("write", 0), lambda b, r, kh, q: (b, kh, q), assume_injective_transform=True)
         func = alloc_to_param(sch.mod["main"], "pad", index)
     else:
         sch.rolling_buffer(pad, 0)
         func = unmark_opaque(alloc_to_param(sch.mod["main"], "pad", index), keep="pad")
-    call = conv_s16_call(a["stride"][1] * c, k, k, ow, tile)
+    call = conv_s16_call(g.xs, g.k, g.k, ow, tile)
     return call_on_tiles(func, {name: call})
 
 
@@ -414,6 +474,9 @@ def knob_space(spec):
         if "HOWI" in layouts and input16_fits(a):
             # HOWI only: int16 input rows, pixel pairs x channel pairs (tk_mk_conv_s16); weights16 unused
             space["input16"] = [True, False]
+            # input16 only: each pixel's whole window in one run (see Geometry16), first where
+            # the filter rows are short runs
+            space["im2col"] = [True, False] if _short_runs(a) else [False, True]
     return space
 
 
@@ -424,6 +487,12 @@ def input16_fits(attrs) -> bool:
 
 
 _STACK_LIMIT = 1024
+
+
+def _short_runs(attrs) -> bool:
+    """Filter rows of under 8 taps over several rows: the per-call cost of one call per filter row
+    outweighs gathering each window (kws' first layer: 10 rows of 4 taps)."""
+    return attrs["kernel"][1] * attrs["in_shape"][3] < 8 and attrs["kernel"][0] > 1
 
 
 def tile16(attrs, oc_tile: int) -> int:
