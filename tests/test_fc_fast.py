@@ -1,5 +1,6 @@
-"""FULLY_CONNECTED int8 with int16 weights packed for tk_mk_fc_s8w16 (runtime/kernels/tk_mk_fc.h):
-the packing agrees with the index the TE compute reads, and every knob combination is bit-exact
+"""FULLY_CONNECTED int8 with int16 weights packed for tk_mk_fc_s8w16 / tk_mk_fc_s16w16 (the input
+row widened once by tk_mk_fc_widen; runtime/kernels/tk_mk_fc.h): the packing agrees with the index
+the TE compute reads, and every knob combination is bit-exact
 with LiteRT on the portable path (host gcc) and on the DSP path (emulated Cortex-M7 and M4), for
 batches > 1, depths with every tail (k % 4) and odd or even block counts, tiles of 1..8 rows (groups
 of 4 and the 1..3 left over), per-tensor and per-channel weights, fused RELU/RELU6, no bias."""
@@ -75,6 +76,20 @@ def test_weights16_is_the_default_and_doubles_the_weight_bytes():
         assert w.dtype == "int16" and call.args[1].dtype == np.int16 and call.args[1].shape == w.shape
         units, depth = call.spec.attrs["units"], call.spec.attrs["depth"]
         assert units * depth <= call.args[1].size <= units * depth + units
+        # input16 by default at these depths: one row of int16, an even count (alignment)
+        scratch = [p for p in call.spec.params if p.role == "scratch"]
+        assert call.spec.knobs["input16"] is True
+        assert [(p.dtype, p.shape) for p in scratch] == [("int16", (depth + depth % 2,))]
+
+
+def test_input16_defaults_off_where_its_scratch_would_be_large():
+    from tinykiln.kernel import KernelSpec
+    from tinykiln.ops import knob_space
+    from tinykiln.ops.fully_connected import INPUT16_DEPTH
+
+    for depth, default in [(INPUT16_DEPTH, True), (INPUT16_DEPTH + 1, False), (640, False)]:
+        spec = KernelSpec("fully_connected_int8", (), {"batches": 1, "depth": depth, "units": 128})
+        assert knob_space(spec)["input16"] == [default, not default]
 
 
 def _tile_combinations():
@@ -82,9 +97,9 @@ def _tile_combinations():
     weights, with the micro-kernel or TVM's loops, OI or IO."""
     cases = []
     for index in range(8):
-        for w16 in (True, False):
-            cases.append(lambda i, spec, space, index=index, w16=w16: {
-                "oc_tile": space["oc_tile"][index % len(space["oc_tile"])], "weights16": w16})
+        for w16, x16 in ((True, True), (True, False), (False, False)):
+            cases.append(lambda i, spec, space, index=index, w16=w16, x16=x16: {
+                "oc_tile": space["oc_tile"][index % len(space["oc_tile"])], "weights16": w16, "input16": x16})
     cases.append(lambda i, spec, space: {"microkernel": "none"})
     cases.append(lambda i, spec, space: {"weight_layout": "IO", "oc_tile": space["oc_tile"][-1]})
     return cases
@@ -114,16 +129,20 @@ def _schedule_file(path, pick):
 
 
 @pytest.mark.parametrize("board", ["mps2-an500", "mps2-an386"])
-@pytest.mark.parametrize("tiles", ["default", "largest", "int8"])
+@pytest.mark.parametrize("tiles", ["default", "largest", "int8 input", "int8"])
 def test_dsp_path_is_bit_exact(scons, tmp_path, board, tiles):
-    """Defaults: tiles of 1..4 rows (one group of 1, 2, 3 or 4); largest: 5..8 rows (a group of four
-    and one of 1..4); int8: the int8 rows of tk_mk_dot_s8 (weights16 off)."""
+    """Defaults: tiles of 1..4 rows (one group of 1, 2, 3 or 4), the input widened; largest: 5..8
+    rows (a group of four and one of 1..4); int8 input: tk_mk_fc_s8w16 (input16 off); int8: the
+    int8 rows of tk_mk_dot_s8 (weights16 off)."""
     mb, x, y = _model()
     model = tmp_path / "fc.tflite"
     model.write_bytes(mb.build([x], [y]))
     args = [f"board={board}", f"model={model}", "validate=1", "n=3", "werror=1", "use_tuned=0"]
     if tiles == "largest":
         args.append(f"schedules={_schedule_file(tmp_path / 's.json', lambda s: {'oc_tile': max(s['oc_tile'])})}")
+    elif tiles == "int8 input":
+        pick = lambda s: {'oc_tile': max(s['oc_tile']), 'input16': False}  # noqa: E731
+        args.append(f"schedules={_schedule_file(tmp_path / 's.json', pick)}")
     elif tiles == "int8":
         args.append(f"schedules={_schedule_file(tmp_path / 's.json', lambda s: {'weights16': False})}")
     result = scons(*args)

@@ -10,16 +10,22 @@
  *   taps, g rows of them one row after the other, in order; then one int16 of zero if that tail
  *   is an odd count, so that every group starts on a word boundary (4-row groups have 4k values).
  *
- * On a DSP core each block of four inputs is one word load and two SXTB16 (x0, x2), (x1, x3)
- * shared by the group's rows, and each pair of rows is one LDM of four words (the weights are
- * already int16 pairs in the order SMLAD wants them) and four SMLAD: 4 rows x 4 inputs in 15
- * instructions, the loop unrolled by two blocks. LDM needs its register list in ascending order,
- * so the four weight words live in fixed registers (r8..r11, which no ABI reserves on M-profile).
- * The loops are inline assembly (the compiler, given the same code as intrinsics, spilled an
- * accumulator and the end pointer); a memory clobber orders them after the stores of the input.
+ * tk_mk_fc_s16w16(x16, w, k, rows, acc): the same with the input already widened by
+ * tk_mk_fc_widen(x, x16, k) into int16 in that order (word aligned: x16 = (x0, x2, x1, x3) per
+ * block, then the tail in order), once per input row for all the tiles of the layer.
  *
- * The portable twin (host, Cortex-A, cores without DSP) reads the same layout tap by tap; int32
- * sums are the same whatever the order (TFLite's reference sums never overflow for int8 layers). */
+ * On a DSP core each block of four inputs is one word load and two SXTB16 (x0, x2), (x1, x3)
+ * (widened input: one LDRD) shared by the group's rows, and each pair of rows is one LDM of four
+ * words (the weights are already int16 pairs in the order SMLAD wants them) and four SMLAD: 4 rows
+ * x 4 inputs in 11 instructions (int8 input: 13), the loop unrolled by two blocks. LDM needs its
+ * register list in ascending order, so the four weight words live in fixed registers (r8..r11,
+ * which no ABI reserves on M-profile). The loops are inline assembly (the compiler, given the same
+ * code as intrinsics, spilled an accumulator and the end pointer); a memory clobber orders them
+ * after the stores of the input.
+ *
+ * The portable twins (host, Cortex-A, cores without DSP) read the same layouts value by value;
+ * int32 sums are the same whatever the order (TFLite's reference sums never overflow for int8
+ * layers). */
 #ifndef TK_MK_FC_H
 #define TK_MK_FC_H
 
@@ -29,13 +35,14 @@
 #define TK_MK_FC_SLOT(j) ((j) == 1 ? 2 : (j) == 2 ? 1 : (j))
 
 #if TK_MK_DSP
-/* Assembly text of one block of four inputs against a group of 4, 3, 2 or 1 rows: the input word
- * split into xe = (x0, x2) and xo = (x1, x3), then per pair of rows one LDM of their four weight
- * words (per single row two words) and two SMLAD per row. Operands: see tk_mk_fc_group. */
-#define TK_MK_FC_X                                                                                 \
+/* Assembly text of one block of four inputs against a group of 4, 3, 2 or 1 rows: the inputs as
+ * xe = (x0, x2) and xo = (x1, x3), then per pair of rows one LDM of their four weight words (per
+ * single row two words) and two SMLAD per row. Operands: see TK_MK_FC_ASM. */
+#define TK_MK_FC_X8                                                                                \
     "ldr %[xe], [%[xp]], #4\n\t"                                                                    \
     "sxtb16 %[xo], %[xe], ror #8\n\t"                                                               \
     "sxtb16 %[xe], %[xe]\n\t"
+#define TK_MK_FC_X16 "ldrd %[xe], %[xo], [%[xp]], #8\n\t"
 #define TK_MK_FC_ROWS2(a, b)                                                                       \
     "ldmia %[wp]!, {%[w0], %[w1], %[w2], %[w3]}\n\t"                                                \
     "smlad %[" a "], %[xe], %[w0], %[" a "]\n\t"                                                    \
@@ -46,13 +53,13 @@
     "ldmia %[wp]!, {%[w0], %[w1]}\n\t"                                                              \
     "smlad %[" a "], %[xe], %[w0], %[" a "]\n\t"                                                    \
     "smlad %[" a "], %[xo], %[w1], %[" a "]\n\t"
-#define TK_MK_FC_BLOCK4 TK_MK_FC_X TK_MK_FC_ROWS2("a0", "a1") TK_MK_FC_ROWS2("a2", "a3")
-#define TK_MK_FC_BLOCK3 TK_MK_FC_X TK_MK_FC_ROWS2("a0", "a1") TK_MK_FC_ROW1("a2")
-#define TK_MK_FC_BLOCK2 TK_MK_FC_X TK_MK_FC_ROWS2("a0", "a1")
-#define TK_MK_FC_BLOCK1 TK_MK_FC_X TK_MK_FC_ROW1("a0")
+#define TK_MK_FC_G4 TK_MK_FC_ROWS2("a0", "a1") TK_MK_FC_ROWS2("a2", "a3")
+#define TK_MK_FC_G3 TK_MK_FC_ROWS2("a0", "a1") TK_MK_FC_ROW1("a2")
+#define TK_MK_FC_G2 TK_MK_FC_ROWS2("a0", "a1")
+#define TK_MK_FC_G1 TK_MK_FC_ROW1("a0")
 
-/* Run `text` (one or two blocks, then maybe a loop back) with the group's operands: the
- * accumulators and pointers in registers of the compiler's choice, the weight words in r8..r11. */
+/* Run `text` with the group's operands: the accumulators and pointers in registers of the
+ * compiler's choice, the weight words in r8..r11. */
 #define TK_MK_FC_ASM(text)                                                                         \
     __asm__ volatile(text                                                                          \
                      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp),   \
@@ -60,6 +67,7 @@
                        [w2] "=&r"(w2), [w3] "=&r"(w3)                                              \
                      : [end] "r"(end)                                                              \
                      : "cc", "memory")
+/* All the whole blocks: an odd one first, then a loop of two blocks at a time. */
 #define TK_MK_FC_RUN(block)                                                                        \
     do {                                                                                           \
         if ((whole >> 2) & 1)                                                                      \
@@ -67,84 +75,144 @@
         if (xp != end)                                                                             \
             TK_MK_FC_ASM("1:\n\t" block block "cmp %[xp], %[end]\n\tbne 1b\n\t");                    \
     } while (0)
+/* The group's whole blocks, g rows, input words loaded by `load` (TK_MK_FC_X8 or TK_MK_FC_X16). */
+#define TK_MK_FC_BLOCKS(load)                                                                        \
+    do {                                                                                           \
+        /* the LDM register list must ascend: the weight words get fixed registers */             \
+        register int32_t w0 __asm__("r8");                                                         \
+        register int32_t w1 __asm__("r9");                                                         \
+        register int32_t w2 __asm__("r10");                                                        \
+        register int32_t w3 __asm__("r11");                                                        \
+        int32_t xe, xo;                                                                            \
+        if (g == 4)                                                                                \
+            TK_MK_FC_RUN(load TK_MK_FC_G4);                                                         \
+        else if (g == 3)                                                                           \
+            TK_MK_FC_RUN(load TK_MK_FC_G3);                                                         \
+        else if (g == 2)                                                                           \
+            TK_MK_FC_RUN(load TK_MK_FC_G2);                                                         \
+        else                                                                                       \
+            TK_MK_FC_RUN(load TK_MK_FC_G1);                                                         \
+        (void)xe, (void)xo, (void)w0, (void)w1, (void)w2, (void)w3;                                \
+    } while (0)
 #endif
 
-/* One group of g (1..4) rows starting at w (word aligned), in the layout above. */
+/* The portable twin of the whole blocks: input value of slot j of block q is xs(q, j). */
+#define TK_MK_FC_PORTABLE_BLOCKS(xs)                                                               \
+    for (int32_t q = 0; q < whole; q += 4) {                                                       \
+        for (int32_t j = 0; j < 4; j++) {                                                          \
+            int32_t xv = xs(q, j);                                                                 \
+            a0 += xv * wp[j];                                                                      \
+            if (g > 1)                                                                             \
+                a1 += xv * wp[4 + j];                                                              \
+            if (g > 2)                                                                             \
+                a2 += xv * wp[8 + j];                                                              \
+            if (g > 3)                                                                             \
+                a3 += xv * wp[12 + j];                                                             \
+        }                                                                                          \
+        wp += 4 * g;                                                                               \
+    }
+
+/* Accumulators in, the k % 4 tail (in order in both the input and the weights), accumulators out:
+ * the frame of both group functions around their whole blocks. */
+#define TK_MK_FC_GROUP_BEGIN                                                                       \
+    int32_t a0 = acc[0];                                                                           \
+    int32_t a1 = g > 1 ? acc[1] : 0;                                                               \
+    int32_t a2 = g > 2 ? acc[2] : 0;                                                               \
+    int32_t a3 = g > 3 ? acc[3] : 0;                                                               \
+    const int32_t whole = k & ~3, tail = k & 3;                                                    \
+    const int16_t *wp = w;
+#define TK_MK_FC_GROUP_END(x)                                                                      \
+    for (int32_t j = 0; j < tail; j++) {                                                           \
+        int32_t xv = (x)[whole + j];                                                               \
+        a0 += xv * wp[j];                                                                          \
+        if (g > 1)                                                                                 \
+            a1 += xv * wp[tail + j];                                                               \
+        if (g > 2)                                                                                 \
+            a2 += xv * wp[2 * tail + j];                                                           \
+        if (g > 3)                                                                                 \
+            a3 += xv * wp[3 * tail + j];                                                           \
+    }                                                                                              \
+    acc[0] = a0;                                                                                   \
+    if (g > 1)                                                                                     \
+        acc[1] = a1;                                                                               \
+    if (g > 2)                                                                                     \
+        acc[2] = a2;                                                                               \
+    if (g > 3)                                                                                     \
+        acc[3] = a3;
+
+/* One group of g (1..4) rows starting at w (word aligned), int8 input. */
 TK_MK_INLINE void tk_mk_fc_group(const int8_t *x, const int16_t *w, int32_t k, int32_t g, int32_t *acc)
 {
-    int32_t a0 = acc[0];
-    int32_t a1 = g > 1 ? acc[1] : 0;
-    int32_t a2 = g > 2 ? acc[2] : 0;
-    int32_t a3 = g > 3 ? acc[3] : 0;
-    const int32_t whole = k & ~3, tail = k & 3;
-    const int16_t *wp = w;
+    TK_MK_FC_GROUP_BEGIN
 #if TK_MK_DSP
-    {
-        /* the LDM register list must ascend: the weight words get fixed registers */
-        register int32_t w0 __asm__("r8");
-        register int32_t w1 __asm__("r9");
-        register int32_t w2 __asm__("r10");
-        register int32_t w3 __asm__("r11");
-        int32_t xe, xo;
-        const int8_t *xp = x, *end = x + whole;
-        if (g == 4)
-            TK_MK_FC_RUN(TK_MK_FC_BLOCK4);
-        else if (g == 3)
-            TK_MK_FC_RUN(TK_MK_FC_BLOCK3);
-        else if (g == 2)
-            TK_MK_FC_RUN(TK_MK_FC_BLOCK2);
-        else
-            TK_MK_FC_RUN(TK_MK_FC_BLOCK1);
-        (void)xe, (void)xo, (void)w0, (void)w1, (void)w2, (void)w3;
-    }
+    const int8_t *xp = x, *end = x + whole;
+    TK_MK_FC_BLOCKS(TK_MK_FC_X8);
 #else
-    for (int32_t q = 0; q < whole; q += 4) {
-        for (int32_t j = 0; j < 4; j++) {
-            int32_t xv = x[q + j];
-            const int16_t *wj = wp + TK_MK_FC_SLOT(j);
-            a0 += xv * wj[0];
-            if (g > 1)
-                a1 += xv * wj[4];
-            if (g > 2)
-                a2 += xv * wj[8];
-            if (g > 3)
-                a3 += xv * wj[12];
-        }
-        wp += 4 * g;
-    }
+#define TK_MK_FC_XS8(q, j) x[(q) + TK_MK_FC_SLOT(j)]
+    TK_MK_FC_PORTABLE_BLOCKS(TK_MK_FC_XS8)
+#undef TK_MK_FC_XS8
 #endif
-    for (int32_t j = 0; j < tail; j++) {
-        int32_t xv = x[whole + j];
-        a0 += xv * wp[j];
-        if (g > 1)
-            a1 += xv * wp[tail + j];
-        if (g > 2)
-            a2 += xv * wp[2 * tail + j];
-        if (g > 3)
-            a3 += xv * wp[3 * tail + j];
-    }
-    acc[0] = a0;
-    if (g > 1)
-        acc[1] = a1;
-    if (g > 2)
-        acc[2] = a2;
-    if (g > 3)
-        acc[3] = a3;
+    TK_MK_FC_GROUP_END(x)
 }
 
-/* The entry point schedules call: a tile of any number of rows, in groups of four (a group shares
+/* One group of g (1..4) rows starting at w, input widened by tk_mk_fc_widen (both word aligned). */
+TK_MK_INLINE void tk_mk_fc_group16(const int16_t *x, const int16_t *w, int32_t k, int32_t g, int32_t *acc)
+{
+    TK_MK_FC_GROUP_BEGIN
+#if TK_MK_DSP
+    const int16_t *xp = x, *end = x + whole;
+    TK_MK_FC_BLOCKS(TK_MK_FC_X16);
+#else
+#define TK_MK_FC_XS16(q, j) x[(q) + (j)]
+    TK_MK_FC_PORTABLE_BLOCKS(TK_MK_FC_XS16)
+#undef TK_MK_FC_XS16
+#endif
+    TK_MK_FC_GROUP_END(x)
+}
+
+/* The entry points schedules call: a tile of any number of rows, in groups of four (a group shares
  * each input load); w is the tile's first group. */
+#define TK_MK_FC_TILE(group)                                                                       \
+    do {                                                                                           \
+        int32_t r = 0;                                                                             \
+        for (; r + 4 <= rows; r += 4)                                                              \
+            group(x, w + r * k, k, 4, acc + r);                                                    \
+        if (rows - r == 3)                                                                         \
+            group(x, w + r * k, k, 3, acc + r);                                                    \
+        else if (rows - r == 2)                                                                    \
+            group(x, w + r * k, k, 2, acc + r);                                                    \
+        else if (rows - r == 1)                                                                    \
+            group(x, w + r * k, k, 1, acc + r);                                                    \
+    } while (0)
+
 TK_MK_INLINE void tk_mk_fc_s8w16(const int8_t *x, const int16_t *w, int32_t k, int32_t rows, int32_t *acc)
 {
-    int32_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-        tk_mk_fc_group(x, w + r * k, k, 4, acc + r);
-    if (rows - r == 3)
-        tk_mk_fc_group(x, w + r * k, k, 3, acc + r);
-    else if (rows - r == 2)
-        tk_mk_fc_group(x, w + r * k, k, 2, acc + r);
-    else if (rows - r == 1)
-        tk_mk_fc_group(x, w + r * k, k, 1, acc + r);
+    TK_MK_FC_TILE(tk_mk_fc_group);
+}
+
+TK_MK_INLINE void tk_mk_fc_s16w16(const int16_t *x, const int16_t *w, int32_t k, int32_t rows, int32_t *acc)
+{
+    TK_MK_FC_TILE(tk_mk_fc_group16);
+}
+
+/* x16 = the k int8 inputs as int16, each whole block of four in SXTB16 order (x0, x2, x1, x3), the
+ * tail in order; x16 word aligned. */
+TK_MK_INLINE void tk_mk_fc_widen(const int8_t *x, int16_t *x16, int32_t k)
+{
+    const int32_t whole = k & ~3;
+#if TK_MK_DSP
+    for (int32_t i = 0; i < whole; i += 4) {
+        int32_t xv = tk_mk_load4(x + i);
+        int32_t pair[2] = {__sxtb16(xv), tk_mk_sxtb16_ror8(xv)};
+        memcpy(x16 + i, pair, 8);
+    }
+#else
+    for (int32_t i = 0; i < whole; i += 4)
+        for (int32_t j = 0; j < 4; j++)
+            x16[i + j] = x[i + TK_MK_FC_SLOT(j)];
+#endif
+    for (int32_t i = whole; i < k; i++)
+        x16[i] = x[i];
 }
 
 #endif /* TK_MK_FC_H */

@@ -28,6 +28,10 @@ from .base import (
 )
 
 
+# the largest depth whose input16 knob defaults to on (a 512-byte scratch)
+INPUT16_DEPTH = 256
+
+
 def lower_fully_connected(ctx, op):
     x_index, w_index = op.inputs[0], op.inputs[1]
     b_index = op.inputs[2] if len(op.inputs) > 2 else -1
@@ -60,7 +64,12 @@ def lower_fully_connected(ctx, op):
             # the workload key stays that of the int8 spec (ctx.spec recorded it)
             laid_out = pack_fc_w16(weights, spec.knobs["oc_tile"])
             params[1] = param("weights", "int16", laid_out.shape, "const")
-            spec = replace(spec, params=tuple(params))
+            scratch = []
+            if _input16(spec):
+                # one input row widened (an even count of int16: the next tensor stays aligned)
+                scratch = [param("input16", "int16", (depth + depth % 2,), "scratch")]
+            spec = replace(spec, params=tuple(params[:-1] + scratch + params[-1:]))
+            extra_args += [None] * len(scratch)
         args = [x_index, laid_out, *extra_args, op.outputs[0]]
         return [KernelCall(spec, op.index, args)]
     if x.dtype != "float32":
@@ -86,6 +95,11 @@ def _w16(spec) -> bool:
     """int16 weights in tk_mk_fc_s8w16's layout (they need the micro-kernel on OI tiles)."""
     k = spec.knobs
     return bool(k.get("weights16")) and k.get("microkernel") == "dot_s8" and k.get("weight_layout") == "OI"
+
+
+def _input16(spec) -> bool:
+    """The input row widened to int16 once (tk_mk_fc_widen), then tk_mk_fc_s16w16 on each tile."""
+    return _w16(spec) and bool(spec.knobs.get("input16"))
 
 
 def _tile_size(tile: int, depth: int) -> int:
@@ -123,8 +137,7 @@ def fc_w16_index(r, k, tile: int, depth: int):
     last = tile - (tile - 1) // 4 * 4
     group, row = tirx.floordiv(r, 4), tirx.floormod(r, 4)
     g = tirx.if_then_else(group == (tile - 1) // 4, last, 4) if last != 4 else 4
-    j = tirx.floormod(k, 4)
-    slot = j + tirx.if_then_else(j == 1, 1, tirx.if_then_else(j == 2, -1, 0))
+    slot = tirx.floormod(_slot(k, depth), 4)
     base = group * 4 * depth
     in_block = base + tirx.floordiv(k, 4) * 4 * g + row * 4 + slot
     if not tail:
@@ -151,10 +164,29 @@ def compute(spec):
         w_at = lambda o, i: wt[o * depth + i]  # noqa: E731
     else:
         w_at = lambda o, i: wt[i * units + o]  # noqa: E731
+    if int8 and _input16(spec):
+        # the row widened in tk_mk_fc_widen's order: slot s of a whole block holds tap (0, 2, 1, 3)[s]
+        x16 = te.compute((batches, depth), lambda b, s: x[b, _slot(s, depth)].astype("int16"), name="input16")
+        acc = te.compute((batches, units),
+                         lambda b, o: te.sum(x16[b, _slot(k, depth)].astype(acc_type) * w_at(o, k).astype(acc_type),
+                                             axis=k),
+                         name="acc")
+        tail = epilogue(spec, acc, oc_axis=1)
+        return [x, wt, *tail[:-1], x16, tail[-1]]
     acc = te.compute((batches, units),
                      lambda b, o: te.sum(x[b, k].astype(acc_type) * w_at(o, k).astype(acc_type), axis=k),
                      name="acc")
     return [x, wt, *epilogue(spec, acc, oc_axis=1)]
+
+
+def _slot(k, depth: int):
+    """TIR: where tap k sits in a row stored in SXTB16 order (whole blocks (0, 2, 1, 3), tail kept)."""
+    from tvm import tirx
+
+    j = tirx.floormod(k, 4)
+    swapped = k + tirx.if_then_else(j == 1, 1, tirx.if_then_else(j == 2, -1, 0))
+    whole = depth // 4 * 4
+    return tirx.if_then_else(k < whole, swapped, k) if whole < depth else swapped
 
 
 def schedule(sch, spec):
@@ -170,7 +202,9 @@ def _schedule_dot(sch, spec):
     from .microkernel import blockize_dot, call_on_tiles, dot_s8_call, loops_at
 
     depth, tile = spec.attrs["depth"], spec.knobs["oc_tile"]
-    call = _fc_w16_call(depth, tile) if _w16(spec) else dot_s8_call(depth, depth, tile)
+    call = _fc_w16_call(depth, tile, _input16(spec)) if _w16(spec) else dot_s8_call(depth, depth, tile)
+    if _input16(spec):
+        return _schedule_input16(sch, spec, call)
     out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
     oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
     _, rows_loop, _ = loops_at(sch, acc, oc_outer)  # (batch, units tile, depth), unit loops kept
@@ -179,8 +213,43 @@ def _schedule_dot(sch, spec):
     return call_on_tiles(sch.mod["main"], {name: call})
 
 
-def _fc_w16_call(depth: int, rows: int):
-    """Args builder of a tk_mk_fc_s8w16 tile: (x, the tile's packed weights, k, rows, acc). The
+def _schedule_input16(sch, spec, call):
+    """As _schedule_dot, after widening each input row once into the scratch (one row of int16,
+    reused by every batch row) with tk_mk_fc_widen."""
+    import tvm
+    from tvm import tirx
+
+    from .base import alloc_to_param, param_to_alloc
+    from .microkernel import blockize_dot, call_on_tiles, loops_at
+
+    depth, tile = spec.attrs["depth"], spec.knobs["oc_tile"]
+    func, index = param_to_alloc(sch.mod["main"], "input16")
+    sch = tvm.s_tir.Schedule(func)
+    out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
+    batch_loop = sch.get_loops(out)[0]
+    oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
+    _, rows_loop, _ = loops_at(sch, acc, oc_outer)
+    sch.decompose_reduction(acc, rows_loop)
+    name = blockize_dot(sch, rows_loop)
+    widen = sch.get_sblock("input16")
+    _, k_loop = loops_at(sch, widen, batch_loop)
+    sch.transform_layout(widen, ("write", 0), lambda b, s: (s,), assume_injective_transform=True)
+    widen_name = blockize_dot(sch, k_loop)
+    func = alloc_to_param(sch.mod["main"], "input16", index)
+
+    def widen_args(block, address):
+        # the row's start (the regions along it are loose bounds of the slot arithmetic)
+        x, x16 = block.reads[0], block.writes[0]
+        zero = tirx.const(0, "int32")
+        return [tirx.address_of(tirx.BufferLoad(x.source, [x.region[0].min, zero])),
+                tirx.address_of(tirx.BufferLoad(x16.source, [zero])), tirx.const(depth, "int32")]
+
+    return call_on_tiles(func, {name: call, widen_name: ("tk_mk_fc_widen", widen_args)})
+
+
+def _fc_w16_call(depth: int, rows: int, input16: bool = False):
+    """Args builder of a tk_mk_fc_s8w16 (or, input16, tk_mk_fc_s16w16) tile: (x, the tile's packed
+    weights, k, rows, acc). The
     weights' address is the start of the tile's row of the [tiles, packed] array (its region
     along the packed axis is a loose bound of the index arithmetic, not the start)."""
     from tvm import tirx
@@ -192,7 +261,7 @@ def _fc_w16_call(depth: int, rows: int):
         start = tirx.address_of(tirx.BufferLoad(w.source, [w.region[0].min, tirx.const(0, "int32")]))
         return [address(x), start, depth, rows, address(acc)]
 
-    return "tk_mk_fc_s8w16", build
+    return ("tk_mk_fc_s16w16" if input16 else "tk_mk_fc_s8w16"), build
 
 
 def knob_space(spec):
@@ -204,6 +273,9 @@ def knob_space(spec):
         space["oc_tile"] = [best, *[t for t in tiles if t != best]]
         space["microkernel"] = ["dot_s8", "none"]
         space["weights16"] = [True, False]  # with the micro-kernel on OI tiles: int16 packed, or int8
+        # with weights16: widen the input row once (scratch of 2 bytes per input); by default only
+        # where that scratch stays small (fc-ae's 640-input layer would triple the arena)
+        space["input16"] = [True, False] if spec.attrs["depth"] <= INPUT16_DEPTH else [False, True]
     return space
 
 
