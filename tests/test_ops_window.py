@@ -87,15 +87,18 @@ def test_fully_connected_micro_kernel_tiles_with_unit_loops(shape, units, tmp_pa
     ((1, 6, 5, 3), (2, 1), 1, (2, 2), "VALID"),  # no padding, strided, one tap per row
 ])
 def test_depthwise_micro_kernel_windows_with_unit_loops(shape, kernel, multiplier, stride, padding, tmp_path):
-    """CHW16 depthwise windows with a unit dimension (the window loops under the micro-kernel call)."""
+    """ROW16 and CHW16 depthwise windows with a unit dimension (the window loops under the
+    micro-kernel call); ROW16 is the default where the columns have stride 1."""
     from test_ops_conv2d import check_knob_points
 
     mb = mg.ModelBuilder(5)
     x = mb.input(shape, "int8", name="input")
     y = mg.depthwise_conv2d(mb, x, kernel, depth_multiplier=multiplier, stride=stride, padding=padding,
                             activation="RELU6", per_channel=True)
-    taken = check_knob_points(mb, [x], [y], [{}, {"layout": "NHWC", "unroll": True}], tmp_path)
-    assert [k["layout"] for k in taken] == ["CHW16", "NHWC"]
+    points = [{}, {"layout": "CHW16"}, {"layout": "NHWC", "unroll": True}]
+    taken = check_knob_points(mb, [x], [y], points, tmp_path)
+    default = "ROW16" if stride[1] == 1 else "CHW16"
+    assert [k["layout"] for k in taken] == [default, "CHW16", "NHWC"]
 
 
 @pytest.mark.parametrize("shape, kernel, multiplier, stride, padding", [
@@ -122,7 +125,7 @@ def test_depthwise_chw16_scratch_is_one_plane(shape, kernel, multiplier, stride,
     key = workload_key(spec)
     values = [mg.random_input(mb, x, seed=2)]
     want = mg.reference_run(model, values)[0]
-    for i, knobs in enumerate([{}, {"oc_tile": 1, "unroll": True}]):
+    for i, knobs in enumerate([{"layout": "CHW16"}, {"layout": "CHW16", "oc_tile": 1, "unroll": True}]):
         lowered = lower(graph, {key: knobs})
         assert lowered.calls[0].spec.knobs["layout"] == "CHW16"
         (scratch,) = [p for p in lowered.calls[0].spec.params if p.role == "scratch"]

@@ -4,7 +4,17 @@ Output channel o reads input channel o // depth_multiplier. int8 as TFLite's Dep
 with the input zero point folded into the bias as for CONV_2D (padding taps read input_zp).
 
 Knob `layout` (int8):
-  CHW16  the default where it applies (no dilation across the width, a window of 2+ taps): for
+  ROW16  the default where it applies (stride 1 and no dilation across the width): per input
+         channel, tk_mk_dw_fill_s16 copies the channel's plane of the input, padded with input_zp,
+         into an arena scratch param as int16 (rows of an even width with a spare column; the
+         border is written on the first channel only, later ones overwrite the interior), then per
+         output row of each of its output channels one tk_mk_dw_row_s16 call (runtime/kernels/
+         tk_mk_dw.h) fills the row's accumulators, starting from the folded bias, and TVM
+         requantizes them (a short row unrolled: the accumulators stay in registers; the
+         channel's multiplier and shift read once per channel). The weights are re-packed at
+         build time as int16 per filter row (pack_row16): on Cortex-M DSP cores a 3x3 filter
+         stays in six registers and each output takes two SMLAD-family MACs per filter row.
+  CHW16  the default where ROW16 does not apply (no dilation across the width, a window of 2+ taps): for
          each input channel in turn, the kernel copies that channel's plane of the input, padded
          with input_zp, into an arena scratch param as int16 (rows, width), then computes the
          channel's outputs from it: the taps of one filter row are contiguous int16 values, two per
@@ -58,6 +68,17 @@ def lower_depthwise_conv2d(ctx, op):
         params = [param("input", "int8", x.shape, "input"), flat_w, *extra_params,
                   param("output", "int8", y.shape, "output")]
         spec = ctx.spec("depthwise_conv2d_int8", params, attrs)
+        if spec.knobs["layout"] == "ROW16":
+            # int16 weights packed per filter row for tk_mk_dw_row_s16 (E then O, see tk_mk_dw.h),
+            # the bias first among the consts as the accumulators start from it, and one channel's
+            # padded plane as scratch; the workload key stays that of the spec above
+            w16 = pack_row16(weights[0])
+            rows, stride = row16_plane(attrs)
+            scratch = param("padded", "int16", (rows * stride,), "scratch")
+            params = [params[0], param("weights", "int16", w16.shape, "const"), *extra_params, scratch,
+                      params[-1]]
+            spec = replace(spec, params=tuple(params))
+            return [KernelCall(spec, op.index, [x_index, w16, *extra_args, None, op.outputs[0]])]
         if spec.knobs["layout"] == "CHW16":
             # int16 weights (channel, kh, kw) and the (n, rows, channels, width) int16 scratch; the
             # workload key stays that of the spec above
@@ -187,13 +208,199 @@ def _schedule_chw16(sch, spec):
     return call_on_tiles(alloc_to_param(sch.mod["main"], "pad", index), {name: ("tk_mk_dw_s16", build)})
 
 
+def row16_usable(attrs) -> bool:
+    """ROW16 slides along the input row one column per output: stride 1, no dilation across. Not
+    for an activation range of one value: TVM then folds the output to a constant and drops the
+    accumulators the micro-kernel would write a row of."""
+    lo, hi = attrs["act"]
+    return attrs["stride"][1] == 1 and attrs["dilation"][1] == 1 and lo != hi
+
+
+def row16_plane(attrs) -> tuple[int, int]:
+    """(rows, row stride) of ROW16's int16 plane: the padded input channel plus one spare column
+    (read against a zero weight by the last output of a row), rounded up to an even count so every
+    row starts on a word and the micro-kernel's pairs are aligned."""
+    _, h, w, _ = attrs["in_shape"]
+    pt, pb, pl, pr = attrs["pad"]
+    width = w + pl + pr + 1
+    return h + pt + pb, width + (width & 1)
+
+
+def row16_taps(kw: int) -> tuple[int, list[int]]:
+    """(int16 values per packed filter row, where tap j is in it) for tk_mk_dw_row_s16: E then O
+    (see runtime/kernels/tk_mk_dw.h), or (w0, w1, w1, w2) for three taps."""
+    if kw == 3:
+        return 4, [0, 1, 3]
+    return kw + (kw & 1) + kw + 1 + ((kw + 1) & 1), list(range(kw))
+
+
+def pack_row16(weights):
+    """(kh, kw, C*M) int8 depthwise weights -> int16 (C*M, kh, kp) as tk_mk_dw_row_s16 reads them:
+    per filter row E = (w0 .. w(kw-1)) and O = (0, w0 .. w(kw-1)), each zero-padded to an even
+    count; three taps as (w0, w1, w1, w2)."""
+    kh, kw, oc = weights.shape
+    kp, _ = row16_taps(kw)
+    rows = np.asarray(weights, dtype=np.int16).transpose(2, 0, 1)  # (oc, kh, kw)
+    out = np.zeros((oc, kh, kp), dtype=np.int16)
+    if kw == 3:
+        out[:, :, [0, 1, 2, 3]] = rows[:, :, [0, 1, 1, 2]]
+        return out
+    ke = kw + (kw & 1)
+    out[:, :, :kw] = rows
+    out[:, :, ke + 1:ke + 1 + kw] = rows
+    return out
+
+
+def _compute_row16(spec):
+    """int8 on the int16 (n, rows, channels, stride) copy of the padded input (spare columns hold
+    input_zp): acc (r, s, o) = sum over filter row kh and tap kw of
+    padded[b, r * sh + kh * dh, o // M, s + kw] * w[o, kh, kw] (the E part of the packed row), then
+    the shared epilogue (bias, requantization). The schedule moves the bias into the micro-kernel."""
+    from tvm import te, tirx
+
+    a = spec.attrs
+    n, h, w, c = a["in_shape"]
+    _, oh, ow, oc = a["out_shape"]
+    kh_n, kw_n = a["kernel"]
+    (sh, _), (dh, _) = a["stride"], a["dilation"]
+    pt, _, pl, _ = a["pad"]
+    depth = a["depth_multiplier"]
+    rows, stride = row16_plane(a)
+    kp, _ = row16_taps(kw_n)
+    x = te.placeholder((n, h, w, c), "int8", name="input")
+    wt = te.placeholder((oc, kh_n, kp), "int16", name="weights")
+    zp = tirx.const(a["input_zp"], "int16")
+
+    def pad_value(b, r, ch, s):
+        inside = tirx.all(r >= pt, r < pt + h, s >= pl, s < pl + w)
+        return tirx.if_then_else(inside, x[b, r - pt, s - pl, ch].astype("int16"), zp)
+
+    padded = te.compute((n, rows, c, stride), pad_value, name="pad")
+    kh = te.reduce_axis((0, kh_n), name="kh")
+    kw = te.reduce_axis((0, kw_n), name="kw")
+    acc = te.compute(
+        (n, oh, ow, oc),
+        lambda b, r, s, o: te.sum(
+            padded[b, r * sh + kh * dh, o // depth if depth > 1 else o, s + kw].astype("int32")
+            * wt[o, kh, kw if kw_n != 3 else tirx.if_then_else(kw == 2, 3, kw)].astype("int32"),
+            axis=[kh, kw]),
+        name="acc")
+    tail = epilogue(spec, acc, oc_axis=3)
+    return [x, wt, *tail[:-1], padded, tail[-1]]
+
+
+def _without_bias_add(func):
+    """The output block with its bias loads as 0: the micro-kernel started the accumulators from
+    the bias (TE's create_prim_func drops a reduction's init, so the compute cannot say so; TVM may
+    have distributed the add, e.g. acc * m + bias * m, so the loads are zeroed, not an add dropped)."""
+    import tvm
+    import tvm_ffi
+    from tvm import tirx
+    from tvm.s_tir.stmt import SBlock
+
+    def zero(node):
+        return tirx.const(0, "int32") if node.source.name == "bias" else node
+
+    def block(node):
+        if node.name_hint != "output":
+            return node
+        body = tvm_ffi.structural_map(node.body, (tvm.ir.TensorLoad, zero), order="post")
+        reads = [r for r in node.reads if r.source.name != "bias"]
+        return SBlock(node.iter_vars, reads, node.writes, node.name_hint, body, node.init,
+                      node.alloc_buffers, node.match_buffers, node.annotations)
+
+    return tvm_ffi.structural_map(func, (SBlock, block), order="post")
+
+
+def _schedule_row16(sch, spec):
+    """Per input channel: tk_mk_dw_fill_s16 copies its padded plane into the scratch (the border
+    on the first channel only), then per output row of each of its M output channels one
+    tk_mk_dw_row_s16 call fills the row's accumulators (from the bias), and TVM requantizes them."""
+    import tvm
+    import tvm_ffi
+    from tvm import tirx
+    from tvm.s_tir.stmt import SBlock
+
+    from .base import alloc_to_param, param_to_alloc
+    from .microkernel import loops_at
+
+    a = spec.attrs
+    kh_n, kw_n = a["kernel"]
+    _, h, w, c = a["in_shape"]
+    ow = a["out_shape"][2]
+    pt, _, pl, _ = a["pad"]
+    rows, stride = row16_plane(a)
+    depth = a["depth_multiplier"]
+    func, index = param_to_alloc(sch.mod["main"], "pad")
+    sch = tvm.s_tir.Schedule(func)
+    out, acc, pad = sch.get_sblock("output"), sch.get_sblock("acc"), sch.get_sblock("pad")
+    b, r, s, o = sch.get_loops(out)
+    ch, m = sch.split(o, [None, depth])
+    sch.reorder(b, ch, r, m, s)
+    acc_tile = sch.get(sch.blockize(loops_at(sch, acc, m)[0])).name_hint
+    # A channel's multiplier and shift in locals read once per channel: the int8 stores of the
+    # output could alias the params, so C would reload them (and redo the shift arithmetic
+    # derived from them) for every output value.
+    if "multiplier" in [p.name for p in spec.params]:
+        for name in ("multiplier", "shift"):
+            sch.compute_at(sch.cache_read(out, name, "global"), ch)
+    if ow <= 8:
+        # a short row's accumulators become registers once the loop over them is unrolled
+        sch.unroll(s)
+    pad_loops = loops_at(sch, pad, ch)
+    sch.transform_layout(pad, ("write", 0), lambda n_, row, c_, col: (row, col),
+                         assume_injective_transform=True)
+    pad_tile = sch.get(sch.blockize(pad_loops[0])).name_hint
+
+    def address(buffer, indices):
+        return tirx.address_of(tirx.BufferLoad(buffer, indices))
+
+    def fill_call(block):
+        src = next(rg for rg in block.reads if rg.source.name == "input")
+        dst = block.writes[0]
+        batch, channel = src.region[0].min, src.region[3].min
+        first = tirx.all(batch == 0, channel == 0)
+        return tirx.call_extern(
+            "int32", "tk_mk_dw_fill_s16", address(dst.source, [rg.min for rg in dst.region]), rows, stride,
+            address(src.source, [batch, 0, 0, channel]), w * c, c, h, w, pt, pl, a["input_zp"],
+            tirx.Cast("int32", first))
+
+    def row_call(block):
+        accs = block.writes[0]
+        x = next(rg for rg in block.reads if rg.source.name == "pad")
+        wt = next(rg for rg in block.reads if rg.source.name == "weights")
+        return tirx.call_extern(
+            "int32", "tk_mk_dw_row_s16", address(x.source, [rg.min for rg in x.region]),
+            a["dilation"][0] * stride, address(wt.source, [rg.min for rg in wt.region]), kh_n, kw_n, ow,
+            tirx.BufferLoad(bias_buffer, [wt.region[0].min]),
+            address(accs.source, [rg.min for rg in accs.region]))
+
+    calls = {pad_tile: fill_call, acc_tile: row_call}
+
+    def swap(block):
+        # the call does the whole tile, the accumulators' start from the bias included (no init)
+        if block.name_hint not in calls:
+            return block
+        return SBlock(block.iter_vars, block.reads, block.writes, block.name_hint,
+                      tirx.Evaluate(calls[block.name_hint](block)), None, block.alloc_buffers,
+                      block.match_buffers, block.annotations)
+
+    func = alloc_to_param(sch.mod["main"], "pad", index)
+    bias_buffer = next(p for p in func.params if p.name == "bias")
+    return _without_bias_add(tvm_ffi.structural_map(func, (SBlock, swap), order="post"))
+
+
 def compute(spec):
+    if spec.knobs.get("layout") == "ROW16":
+        return _compute_row16(spec)
     if spec.knobs.get("layout") == "CHW16":
         return _compute_chw16(spec)
     return _compute_nhwc(spec)
 
 
 def schedule(sch, spec):
+    if spec.knobs.get("layout") == "ROW16":
+        return _schedule_row16(sch, spec)
     if spec.knobs.get("layout") == "CHW16":
         return _schedule_chw16(sch, spec)
     schedule_accumulate(sch, spec, n_reduce=2)
@@ -206,7 +413,8 @@ def knob_space(spec):
     if spec.family == "depthwise_conv2d_int8":
         taps = a["kernel"][0] * a["kernel"][1]
         usable = a["dilation"][1] == 1 and taps > 1
-        space = {"layout": ["CHW16", "NHWC"] if usable else ["NHWC"], **space}
+        layouts = (["ROW16"] if row16_usable(a) else []) + (["CHW16"] if usable else []) + ["NHWC"]
+        space = {"layout": layouts, **space}
     return space
 
 

@@ -1,0 +1,156 @@
+"""DEPTHWISE_CONV_2D int8, layout ROW16 (the default where the stride across the width is 1): one
+input channel's padded int16 plane at a time, one tk_mk_dw_row_s16 call per output row
+(runtime/kernels/tk_mk_dw.h: the 3x3 body keeps the weights in registers and computes up to six
+outputs per pass with SMLAD/SMLABT/SMLATB; other widths a generic pair-wise body; plain C
+elsewhere). Bit-exact against LiteRT on the host (portable C), on the emulated Cortex-M7 and
+Cortex-M4 (DSP path), for every layout of the knob space and odd shapes: each row width 1..13 of
+the 3x3 body (its chunks of 4, 5 and 6 and their tails), other kernel widths, strides and
+dilation along the height, depth multiplier 2, channel counts not a multiple of 4, per-tensor
+and per-channel quantization."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import modelgen as mg
+
+SHAPES = [
+    # shape, kernel, multiplier, stride, dilation, padding, per_channel
+    ((1, 25, 5, 16), (3, 3), 1, (1, 1), (1, 1), "SAME", True),    # kws' depthwise layers, fewer channels
+    ((1, 9, 7, 3), (3, 3), 2, (1, 1), (1, 1), "SAME", False),     # depth multiplier 2, per-tensor
+    ((1, 8, 11, 5), (3, 3), 1, (2, 1), (1, 1), "VALID", True),    # strided rows, 9 outputs a row
+    ((1, 10, 6, 2), (3, 3), 1, (1, 1), (2, 1), "SAME", True),     # dilated rows
+    ((1, 6, 9, 3), (2, 4), 1, (1, 1), (1, 1), "SAME", True),      # even kernel width (generic body)
+    ((1, 7, 5, 1), (1, 5), 3, (1, 1), (1, 1), "SAME", False),     # one filter row of 5 taps
+    ((1, 5, 4, 6), (3, 1), 1, (1, 1), (1, 1), "SAME", True),      # one tap a row
+    ((1, 4, 13, 4), (3, 3), 1, (1, 1), (1, 1), "SAME", True),     # 13 outputs: chunks 4, 4, 5
+]
+
+
+def _single(shape, kernel, multiplier, stride, dilation, padding, per_channel, seed=3):
+    mb = mg.ModelBuilder(seed)
+    x = mb.input(shape, "int8", name="input")
+    y = mg.depthwise_conv2d(mb, x, kernel, depth_multiplier=multiplier, stride=stride, padding=padding,
+                            dilation=dilation, activation="RELU", per_channel=per_channel)
+    return mb, x, y
+
+
+@pytest.mark.parametrize("shape, kernel, multiplier, stride, dilation, padding, per_channel", SHAPES)
+def test_every_layout_is_bit_exact(shape, kernel, multiplier, stride, dilation, padding, per_channel, tmp_path):
+    """Each layout of the knob space (ROW16 first, the default) against LiteRT on the host."""
+    from kernelrun import load_graph
+    from test_ops_conv2d import check_knob_points
+
+    from tinykiln.ops import kernel_family, lower
+
+    mb, x, y = _single(shape, kernel, multiplier, stride, dilation, padding, per_channel)
+    graph = load_graph(mb.build([x], [y]), mb, [x], [y])
+    spec = lower(graph).calls[0].spec
+    layouts = kernel_family(spec.family).knob_space(spec)["layout"]
+    assert layouts[0] == "ROW16"
+    points = [{"layout": layout} for layout in layouts] + [{"layout": "NHWC", "oc_tile": 2, "unroll": True}]
+    taken = check_knob_points(mb, [x], [y], points, tmp_path)
+    assert [k["layout"] for k in taken] == [*layouts, "NHWC"]
+
+
+@pytest.mark.parametrize("shape, kernel, multiplier, stride, dilation, padding, per_channel", SHAPES)
+def test_row16_scratch_is_one_plane(shape, kernel, multiplier, stride, dilation, padding, per_channel, tmp_path):
+    """ROW16's scratch is one padded plane plus a spare column, rounded to an even width, and the
+    kernel never writes past it."""
+    from kernelrun import load_graph
+    from test_ops_conv2d import run_guarded
+
+    from tinykiln.ops import lower
+
+    mb, x, y = _single(shape, kernel, multiplier, stride, dilation, padding, per_channel, seed=8)
+    model = mb.build([x], [y])
+    graph = load_graph(model, mb, [x], [y])
+    lowered = lower(graph)
+    spec = lowered.calls[0].spec
+    assert spec.knobs["layout"] == "ROW16"
+    pt, pb, pl, pr = spec.attrs["pad"]
+    width = shape[2] + pl + pr + 1
+    (scratch,) = [p for p in spec.params if p.role == "scratch"]
+    assert scratch.nbytes == (shape[1] + pt + pb) * (width + width % 2) * 2
+    values = [mg.random_input(mb, x, seed=2)]
+    (got,), overrun = run_guarded(graph, lowered, values, tmp_path)
+    assert not overrun, "the kernel wrote past its scratch"
+    want = mg.reference_run(model, values)[0]
+    assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} values differ"
+
+
+def test_strided_columns_fall_back_to_chw16():
+    """A stride across the width is not ROW16's: the space starts with CHW16 then."""
+    from kernelrun import load_graph
+
+    from tinykiln.ops import lower
+
+    mb, x, y = _single((1, 6, 8, 3), (3, 3), 1, (1, 2), (1, 1), "SAME", True)
+    spec = lower(load_graph(mb.build([x], [y]), mb, [x], [y])).calls[0].spec
+    assert spec.knobs["layout"] == "CHW16"
+
+
+def _widths_model(path):
+    """Rows of 4 and 1 taps (the generic body), three-tap rows under filters of 2, 5 (dilated) and
+    3 rows (strided), then a chain whose 3x3 SAME layers see every row width 13 .. 1, each followed
+    by a 1x2 VALID layer (generic body) that narrows the row by one: 5 channels, a depth multiplier
+    of 2 once, per-tensor weights on every third layer, the outputs of four layers compared. (No
+    RELU6: with this seed its range collapses to one value on some layers, where ROW16 steps aside.)"""
+    mb = mg.ModelBuilder(21)
+    x = mb.input((1, 6, 13, 5), "int8", name="input")
+    y = mg.depthwise_conv2d(mb, x, (3, 4), padding="SAME", activation="RELU")
+    y = mg.depthwise_conv2d(mb, y, (3, 1), padding="SAME")
+    y = mg.depthwise_conv2d(mb, y, (2, 3), padding="SAME", activation="RELU")
+    y = mg.depthwise_conv2d(mb, y, (5, 3), padding="SAME", dilation=(2, 1), per_channel=False)
+    y = mg.depthwise_conv2d(mb, y, (3, 3), stride=(2, 1), padding="SAME", activation="RELU")
+    outs = [y]
+    for i, width in enumerate(range(13, 0, -1)):
+        y = mg.depthwise_conv2d(mb, y, (3, 3), depth_multiplier=2 if width == 7 else 1, padding="SAME",
+                                activation=["RELU", "NONE"][i % 2], per_channel=i % 3 != 2)
+        if width in (12, 7, 1):
+            outs.append(y)
+        if width > 1:
+            y = mg.depthwise_conv2d(mb, y, (1, 2), padding="VALID", per_channel=i % 2 == 0,
+                                    activation="RELU" if i % 3 == 0 else "NONE")
+    path.write_bytes(mb.build([x], outs))
+    return path
+
+
+def test_widths_chain_on_host(tmp_path):
+    from kernelrun import load_graph, run_lowered
+
+    from tinykiln.ops import lower
+
+    model = _widths_model(tmp_path / "widths.tflite").read_bytes()
+    graph = load_graph(model)
+    lowered = lower(graph)
+    assert {c.spec.knobs["layout"] for c in lowered.calls} == {"ROW16"}
+    assert all(c.spec.attrs["act"][0] < c.spec.attrs["act"][1] - 8 for c in lowered.calls)
+    rng = np.random.default_rng(5)
+    (index,) = graph.inputs
+    inputs = [rng.integers(-128, 128, graph.tensors[index].shape, dtype=np.int8)]
+    want = mg.reference_run(model, inputs)
+    got = run_lowered(graph, lowered, inputs, tmp_path / "run")
+    for w, g in zip(want, got):
+        assert np.array_equal(w, g), f"{np.count_nonzero(w != g)} of {w.size} values differ"
+
+
+@pytest.mark.parametrize("board", ["mps2-an500", pytest.param("mps2-an386", marks=pytest.mark.slow)])
+def test_widths_chain_on_dsp_cores(scons, board, tmp_path):
+    model = _widths_model(tmp_path / "widths.tflite")
+    result = scons(f"board={board}", f"model={model}", "validate=1", "n=3", "werror=1", "use_tuned=0")
+    assert result.returncode == 0, result.output
+    assert "validation PASS" in result.output, result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["mps2-an500", "mps2-an386", "host"])
+def test_kws_is_bit_exact(scons, board):
+    from pathlib import Path
+
+    model = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_kws_dscnn_int8.tflite"
+    if not model.exists():
+        pytest.skip(f"{model} not found")
+    result = scons(f"board={board}", f"model={model}", "validate=1", "n=3", "werror=1", "use_tuned=0")
+    assert result.returncode == 0, result.output
+    assert "validation PASS" in result.output, result.output
