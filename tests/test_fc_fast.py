@@ -14,8 +14,9 @@ import pytest
 import modelgen as mg
 
 # (units, per_channel, activation, bias) of each layer; the first reads a (3, 37) input: depths
-# 37, 11, 8, 7, 6, 5, 12 (tails 1, 3, 0, 3, 2, 1, 0; 9, 2, 2, 1, 1, 1, 3 blocks of four)
-LAYERS = [(11, False, "RELU", True), (8, True, "NONE", True), (7, False, "RELU6", True),
+# 37, 30, 8, 7, 6, 5, 12 (tails 1, 2, 0, 3, 2, 1, 0; 9, 7, 2, 1, 1, 1, 3 blocks of four: the DSP
+# loop does four at a time after the 1, 2 or 3 left over)
+LAYERS = [(30, False, "RELU", True), (8, True, "NONE", True), (7, False, "RELU6", True),
           (6, False, "NONE", False), (5, True, "RELU", True), (12, True, "NONE", True),
           (10, False, "NONE", True)]
 

@@ -17,7 +17,7 @@
  * On a DSP core each block of four inputs is one word load and two SXTB16 (x0, x2), (x1, x3)
  * (widened input: one LDRD) shared by the group's rows, and each pair of rows is one LDM of four
  * words (the weights are already int16 pairs in the order SMLAD wants them) and four SMLAD: 4 rows
- * x 4 inputs in 11 instructions (int8 input: 13), the loop unrolled by two blocks. LDM needs its
+ * x 4 inputs in 11 instructions (int8 input: 13), the loop unrolled by four blocks. LDM needs its
  * register list in ascending order, so the four weight words live in fixed registers (r8..r11,
  * which no ABI reserves on M-profile). The loops are inline assembly (the compiler, given the same
  * code as intrinsics, spilled an accumulator and the end pointer); a memory clobber orders them
@@ -67,13 +67,16 @@
                        [w2] "=&r"(w2), [w3] "=&r"(w3)                                              \
                      : [end] "r"(end)                                                              \
                      : "cc", "memory")
-/* All the whole blocks: an odd one first, then a loop of two blocks at a time. */
+/* All the whole blocks: the k / 4 % 4 left over first (k is a constant where kernels call this, so
+ * only the ones needed are compiled), then a loop of four blocks at a time. */
 #define TK_MK_FC_RUN(block)                                                                        \
     do {                                                                                           \
         if ((whole >> 2) & 1)                                                                      \
             TK_MK_FC_ASM(block);                                                                   \
+        if ((whole >> 3) & 1)                                                                      \
+            TK_MK_FC_ASM(block block);                                                             \
         if (xp != end)                                                                             \
-            TK_MK_FC_ASM("1:\n\t" block block "cmp %[xp], %[end]\n\tbne 1b\n\t");                    \
+            TK_MK_FC_ASM("1:\n\t" block block block block "cmp %[xp], %[end]\n\tbne 1b\n\t");        \
     } while (0)
 /* The group's whole blocks, g rows, input words loaded by `load` (TK_MK_FC_X8 or TK_MK_FC_X16). */
 #define TK_MK_FC_BLOCKS(load)                                                                        \
@@ -201,10 +204,14 @@ TK_MK_INLINE void tk_mk_fc_widen(const int8_t *x, int16_t *x16, int32_t k)
 {
     const int32_t whole = k & ~3;
 #if TK_MK_DSP
+    int16_t *p = x16;
     for (int32_t i = 0; i < whole; i += 4) {
         int32_t xv = tk_mk_load4(x + i);
-        int32_t pair[2] = {__sxtb16(xv), tk_mk_sxtb16_ror8(xv)};
-        memcpy(x16 + i, pair, 8);
+        /* STRD: the compiler, given a memcpy of the pair, went through the stack */
+        __asm__ volatile("strd %[e], %[o], [%[p]], #8"
+                         : [p] "+r"(p)
+                         : [e] "r"(__sxtb16(xv)), [o] "r"(tk_mk_sxtb16_ror8(xv))
+                         : "memory");
     }
 #else
     for (int32_t i = 0; i < whole; i += 4)
