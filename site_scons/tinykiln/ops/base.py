@@ -150,25 +150,57 @@ def window_padding(padding: str, size: int, kernel: int, stride: int, dilation: 
     return before, after
 
 
-def requantize(acc, attrs: dict, multiplier=None, shift=None):
+def requantize(acc, attrs: dict, multiplier=None, shift=None, offset=None):
     """int32 accumulator -> int8 output value: MultiplyByQuantizedMultiplier (double rounding, or
     single rounding when attrs["rounding"] == "single"), + output zero point, clamp to the fused
-    activation's range. Per-tensor multipliers come from attrs, per-channel ones
-    are PrimExprs (loads from the multiplier/shift params)."""
+    activation's range.
+
+    Per-tensor multipliers come from attrs (TFLite's pair), per-channel ones are PrimExprs (loads
+    from the multiplier/shift params). Unless attrs["requant"] == "tflite" (the generic step-by-step
+    form, for what the fused forms cannot take: see int8_accumulate_quant), the fused forms of
+    tinykiln.quant are used: then a per-channel shift holds rs - 1 (double rounding) or
+    31 - shift - 32 (single), and single rounding adds `offset` (int64 PrimExpr: bias * m + rounding
+    + zero point, the bias already in it) to acc * m."""
     from tvm import tirx
 
-    from tinykiln.quant import te_multiply_by_quantized_multiplier, te_multiply_by_quantized_multiplier_single
+    from tinykiln import quant
 
-    if multiplier is None:
+    per_tensor = multiplier is None
+    if per_tensor:
         multiplier, shift = int(attrs["multiplier"]), int(attrs["shift"])
-    if attrs.get("rounding") == "single":
-        scaled = te_multiply_by_quantized_multiplier_single(acc, multiplier, shift)
+    zp = int(attrs["output_zp"])
+    single = attrs.get("rounding") == "single"
+    if attrs.get("requant") == "tflite":
+        if single:
+            scaled = quant.te_multiply_by_quantized_multiplier_single(acc, multiplier, shift)
+        else:
+            # multipliers come from quantize_multiplier: positive, so SRDHM cannot saturate
+            scaled = quant.te_multiply_by_quantized_multiplier(acc, multiplier, shift, may_saturate=False)
+        scaled = scaled + zp
+    elif single:
+        if per_tensor:
+            scaled = quant.te_requantize_fused_single(acc, multiplier, offset, shift=shift)
+        else:
+            scaled = quant.te_requantize_fused_single(acc, multiplier, offset, post=shift)
     else:
-        # multipliers come from quantize_multiplier: positive, so SRDHM cannot saturate
-        scaled = te_multiply_by_quantized_multiplier(acc, multiplier, shift, may_saturate=False)
-    scaled = scaled + attrs["output_zp"]
-    lo, hi = attrs["act"]
-    return tirx.max(tirx.min(scaled, tirx.const(hi, "int32")), tirx.const(lo, "int32")).astype("int8")
+        if per_tensor:
+            shift = quant.fused_double_shift(multiplier, shift)
+        scaled = quant.te_requantize_fused_double(acc, multiplier, shift, zp)
+    return clamp_int8(scaled, attrs["act"])
+
+
+def clamp_int8(value, act):
+    """int32 -> int8 clamped to the activation range [lo, hi]: tk_rq_sat8 (runtime/kernels/tk_rq.h,
+    one SSAT on Cortex-M DSP cores), then whichever bound of the activation is narrower."""
+    from tvm import tirx
+
+    lo, hi = act
+    value = tirx.call_pure_extern("int32", "tk_rq_sat8", value)
+    if hi < 127:
+        value = tirx.min(value, tirx.const(hi, "int32"))
+    if lo > -128:
+        value = tirx.max(value, tirx.const(lo, "int32"))
+    return value.astype("int8")
 
 
 def clamp_float(value, attrs: dict):
@@ -237,6 +269,28 @@ def int8_accumulate_quant(op, x, w, y, weight_sums, bias, attrs, activation, flo
     folded = base - in_zp * np.asarray(weight_sums, dtype=np.int64)
     if folded.min() < -(1 << 31) or folded.max() >= (1 << 31):
         raise unsupported(op, "the bias with the input zero point folded in overflows int32")
+    # |acc| <= 128 * 128 per tap (int8 times int8), whatever the input (padding taps included)
+    taps = int(np.asarray(w.data).size) // channels if w.data is not None else None
+    acc_bound = None if taps is None else 128 * 128 * taps
+    if op.kind == "FULLY_CONNECTED":
+        attrs["rounding"] = "single"
+        return _single_rounding_quant(folded, pairs, acc_bound, attrs)
+    return _double_rounding_quant(folded, pairs, acc_bound, attrs)
+
+
+def _double_rounding_quant(folded, pairs, acc_bound, attrs):
+    """Params/args of a double-rounding requantization: the bias, and per-channel multipliers
+    with, in the fused form, shift = rs - 1 (tinykiln.quant.te_requantize_fused_double); the
+    generic form (TFLite's shifts, attrs["requant"] = "tflite") where a channel has a left shift
+    or rs = 0, or the accumulator could reach 2^30."""
+    from tinykiln.quant import FUSED_X_LIMIT, fused_double_shift
+
+    channels = len(folded)
+    shifts1 = [fused_double_shift(m, s) for m, s in pairs]
+    fused = (acc_bound is not None and acc_bound + int(np.abs(folded).max()) < FUSED_X_LIMIT
+             and all(s is not None for s in shifts1))
+    if not fused:
+        attrs["requant"] = "tflite"
     params = [param("bias", "int32", (channels,), "const")]
     args = [folded.astype(np.int32)]
     if len(set(pairs)) == 1:
@@ -244,7 +298,41 @@ def int8_accumulate_quant(op, x, w, y, weight_sums, bias, attrs, activation, flo
     else:
         params += [param("multiplier", "int32", (channels,), "const"),
                    param("shift", "int32", (channels,), "const")]
-        args += [np.array([m for m, _ in pairs], dtype=np.int32), np.array([s for _, s in pairs], dtype=np.int32)]
+        args += [np.array([m for m, _ in pairs], dtype=np.int32),
+                 np.array(shifts1 if fused else [s for _, s in pairs], dtype=np.int32)]
+    return params, args, attrs
+
+
+def _single_rounding_quant(folded, pairs, acc_bound, attrs):
+    """Params/args of a single-rounding requantization (FULLY_CONNECTED). Fused form: an int64
+    offset per channel (bias * m + rounding + zero point) replaces the bias; per-channel multipliers
+    with shift = 31 - s - 32, which needs s <= -1 (a zero multiplier takes -1: its result is the
+    zero point anyway). Else the generic form (attrs["requant"] = "tflite", the int32 bias)."""
+    from tinykiln.quant import fused_single_fits, fused_single_offset
+
+    channels = len(folded)
+    zp = attrs["output_zp"]
+    per_channel = len(set(pairs)) > 1
+    if per_channel:
+        pairs = [(m, s if m else -1) for m, s in pairs]
+    fused = acc_bound is not None and all(
+        fused_single_fits(acc_bound, int(b), m, s, zp) and (s <= -1 or not per_channel)
+        for b, (m, s) in zip(folded, pairs))
+    if fused:
+        params = [param("offset", "int64", (channels,), "const")]
+        args = [np.array([fused_single_offset(int(b), m, s, zp) for b, (m, s) in zip(folded, pairs)],
+                         dtype=np.int64)]
+    else:
+        attrs["requant"] = "tflite"
+        params = [param("bias", "int32", (channels,), "const")]
+        args = [folded.astype(np.int32)]
+    if not per_channel:
+        attrs["multiplier"], attrs["shift"] = pairs[0]
+    else:
+        params += [param("multiplier", "int32", (channels,), "const"),
+                   param("shift", "int32", (channels,), "const")]
+        args += [np.array([m for m, _ in pairs], dtype=np.int32),
+                 np.array([-1 - s if fused else s for _, s in pairs], dtype=np.int32)]
     return params, args, attrs
 
 
@@ -271,8 +359,10 @@ def padded_input(x, attrs, fill, channels_fn=None):
     return te.compute((n, h + pt + pb, w + pl + pr, c), value, name="pad")
 
 
-def epilogue(spec, acc, oc_axis):
-    """Params after the weights and the output stage: bias, requantization / clamp."""
+def epilogue(spec, acc, oc_axis, bias_in_acc=False):
+    """Params after the weights and the output stage: bias (or the int64 offset of a fused single
+    rounding), requantization / clamp. bias_in_acc: the accumulators already start from the bias
+    (double rounding only: the offset of a single rounding holds bias * multiplier)."""
     from tvm import te
 
     a = spec.attrs
@@ -280,20 +370,23 @@ def epilogue(spec, acc, oc_axis):
     shape = acc.shape
     oc = spec.params[names.index("output")].shape[oc_axis]
     if spec.family.endswith("int8"):
-        bias = te.placeholder((oc,), "int32", name="bias")
+        has_offset = "offset" in names
+        first = (te.placeholder((oc,), "int64", name="offset") if has_offset
+                 else te.placeholder((oc,), "int32", name="bias"))
         per_channel = "multiplier" in names
         mult = te.placeholder((oc,), "int32", name="multiplier") if per_channel else None
         shift = te.placeholder((oc,), "int32", name="shift") if per_channel else None
 
         def out(*idx):
             o = idx[oc_axis]
-            total = acc[idx] + bias[o]
+            offset = first[o] if has_offset else None
+            total = acc[idx] if has_offset or bias_in_acc else acc[idx] + first[o]
             if per_channel:
-                return requantize(total, a, mult[o], shift[o])
-            return requantize(total, a)
+                return requantize(total, a, mult[o], shift[o], offset=offset)
+            return requantize(total, a, offset=offset)
 
         output = te.compute(shape, out, name="output")
-        return [bias, *( [mult, shift] if per_channel else []), output]
+        return [first, *([mult, shift] if per_channel else []), output]
     bias = te.placeholder((oc,), "float32", name="bias") if a["bias"] else None
 
     def out_f(*idx):
