@@ -42,35 +42,56 @@ typedef int64_t tk_mk_a64 __attribute__((may_alias, aligned(4)));
     } while (0)
 #endif
 
-/* One block: np pixels (1, 2) x nr channels (1, 2); acc[p * acc_stride + r] +=
- * sum_{i < k} x[p * xs + i] * w[r * ws + i]. `aligned` (x, x + xs, w and w + ws 4-byte aligned)
- * lets the DSP body load four int16 per LDRD. */
-TK_MK_INLINE void tk_mk_conv_block(const int16_t *x, int32_t xs, const int16_t *w, int32_t ws, int32_t k,
-                                   int32_t np, int32_t nr, int32_t aligned, int32_t *acc, int32_t acc_stride)
+/* The four accumulators of a block of 2 pixels x 2 channels (the compiler keeps them in registers). */
+typedef struct {
+    int32_t a00, a01, a10, a11; /* pixel, channel */
+} tk_mk_acc2x2;
+
+TK_MK_INLINE tk_mk_acc2x2 tk_mk_acc_load(const int32_t *acc, int32_t acc_stride, int32_t np, int32_t nr)
 {
-    int32_t a00 = acc[0];
-    int32_t a01 = nr > 1 ? acc[1] : 0;
-    int32_t a10 = np > 1 ? acc[acc_stride] : 0;
-    int32_t a11 = np > 1 && nr > 1 ? acc[acc_stride + 1] : 0;
+    tk_mk_acc2x2 a = {acc[0], nr > 1 ? acc[1] : 0, np > 1 ? acc[acc_stride] : 0,
+                      np > 1 && nr > 1 ? acc[acc_stride + 1] : 0};
+    return a;
+}
+
+TK_MK_INLINE void tk_mk_acc_store(tk_mk_acc2x2 a, int32_t *acc, int32_t acc_stride, int32_t np, int32_t nr)
+{
+    acc[0] = a.a00;
+    if (nr > 1)
+        acc[1] = a.a01;
+    if (np > 1) {
+        acc[acc_stride] = a.a10;
+        if (nr > 1)
+            acc[acc_stride + 1] = a.a11;
+    }
+}
+
+/* One run of a block: np pixels (1, 2) x nr channels (1, 2); a.(p, r) += sum_{i < k} x[p * xs + i] *
+ * w[r * ws + i]. `aligned` (x, x + xs, w and w + ws 4-byte aligned) lets the DSP body load four
+ * int16 per LDRD. */
+TK_MK_INLINE tk_mk_acc2x2 tk_mk_conv_taps(tk_mk_acc2x2 a, const int16_t *x, int32_t xs, const int16_t *w, int32_t ws,
+                                          int32_t k, int32_t np, int32_t nr, int32_t aligned)
+{
+    int32_t a00 = a.a00, a01 = a.a01, a10 = a.a10, a11 = a.a11;
     const int16_t *x1 = x + xs, *w1 = w + ws;
     int32_t i = 0;
 #if TK_MK_DSP
     if (aligned) {
-        /* four groups of four taps per turn, every load at a constant offset from one of the two
-         * pointers (unrolled: the pointer steps and the loop test are a small part of a turn) */
-        const int16_t *xp = x, *wp = w, *end;
+        /* groups of four taps, every load at a constant offset from one of two pointers; runs up to
+         * 192 taps unrolled whole (no loop test or pointer step between groups) */
+        const int16_t *xp = x, *wp = w;
         /* opaque to GCC: it would otherwise hoist every weight address (wp + constant) out of
          * the caller's pixel loop into registers it then spills to the stack */
         __asm__("" : "+r"(xp), "+r"(wp));
-        end = xp + (k & ~15);
-        while (xp != end) {
-            TK_MK_GROUP(xp, wp, 0);
-            TK_MK_GROUP(xp, wp, 4);
-            TK_MK_GROUP(xp, wp, 8);
-            TK_MK_GROUP(xp, wp, 12);
-            xp += 16;
-            wp += 16;
+#pragma GCC unroll 12
+        for (int32_t j = 0; j < (k >> 4); j++) {
+            TK_MK_GROUP(xp, wp, 16 * j + 0);
+            TK_MK_GROUP(xp, wp, 16 * j + 4);
+            TK_MK_GROUP(xp, wp, 16 * j + 8);
+            TK_MK_GROUP(xp, wp, 16 * j + 12);
         }
+        xp += k & ~15;
+        wp += k & ~15;
         if (k & 8) {
             TK_MK_GROUP(xp, wp, 0);
             TK_MK_GROUP(xp, wp, 4);
@@ -107,14 +128,8 @@ TK_MK_INLINE void tk_mk_conv_block(const int16_t *x, int32_t xs, const int16_t *
                 a11 += (int32_t)x1[i] * w1[i];
         }
     }
-    acc[0] = a00;
-    if (nr > 1)
-        acc[1] = a01;
-    if (np > 1) {
-        acc[acc_stride] = a10;
-        if (nr > 1)
-            acc[acc_stride + 1] = a11;
-    }
+    tk_mk_acc2x2 out = {a00, a01, a10, a11};
+    return out;
 }
 
 /* acc[p * rows + r] += sum_{i < k} x[p * xs + i] * w[r * ws + i] for p < pixels, r < rows: the
@@ -125,22 +140,25 @@ TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w,
                                  int32_t pixels, int32_t rows, int32_t *acc)
 {
     const int32_t aligned = ((xs | ws) & 1) == 0;
-    int32_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        const int16_t *wr = w + r * ws;
-        int32_t p = 0;
-        for (; p + 2 <= pixels; p += 2)
-            tk_mk_conv_block(x + p * xs, xs, wr, ws, k, 2, 2, aligned, acc + p * rows + r, rows);
-        if (p < pixels)
-            tk_mk_conv_block(x + p * xs, xs, wr, ws, k, 1, 2, aligned, acc + p * rows + r, rows);
-    }
-    if (r < rows) {
-        const int16_t *wr = w + r * ws;
-        int32_t p = 0;
-        for (; p + 2 <= pixels; p += 2)
-            tk_mk_conv_block(x + p * xs, xs, wr, ws, k, 2, 1, aligned, acc + p * rows + r, rows);
-        if (p < pixels)
-            tk_mk_conv_block(x + p * xs, xs, wr, ws, k, 1, 1, aligned, acc + p * rows + r, rows);
+    for (int32_t r = 0; r < rows; r += 2) {
+        const int32_t nr = rows - r >= 2 ? 2 : 1;
+        for (int32_t p = 0; p < pixels; p += 2) {
+            const int32_t np = pixels - p >= 2 ? 2 : 1;
+            int32_t *a = acc + p * rows + r;
+            /* separate bodies for each block shape, so each has constant np, nr */
+            if (np == 2 && nr == 2)
+                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 2, 2), x + p * xs, xs, w + r * ws, ws, k, 2, 2,
+                                                aligned), a, rows, 2, 2);
+            else if (nr == 2)
+                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 1, 2), x + p * xs, xs, w + r * ws, ws, k, 1, 2,
+                                                aligned), a, rows, 1, 2);
+            else if (np == 2)
+                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 2, 1), x + p * xs, xs, w + r * ws, ws, k, 2, 1,
+                                                aligned), a, rows, 2, 1);
+            else
+                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 1, 1), x + p * xs, xs, w + r * ws, ws, k, 1, 1,
+                                                aligned), a, rows, 1, 1);
+        }
     }
 }
 

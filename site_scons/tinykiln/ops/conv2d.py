@@ -467,7 +467,9 @@ def knob_space(spec):
     space = {
         "weight_layout": layouts,
         "oc_tile": _tiles(oc),
-        "unroll": [True, False] if rolling else [False, True],
+        # input16 (the default where it applies) calls its micro-kernel once per filter row and
+        # output row: unrolled rows only copy its code
+        "unroll": [True, False] if rolling and not input16_fits(a) else [False, True],
     }
     if spec.family == "conv2d_int8":
         space["weights16"] = [True, False]  # HOWI only: int16 weights in SXTB16 order, or int8
