@@ -95,12 +95,14 @@ def test_input16_defaults_off_where_its_scratch_would_be_large():
 
 def _tile_combinations():
     """Knob sets over the seven layers: each oc tile of each layer at least once, int16 or int8
-    weights, with the micro-kernel or TVM's loops, OI or IO."""
+    weights, int16 or int8 input, requantization unrolled or not, with the micro-kernel or TVM's
+    loops, OI or IO."""
     cases = []
     for index in range(8):
         for w16, x16 in ((True, True), (True, False), (False, False)):
             cases.append(lambda i, spec, space, index=index, w16=w16, x16=x16: {
-                "oc_tile": space["oc_tile"][index % len(space["oc_tile"])], "weights16": w16, "input16": x16})
+                "oc_tile": space["oc_tile"][index % len(space["oc_tile"])], "weights16": w16, "input16": x16,
+                "unroll": index % 2 == 0})
     cases.append(lambda i, spec, space: {"microkernel": "none"})
     cases.append(lambda i, spec, space: {"weight_layout": "IO", "oc_tile": space["oc_tile"][-1]})
     return cases
@@ -142,7 +144,7 @@ def test_dsp_path_is_bit_exact(scons, tmp_path, board, tiles):
     if tiles == "largest":
         args.append(f"schedules={_schedule_file(tmp_path / 's.json', lambda s: {'oc_tile': max(s['oc_tile'])})}")
     elif tiles == "int8 input":
-        pick = lambda s: {'oc_tile': max(s['oc_tile']), 'input16': False}  # noqa: E731
+        pick = lambda s: {'oc_tile': max(s['oc_tile']), 'input16': False, 'unroll': False}  # noqa: E731
         args.append(f"schedules={_schedule_file(tmp_path / 's.json', pick)}")
     elif tiles == "int8":
         args.append(f"schedules={_schedule_file(tmp_path / 's.json', lambda s: {'weights16': False})}")

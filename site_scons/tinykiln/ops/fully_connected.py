@@ -206,7 +206,9 @@ def _schedule_dot(sch, spec):
     if _input16(spec):
         return _schedule_input16(sch, spec, call)
     out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
-    oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
+    oc_outer, oc_inner = sch.split(sch.get_loops(out)[-1], [None, tile])
+    if spec.knobs.get("unroll"):
+        sch.unroll(oc_inner)  # the tile's requantization
     _, rows_loop, _ = loops_at(sch, acc, oc_outer)  # (batch, units tile, depth), unit loops kept
     sch.decompose_reduction(acc, rows_loop)
     name = blockize_dot(sch, rows_loop)  # units tile x depth
@@ -227,7 +229,9 @@ def _schedule_input16(sch, spec, call):
     sch = tvm.s_tir.Schedule(func)
     out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
     batch_loop = sch.get_loops(out)[0]
-    oc_outer, _ = sch.split(sch.get_loops(out)[-1], [None, tile])
+    oc_outer, oc_inner = sch.split(sch.get_loops(out)[-1], [None, tile])
+    if spec.knobs.get("unroll"):
+        sch.unroll(oc_inner)  # the tile's requantization
     _, rows_loop, _ = loops_at(sch, acc, oc_outer)
     sch.decompose_reduction(acc, rows_loop)
     name = blockize_dot(sch, rows_loop)
@@ -268,6 +272,8 @@ def knob_space(spec):
     tiles = divisors_up_to(spec.attrs["units"], 8)
     space = {"weight_layout": ["OI", "IO"], "oc_tile": tiles, "unroll": [False, True]}
     if spec.family == "fully_connected_int8":
+        # with the micro-kernel: the tile's requantization unrolled (a loop of 4 costs 3 a value)
+        space["unroll"] = [True, False]
         # the micro-kernel reads OI rows (with IO it is not used); default: up to four rows a call
         best = max(t for t in tiles if t <= 4)
         space["oc_tile"] = [best, *[t for t in tiles if t != best]]
