@@ -44,7 +44,27 @@ def test_binary_with_constant_operand(tmp_path):
     b = mb.tensor((1, 1, 1, 3), "int8", quant=mb.activation_quant(), data=[5, -100, 77], name="b")
     y = mg.binary(mb, "ADD", a, b)
     lowered = check_against_litert(mb, [a], [y], tmp_path)
-    assert [p.role for p in lowered.calls[0].spec.params] == ["input", "const", "output"]
+    params = lowered.calls[0].spec.params
+    # the two tables of rescaled inputs are constants too
+    assert [(p.name, p.role) for p in params] == [("input1", "input"), ("input2", "const"), ("table1", "const"),
+                                                  ("table2", "const"), ("output", "output")]
+
+
+@pytest.mark.parametrize("kind", ["ADD", "SUB", "MUL"])
+@pytest.mark.parametrize("scales", [(0.02, 0.05, 0.03), (0.5, 0.0005, 0.01), (0.01, 0.012, 3.0), (0.05, 0.04, 0.0002)],
+                         ids=["usual", "far apart", "output 300x (generic requantization)", "tiny output"])
+@pytest.mark.parametrize("activation", ["NONE", "RELU6"])
+def test_int8_binary_scales(kind, scales, activation, tmp_path):
+    """int8 ADD/SUB/MUL with input and output scales far apart: the output multiplier's shift goes
+    past what the fused requantization takes (output 300x: the generic form), a MUL multiplier
+    above one (tiny output), zero points at both ends."""
+    mb = mg.ModelBuilder(3)
+    sa, sb, so = scales
+    a = mb.input((2, 3, 17), "int8", quant=(sa, -128), name="a")
+    b = mb.input((3, 1), "int8", quant=(sb, 127), name="b")
+    y = mb.tensor((2, 3, 17), "int8", quant=(so, 5), name="y")
+    mb.op(kind, [a, b], [y], activation=activation)
+    check_against_litert(mb, [a, b], [y], tmp_path, seeds=(0, 1, 2))
 
 
 @pytest.mark.parametrize("dtype", ["int8", "float32"])

@@ -309,16 +309,16 @@ def requantize_fused_double(x, multiplier, shift1, zero_point) -> np.ndarray:
     return (g >> shift1) >> 1
 
 
-def te_requantize_fused_double(x, multiplier, shift1, zero_point: int):
-    """TIR of requantize_fused_double: int32 x; multiplier and shift1 Python ints (constants) or
-    int32 PrimExprs (per-channel loads); int32 result (not clamped). The rounded high word is
-    tk_rq_mulhi (runtime/kernels/tk_rq.h: one SMMLAR on Cortex-M DSP cores). The final >> 1 comes
-    last so that the SSAT of the clamp takes it into its operand."""
+def te_requantize_fused_double(x, multiplier, shift1, zero_point: int, doubled=False):
+    """TIR of requantize_fused_double: int32 x (2x already if `doubled`); multiplier and shift1
+    Python ints (constants) or int32 PrimExprs (per-channel loads); int32 result (not clamped). The
+    rounded high word is tk_rq_mulhi (runtime/kernels/tk_rq.h: one SMMLAR on Cortex-M DSP cores).
+    The final >> 1 comes last so that the SSAT of the clamp takes it into its operand."""
     from tvm import tirx
 
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
     # x << 1, not x * 2: TVM would distribute a later cast over the product
-    x2 = x << i32(1)
+    x2 = x if doubled else x << i32(1)
     if isinstance(shift1, int):
         c = i32(fused_double_constant(shift1, zero_point))
         mult = i32(multiplier)
@@ -331,6 +331,22 @@ def te_requantize_fused_double(x, multiplier, shift1, zero_point: int):
     hi = c + (x2 >> i32(31))
     g = tirx.call_pure_extern("int32", "tk_rq_mulhi", x2, mult, hi)
     return (g >> shift1) >> i32(1)
+
+
+def te_requantize(x, multiplier: int, shift: int, zero_point: int, x_bound: int, doubled=False):
+    """MultiplyByQuantizedMultiplier(x, multiplier, shift) + zero_point (int32, not clamped) for
+    constant (per-tensor) multipliers and |x| <= x_bound: the fused form where it applies, else
+    TFLite's steps. doubled: the expression is 2x (even, |2x| < 2^31), which saves the fused form a
+    shift."""
+    from tvm import tirx
+
+    shift1 = fused_double_shift(multiplier, shift)
+    if shift1 is not None and x_bound < FUSED_X_LIMIT:
+        return te_requantize_fused_double(x, multiplier, shift1, zero_point, doubled=doubled)
+    if doubled:
+        x = x >> tirx.const(1, "int32")
+    return te_multiply_by_quantized_multiplier(x, multiplier, shift, may_saturate=False) + tirx.const(
+        zero_point, "int32")
 
 
 # Single rounding (FULLY_CONNECTED): (x*m + 2^(T-1)) >> T with T = 31 - shift and x = acc + bias.

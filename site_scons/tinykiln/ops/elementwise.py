@@ -3,8 +3,11 @@
 int8 ADD/SUB as TFLite's general quantized path: both inputs, offset by their zero points, are
 shifted left by 20 and rescaled to twice the larger input scale (MultiplyByQuantizedMultiplier-
 SmallerThanOneExp with per-input multipliers), added or subtracted, rescaled to the output scale,
-offset by the output zero point and clamped. int8 MUL: (x1 - zp1) * (x2 - zp2) rescaled by
-s1 * s2 / s_out (computed in float, as TFLite does), + zp_out, clamped.
+offset by the output zero point and clamped. A rescaled input depends on its int8 value alone, so
+the lowering computes it for all 256 values at build time (TFLite's arithmetic in numpy): the kernel
+reads two int32 tables (SUB negates the second one) and adds, then requantizes the sum with the
+fused form of tinykiln.quant (the sum stays below 2^29). int8 MUL: (x1 - zp1) * (x2 - zp2)
+rescaled by s1 * s2 / s_out (computed in float, as TFLite does), + zp_out, clamped.
 All scalars are baked into attrs; no knobs.
 """
 from __future__ import annotations
@@ -64,9 +67,27 @@ def lower_binary(ctx, op):
         else:
             params.append(param(name, t.dtype, t.shape, "input"))
             args.append(index)
+    if a.dtype == "int8" and kind != "mul":
+        for name, zp_key, mult_key, sign in (("table1", "a_zp", "a_mult", 1), ("table2", "b_zp", "b_mult", 1)):
+            if kind == "sub" and name == "table2":
+                sign = -1
+            params.append(param(name, "int32", (256,), "const"))
+            args.append(sign * rescaled_inputs(attrs[zp_key], *attrs[mult_key]))
     params.append(param("output", y.dtype, y.shape, "output"))
     spec = ctx.spec(f"{kind}_{a.dtype}", params, attrs)
     return [KernelCall(spec, op.index, [*args, op.outputs[0]])]
+
+
+def rescaled_inputs(zero_point: int, multiplier: int, shift: int) -> np.ndarray:
+    """Twice TFLite's rescaled ADD/SUB input, MultiplyByQuantizedMultiplierSmallerThanOneExp(
+    (q - zp) << 20, multiplier, shift), for each int8 value q at index q & 255 (the kernel indexes
+    with the byte read as unsigned). Twice: the fused requantization of the sum wants it doubled
+    (|2 * rescaled| <= 255 * 2^21, so the doubled sum stays below 2^30)."""
+    from tinykiln.quant import multiply_by_quantized_multiplier
+
+    q = np.arange(256, dtype=np.int64).astype(np.uint8).view(np.int8).astype(np.int64)
+    values = (q - zero_point) * (1 << LEFT_SHIFT)
+    return (2 * multiply_by_quantized_multiplier(values, multiplier, shift)).astype(np.int32)
 
 
 def _broadcast_index(in_shape, out_rank):
@@ -80,9 +101,11 @@ def _broadcast_index(in_shape, out_rank):
 
 
 def compute(spec):
-    from tvm import te, tirx
+    from tvm import te
 
-    from tinykiln.quant import te_multiply_by_quantized_multiplier as mbqm
+    from tinykiln.quant import te_requantize
+
+    from .base import clamp_int8
 
     at = spec.attrs
     kind, dtype = spec.family.split("_")
@@ -102,43 +125,42 @@ def compute(spec):
 
         return [a, b, te.compute(out_shape or [1], value, name="output")]
 
-    def offset(idx):
-        va, vb = operands(idx)
-        return va.astype("int32") - at["a_zp"], vb.astype("int32") - at["b_zp"]
-
-    def clamp(raw):
-        lo, hi = at["act"]
-        return tirx.max(tirx.min(raw + at["output_zp"], hi), lo).astype("int8")
-
     if kind == "mul":
         def value(*idx):
-            xa, xb = offset(idx)
-            return clamp(mbqm(xa * xb, at["multiplier"], at["shift"], may_saturate=False))
+            va, vb = operands(idx)
+            product = (va.astype("int32") - at["a_zp"]) * (vb.astype("int32") - at["b_zp"])
+            return clamp_int8(te_requantize(product, at["multiplier"], at["shift"], at["output_zp"], 256 * 256),
+                              at["act"])
 
         return [a, b, te.compute(out_shape or [1], value, name="output")]
 
-    # each rescaled input is its own stage (one scalar temporary after scheduling): nesting the
-    # three rescalings in one expression makes TVM's simplifier blow up
-    scaled_a = te.compute(out_shape or [1], lambda *idx: mbqm(offset(idx)[0] * (1 << LEFT_SHIFT), *at["a_mult"],
-                                                              may_saturate=False), name="scaled_a")
-    scaled_b = te.compute(out_shape or [1], lambda *idx: mbqm(offset(idx)[1] * (1 << LEFT_SHIFT), *at["b_mult"],
-                                                              may_saturate=False), name="scaled_b")
+    # ADD / SUB: twice the rescaled inputs from the tables (SUB's second one negated), summed
+    table1 = te.placeholder((256,), "int32", name="table1")
+    table2 = te.placeholder((256,), "int32", name="table2")
 
     def value(*idx):
-        total = scaled_a[idx] + scaled_b[idx] if kind == "add" else scaled_a[idx] - scaled_b[idx]
-        return clamp(mbqm(total, *at["out_mult"], may_saturate=False))
+        va, vb = operands(idx)
+        doubled = table1[va.astype("uint8").astype("int32")] + table2[vb.astype("uint8").astype("int32")]
+        return clamp_int8(te_requantize(doubled, *at["out_mult"], at["output_zp"], 1 << 29, doubled=True),
+                          at["act"])
 
-    return [a, b, te.compute(out_shape or [1], value, name="output")]
+    return [a, b, table1, table2, te.compute(out_shape or [1], value, name="output")]
 
 
 def schedule(sch, spec):
-    """ADD/SUB: compute both rescaled inputs inside the output's innermost loop."""
-    kind, dtype = spec.family.split("_")
-    if dtype != "int8" or kind == "mul":
+    """int8: one flat loop where nothing broadcasts (the operands then share the output's index),
+    unrolled by up to four elements (fewer loop tests per element)."""
+    at = spec.attrs
+    if not spec.family.endswith("int8"):
         return
-    out = sch.get_sblock("output")
-    for name in ("scaled_a", "scaled_b"):
-        sch.compute_at(sch.get_sblock(name), sch.get_loops(out)[-1])
+    loops = sch.get_loops(sch.get_sblock("output"))
+    if len(loops) > 1 and list(at["a_shape"]) == list(at["b_shape"]) == list(at["out_shape"]):
+        loops = [sch.fuse(*loops)]
+    extent = int(sch.get(loops[-1]).extent)
+    unroll = next((u for u in (4, 2) if extent % u == 0 and extent > u), None)
+    if unroll:
+        _, inner = sch.split(loops[-1], [None, unroll])
+        sch.unroll(inner)
 
 
 OPS = {"ADD": lower_binary, "SUB": lower_binary, "MUL": lower_binary}
