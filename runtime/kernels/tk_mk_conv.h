@@ -162,4 +162,43 @@ TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w,
     }
 }
 
+/* One int16 row of the input16 scratch (ops/conv2d.py Geometry16): `before` pixels of zero points,
+ * the w pixels of input row `row` (c int8 channels each, sign-extended, then cp - c zero points),
+ * zero points up to `len` values; a row outside the input (row < 0 or row >= h) is all zero
+ * points. x is the input's first row, rows w * c apart. */
+TK_MK_INLINE void tk_mk_widen_row(int16_t *dst, const int8_t *x, int32_t row, int32_t h, int32_t before, int32_t w,
+                                  int32_t c, int32_t cp, int32_t len, int32_t zp)
+{
+    int16_t *d = dst, *end = dst + len;
+    if (row >= 0 && row < h) {
+        const int8_t *src = x + row * w * c, *src_end = src + w * c;
+        for (int16_t *lead = d + before * cp; d != lead; d++)
+            *d = (int16_t)zp;
+        if (c == cp) {
+#if TK_MK_DSP
+            /* four values per turn: SXTB16 gives (v0, v2) and (v1, v3), PKHBT/PKHTB put them back
+             * in order; two word stores (unaligned: the row may start at an odd int16) */
+            for (; src_end - src >= 4; src += 4, d += 4) {
+                int32_t v = tk_mk_load4(src), even = __sxtb16(v), odd = tk_mk_sxtb16_ror8(v), lo, hi;
+                __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(lo) : "r"(even), "r"(odd));
+                __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(hi) : "r"(odd), "r"(even));
+                memcpy(d, &lo, 4);
+                memcpy(d + 2, &hi, 4);
+            }
+#endif
+            for (; src != src_end; src++, d++)
+                *d = *src;
+        } else {
+            for (; src != src_end; src += c) {
+                for (int32_t ch = 0; ch < c; ch++)
+                    *d++ = src[ch];
+                for (int32_t ch = c; ch < cp; ch++)
+                    *d++ = (int16_t)zp;
+            }
+        }
+    }
+    for (; d < end; d++)
+        *d = (int16_t)zp;
+}
+
 #endif /* TK_MK_CONV_H */

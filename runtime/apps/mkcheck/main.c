@@ -136,6 +136,41 @@ static unsigned check_conv(int32_t pixels, int32_t rows, int32_t k, int32_t alig
     return 1;
 }
 
+/* tk_mk_widen_row: input rows of w pixels x c channels (h = 3 rows), one padded int16 row with
+ * `before` pixels of zero points, cp channels a pixel and a zero point tail; rows outside the input
+ * are all zero points. The destination starts at an even or odd int16 (unaligned word stores). */
+#define WIDEN_W 9
+#define WIDEN_C 5
+static int8_t wx_buf[3 * WIDEN_W * WIDEN_C];
+static int16_t wd_buf[(WIDEN_W + 4) * (WIDEN_C + 1) + 2 * PAD];
+
+static unsigned check_widen(int32_t row, int32_t before, int32_t w, int32_t c, int32_t cp, unsigned *bad)
+{
+    const int32_t h = 3, zp = next_byte(), len = (before + w + 1) * cp + (w & 1), skew = w & 1;
+    for (unsigned i = 0; i < sizeof wx_buf; i++)
+        wx_buf[i] = next_byte();
+    for (unsigned i = 0; i < sizeof wd_buf / sizeof wd_buf[0]; i++)
+        wd_buf[i] = 0x5a5a;
+    int16_t *dst = wd_buf + skew;
+    tk_mk_widen_row(dst, wx_buf, row, h, before, w, c, cp, len, zp);
+    unsigned wrong = 0;
+    for (int32_t i = 0; i < len; i++) {
+        int32_t pixel = i / cp - before, ch = i % cp, want = zp;
+        if (row >= 0 && row < h && pixel >= 0 && pixel < w && ch < c)
+            want = wx_buf[(row * w + pixel) * c + ch];
+        wrong += dst[i] != want;
+    }
+    for (unsigned i = (unsigned)(skew + len); i < sizeof wd_buf / sizeof wd_buf[0]; i++)
+        wrong += wd_buf[i] != 0x5a5a; /* nothing written past the row */
+    if (wrong) {
+        if (*bad < 5)
+            tk_printf("mkcheck: widen row %ld before %ld w %ld c %ld cp %ld: %u values wrong\n", (long)row, (long)before,
+                      (long)w, (long)c, (long)cp, wrong);
+        (*bad)++;
+    }
+    return 1;
+}
+
 int app_main(void)
 {
     unsigned cases = 0, bad = 0;
@@ -148,6 +183,12 @@ int app_main(void)
             for (int32_t k = 0; k <= CONV_K; k++)
                 for (int32_t aligned = 0; aligned < 2; aligned++)
                     cases += check_conv(pixels, rows, k, aligned, &bad);
+    for (int32_t row = -1; row <= 3; row += 2)
+        for (int32_t before = 0; before <= 2; before++)
+            for (int32_t w = 1; w <= WIDEN_W; w++)
+                for (int32_t c = 1; c <= WIDEN_C; c++)
+                    for (int32_t cp = c; cp <= c + 1; cp++)
+                        cases += check_widen(row, before, w, c, cp, &bad);
     for (int32_t kh = 1; kh <= DW_MAX; kh++)
         for (int32_t kw = 1; kw <= DW_MAX; kw++)
             for (int32_t x_stride = kw; x_stride <= DW_STRIDE_MAX; x_stride += 7 - kw / 2)

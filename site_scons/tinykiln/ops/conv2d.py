@@ -385,17 +385,60 @@ def _schedule_rows16(sch, spec):
         sch.unroll(kh_loop)
     pad = sch.get_sblock("pad")
     sch.compute_at(pad, row_loop)
+    tiles = {name: conv_s16_call(g.xs, g.k, g.k, ow, tile)}
     if g.im2col:
         sch.transform_layout(pad, ("write", 0), lambda b, r, kh, s, j: (b, kh, s, j), assume_injective_transform=True)
-        func = alloc_to_param(sch.mod["main"], "pad", index)
     elif g.recopy:
         sch.transform_layout(pad, ("write", 0), lambda b, r, kh, q: (b, kh, q), assume_injective_transform=True)
-        func = alloc_to_param(sch.mod["main"], "pad", index)
     else:
         sch.rolling_buffer(pad, 0)
-        func = unmark_opaque(alloc_to_param(sch.mod["main"], "pad", index), keep="pad")
-    call = conv_s16_call(g.xs, g.k, g.k, ow, tile)
-    return call_on_tiles(func, {name: call})
+    func = alloc_to_param(sch.mod["main"], "pad", index)
+    if not g.recopy:
+        func = unmark_opaque(func, keep="pad")
+    func = call_on_tiles(func, tiles)
+    return func if g.im2col else _widen_rows(func, a, g)
+
+
+def _widen_rows(func, attrs, g):
+    """Each scratch row filled by one tk_mk_widen_row call instead of TVM's loop over its values
+    (a bounds test per value): the loop over a row's values, whose body is the pad block, becomes
+    the call (under the block's predicate), its addresses the block's at the row's first value.
+    (blockize, as for the other tiles, refuses the rolling buffer's opaque row binding.)"""
+    import tvm_ffi
+    from tvm import tirx
+    from tvm.s_tir.stmt import SBlockRealize
+
+    _, h, w, c = attrs["in_shape"]
+    zero = tirx.const(0, "int32")
+    found = []
+
+    def swap(loop):
+        realize = loop.body
+        if not isinstance(realize, SBlockRealize) or realize.block.name_hint != "pad":
+            return loop
+        block = realize.block
+        binding = {iv.var: value for iv, value in zip(block.iter_vars, realize.iter_values)}
+        first_value = {loop.loop_var: zero}
+
+        def at(expr):
+            # block vars -> their loop expressions, then the row's first value
+            for mapping in (binding, first_value):
+                expr = tvm_ffi.structural_map(expr, (tirx.Var, lambda v, m=mapping: m.get(v, v)), order="post")
+            return expr
+
+        out, src = block.writes[0], block.reads[0]
+        dst = tirx.address_of(tirx.BufferLoad(out.source, [at(r.min) for r in out.region]))
+        first = tirx.address_of(tirx.BufferLoad(src.source, [zero] * len(src.region)))
+        call = tirx.Evaluate(tirx.call_extern(
+            "int32", "tk_mk_widen_row", dst, first, at(src.region[1].min), h, attrs["pad"][2], w, c,
+            channels16(attrs), g.length, attrs["input_zp"]))
+        found.append(loop)
+        return tirx.IfThenElse(at(realize.predicate), call, None)
+
+    result = tvm_ffi.structural_map(func, (tirx.For, swap), order="post")
+    if len(found) != 1:
+        raise AssertionError(f"conv2d input16: expected one pad row loop, found {len(found)}")
+    return result
 
 
 def _schedule_rows(sch, spec):
