@@ -235,7 +235,16 @@ def _edge_model():
     y = _layer(mb, "FULLY_CONNECTED", flat, 9, None, [0.004], 0.3, 10, "NONE", 20000, 7)
     y = _layer(mb, "FULLY_CONNECTED", y, 6, None, [0.01, 0.02, 0.003, 0.6, 0.04, 0.001], 0.3, -1, "RELU", 500, 8)
     y = _layer(mb, "FULLY_CONNECTED", y, 5, None, [0.01, 0.02, 0.003, 0.005, 0.0001], 0.2, 4, "RELU6", 500, 9)
-    return mb, x, y
+    # ADD with a constant (fused output requantization), SUB with an output scale so large that
+    # its multiplier's shift passes 22 (generic), MUL
+    c = mb.tensor((1, 5), "int8", quant=(0.05, -3), data=[-128, -40, 0, 77, 127], name="c")
+    added = mb.tensor((1, 5), "int8", quant=(0.1, 2), name="added")
+    mb.op("ADD", [y, c], [added], activation="RELU")
+    diff = mb.tensor((1, 5), "int8", quant=(0.02 * 2 ** 20, 0), name="diff")
+    mb.op("SUB", [added, y], [diff])
+    product = mb.tensor((1, 5), "int8", quant=(0.07, -9), name="product")
+    mb.op("MUL", [added, y], [product])
+    return mb, x, [y, added, diff, product]
 
 
 EDGE_PATHS = ["tflite", "tflite", "fused", "tflite", "tflite", "fused", "fused", "tflite", "fused"]
@@ -244,18 +253,21 @@ EDGE_PATHS = ["tflite", "tflite", "fused", "tflite", "tflite", "fused", "fused",
 def test_edge_model_takes_both_paths_and_matches_litert(tmp_path):
     from kernelrun import check_against_litert
 
-    mb, x, y = _edge_model()
-    lowered = check_against_litert(mb, [x], [y], tmp_path, seeds=(0, 1, 2))
+    mb, x, ys = _edge_model()
+    lowered = check_against_litert(mb, [x], ys, tmp_path, seeds=(0, 1, 2))
     paths = [c.spec.attrs.get("requant", "fused") for c in lowered.calls]
-    assert paths == EDGE_PATHS
+    assert paths[:len(EDGE_PATHS)] == EDGE_PATHS
+    assert [c.spec.family for c in lowered.calls[len(EDGE_PATHS):]] == ["add_int8", "sub_int8", "mul_int8"]
 
 
-@pytest.mark.parametrize("board", ["mps2-an500", "host"])
+@pytest.mark.parametrize("board", ["mps2-an500", "host", pytest.param("mps2-an386", marks=pytest.mark.slow),
+                                   pytest.param("pynq-z1", marks=pytest.mark.slow)])
 def test_edge_model_on_boards(scons, tmp_path, board):
-    """The DSP twin (SMMLAR, SSAT) on the emulated Cortex-M7; the portable one on the host."""
-    mb, x, y = _edge_model()
+    """The DSP twin (SMMLAR, SSAT) on the emulated Cortex-M7 (and M4); the portable one on the host
+    (and the Cortex-A9)."""
+    mb, x, ys = _edge_model()
     model = tmp_path / "edge.tflite"
-    model.write_bytes(mb.build([x], [y]))
+    model.write_bytes(mb.build([x], ys))
     result = scons(f"board={board}", f"model={model}", "validate=1", "n=3", "werror=1", "use_tuned=0")
     assert result.returncode == 0, result.output[-3000:]
     assert "validation PASS" in result.output, result.output[-3000:]
