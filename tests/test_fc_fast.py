@@ -1,7 +1,8 @@
 """FULLY_CONNECTED int8 with int16 weights packed for tk_mk_fc_s8w16 / tk_mk_fc_s16w16 (the input
 row widened once by tk_mk_fc_widen; runtime/kernels/tk_mk_fc.h): the packing agrees with the index
 the TE compute reads, and every knob combination is bit-exact
-with LiteRT on the portable path (host gcc) and on the DSP path (emulated Cortex-M7 and M4), for
+with LiteRT on the portable path (host gcc), the DSP path (emulated Cortex-M7 and M4) and the NEON
+path (emulated Cortex-A9), for
 batches > 1, depths with every tail (k % 4) and odd or even block counts, tiles of 1..8 rows (groups
 of 4 and the 1..3 left over), per-tensor and per-channel weights, fused RELU/RELU6, no bias."""
 from __future__ import annotations
@@ -131,9 +132,9 @@ def _schedule_file(path, pick):
     return path
 
 
-@pytest.mark.parametrize("board", ["mps2-an500", "mps2-an386"])
+@pytest.mark.parametrize("board", ["mps2-an500", "mps2-an386", "pynq-z1"])  # DSP: M7, M4; NEON: A9
 @pytest.mark.parametrize("tiles", ["default", "largest", "int8 input", "int8"])
-def test_dsp_path_is_bit_exact(scons, tmp_path, board, tiles):
+def test_device_paths_are_bit_exact(scons, tmp_path, board, tiles):
     """Defaults: tiles of 1..4 rows (one group of 1, 2, 3 or 4), the input widened; largest: 5..8
     rows (a group of four and one of 1..4); int8 input: tk_mk_fc_s8w16 (input16 off); int8: the
     int8 rows of tk_mk_dot_s8 (weights16 off)."""

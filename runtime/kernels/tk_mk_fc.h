@@ -23,13 +23,21 @@
  * code as intrinsics, spilled an accumulator and the end pointer); a memory clobber orders them
  * after the stores of the input.
  *
- * The portable twins (host, Cortex-A, cores without DSP) read the same layouts value by value;
+ * On Cortex-A with NEON a block is one VMLAL.S16 per row (four lanes, one per slot). The portable
+ * twins (host, cores without DSP or NEON, TK_MK_PORTABLE) read the same layouts value by value;
  * int32 sums are the same whatever the order (TFLite's reference sums never overflow for int8
  * layers). */
 #ifndef TK_MK_FC_H
 #define TK_MK_FC_H
 
 #include "tk_mk.h"
+
+#if !TK_MK_DSP && defined(__ARM_NEON) && !defined(TK_MK_PORTABLE)
+#define TK_MK_FC_NEON 1
+#include <arm_neon.h>
+#else
+#define TK_MK_FC_NEON 0
+#endif
 
 /* taps 0..3 of a block sit at slots (0, 2, 1, 3): the permutation is its own inverse */
 #define TK_MK_FC_SLOT(j) ((j) == 1 ? 2 : (j) == 2 ? 1 : (j))
@@ -115,6 +123,43 @@
         wp += 4 * g;                                                                               \
     }
 
+#if TK_MK_FC_NEON
+/* The NEON twin (Cortex-A, where the compiler vectorised tk_mk_dot_s8's plain loops but not the
+ * interleaved rows above): a block's four slots are the lanes of one VMLAL.S16 per row, summed
+ * at the end. */
+TK_MK_INLINE int32_t tk_mk_fc_hsum(int32x4_t v)
+{
+    int32x2_t s = vadd_s32(vget_low_s32(v), vget_high_s32(v));
+    return vget_lane_s32(vpadd_s32(s, s), 0);
+}
+
+/* lanes += one block (inputs xv: int16x4 in slot order) against the group's g rows at wp */
+#define TK_MK_FC_NEON_BLOCK(xv)                                                                    \
+    do {                                                                                           \
+        if (g >= 2) {                                                                              \
+            int16x8_t w01 = vld1q_s16(wp);                                                         \
+            l0 = vmlal_s16(l0, (xv), vget_low_s16(w01));                                           \
+            l1 = vmlal_s16(l1, (xv), vget_high_s16(w01));                                          \
+        } else {                                                                                   \
+            l0 = vmlal_s16(l0, (xv), vld1_s16(wp));                                                \
+        }                                                                                          \
+        if (g == 4) {                                                                              \
+            int16x8_t w23 = vld1q_s16(wp + 8);                                                     \
+            l2 = vmlal_s16(l2, (xv), vget_low_s16(w23));                                           \
+            l3 = vmlal_s16(l3, (xv), vget_high_s16(w23));                                          \
+        } else if (g == 3) {                                                                       \
+            l2 = vmlal_s16(l2, (xv), vld1_s16(wp + 8));                                            \
+        }                                                                                          \
+        wp += 4 * g;                                                                               \
+    } while (0)
+#define TK_MK_FC_NEON_BEGIN int32x4_t l0 = vdupq_n_s32(0), l1 = l0, l2 = l0, l3 = l0;
+#define TK_MK_FC_NEON_END                                                                          \
+    a0 += tk_mk_fc_hsum(l0);                                                                       \
+    a1 += tk_mk_fc_hsum(l1);                                                                       \
+    a2 += tk_mk_fc_hsum(l2);                                                                       \
+    a3 += tk_mk_fc_hsum(l3);
+#endif
+
 /* Accumulators in, the k % 4 tail (in order in both the input and the weights), accumulators out:
  * the frame of both group functions around their whole blocks. */
 #define TK_MK_FC_GROUP_BEGIN                                                                       \
@@ -150,6 +195,25 @@ TK_MK_INLINE void tk_mk_fc_group(const int8_t *x, const int16_t *w, int32_t k, i
 #if TK_MK_DSP
     const int8_t *xp = x, *end = x + whole;
     TK_MK_FC_BLOCKS(TK_MK_FC_X8);
+#elif TK_MK_FC_NEON
+    {
+        /* two blocks from one 8-byte load (element size 1: no alignment needed), slots reordered
+         * by VTBL, widened by VMOVL; a last odd block from its bytes */
+        static const int8_t slots[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+        const int8x8_t order = vld1_s8(slots);
+        TK_MK_FC_NEON_BEGIN
+        int32_t q = 0;
+        for (; q + 8 <= whole; q += 8) {
+            int16x8_t xv = vmovl_s8(vtbl1_s8(vld1_s8(x + q), order));
+            TK_MK_FC_NEON_BLOCK(vget_low_s16(xv));
+            TK_MK_FC_NEON_BLOCK(vget_high_s16(xv));
+        }
+        if (q < whole) {
+            const int16_t last[4] = {x[q], x[q + 2], x[q + 1], x[q + 3]};
+            TK_MK_FC_NEON_BLOCK(vld1_s16(last));
+        }
+        TK_MK_FC_NEON_END
+    }
 #else
 #define TK_MK_FC_XS8(q, j) x[(q) + TK_MK_FC_SLOT(j)]
     TK_MK_FC_PORTABLE_BLOCKS(TK_MK_FC_XS8)
@@ -165,6 +229,17 @@ TK_MK_INLINE void tk_mk_fc_group16(const int16_t *x, const int16_t *w, int32_t k
 #if TK_MK_DSP
     const int16_t *xp = x, *end = x + whole;
     TK_MK_FC_BLOCKS(TK_MK_FC_X16);
+#elif TK_MK_FC_NEON
+    TK_MK_FC_NEON_BEGIN
+    int32_t q = 0;
+    for (; q + 8 <= whole; q += 8) {
+        int16x8_t xv = vld1q_s16(x + q);
+        TK_MK_FC_NEON_BLOCK(vget_low_s16(xv));
+        TK_MK_FC_NEON_BLOCK(vget_high_s16(xv));
+    }
+    if (q < whole)
+        TK_MK_FC_NEON_BLOCK(vld1_s16(x + q));
+    TK_MK_FC_NEON_END
 #else
 #define TK_MK_FC_XS16(q, j) x[(q) + (j)]
     TK_MK_FC_PORTABLE_BLOCKS(TK_MK_FC_XS16)
@@ -214,7 +289,14 @@ TK_MK_INLINE void tk_mk_fc_widen(const int8_t *x, int16_t *x16, int32_t k)
                          : "memory");
     }
 #else
-    for (int32_t i = 0; i < whole; i += 4)
+    int32_t i = 0;
+#if TK_MK_FC_NEON
+    static const int8_t slots[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+    const int8x8_t order = vld1_s8(slots);
+    for (; i + 8 <= whole; i += 8)
+        vst1q_s16(x16 + i, vmovl_s8(vtbl1_s8(vld1_s8(x + i), order)));
+#endif
+    for (; i < whole; i += 4)
         for (int32_t j = 0; j < 4; j++)
             x16[i + j] = x[i + TK_MK_FC_SLOT(j)];
 #endif
