@@ -6,13 +6,19 @@ int8: acc = sum(w * (x - input_zp)) + bias, zero point folded into the bias; per
 as TFLite's GetQuantizedConvolutionMultipler (the scale product in float), per-channel ones as for
 convolutions; the rescaling rounds once ((acc * m + 2^(30-s)) >> (31-s)), as LiteRT's reference
 FULLY_CONNECTED does, where convolutions round twice.
-Knobs: weight_layout (OI: TFLite's rows; IO: units innermost, for tiles), oc_tile, unroll, and for
-int8 microkernel: "dot_s8" (default) calls a dot-product micro-kernel on each tile of OI rows, "none"
-leaves the whole loop nest to TVM; weights16 (int8 with the micro-kernel, default on): the weights
-re-packed at build time as int16, interleaved across the rows of a tile in the order
-tk_mk_fc_s8w16 (runtime/kernels/tk_mk_fc.h) multiplies them (pack_fc_w16), so on a DSP core it
-loads two rows' four-input blocks with one LDM and multiplies them with no unpacking (twice the
-weight bytes, about half the instructions per MAC); off: int8 rows and tk_mk_dot_s8 (tk_mk.h).
+Knobs: weight_layout (OI: TFLite's rows; IO: units innermost, for tiles), oc_tile, unroll (int8 with
+the micro-kernel, default on: the tile's requantization unrolled; otherwise TVM's oc tile), and
+for int8:
+  microkernel  "dot_s8" (default) calls a dot-product micro-kernel on each tile of OI rows, "none"
+               leaves the whole loop nest to TVM;
+  weights16    (with the micro-kernel, default on) the weights re-packed at build time as int16,
+               interleaved across the rows of a tile in the order tk_mk_fc_s8w16
+               (runtime/kernels/tk_mk_fc.h) multiplies them (pack_fc_w16), so a DSP core loads two
+               rows' four-input blocks with one LDM and multiplies them with no unpacking (twice
+               the weight bytes, about half the instructions per MAC); off: int8 rows, tk_mk_dot_s8;
+  input16      (with weights16; default on where depth <= INPUT16_DEPTH) each input row widened to
+               int16 once (tk_mk_fc_widen, into a one-row arena scratch), then tk_mk_fc_s16w16: one
+               LDRD per four inputs instead of LDR + 2 SXTB16 per four inputs and four rows.
 """
 from __future__ import annotations
 
