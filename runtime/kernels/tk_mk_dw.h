@@ -127,13 +127,13 @@ TK_MK_INLINE void tk_mk_dw_chunk3(const int16_t *x, int32_t x_stride, const int1
 TK_MK_INLINE void tk_mk_dw_row3_dsp(const int16_t *x, int32_t x_stride, const int16_t *w, int32_t kh,
                                     int32_t n, int32_t bias, int32_t *acc)
 {
-    /* chunks of 4 from the start (each starts on a word: LDRD needs that), then a last chunk of 1
+    /* chunks of 6 from the start (each starts on a word: LDRD needs that), then a last chunk of 1
      * to 6 outputs; the last chunk's size and place are constants of n, not of the loop (GCC then
      * folds the switch before it checks array bounds) */
-    const int32_t last = n <= 6 ? n : 3 + (n - 3) % 4, at = n - last;
-#pragma GCC unroll 8
-    for (int32_t s = 0; s < at; s += 4)
-        tk_mk_dw_chunk3(x + s, x_stride, w, kh, 4, bias, acc + s);
+    const int32_t last = 1 + (n - 1) % 6, at = n - last;
+#pragma GCC unroll 4
+    for (int32_t s = 0; s < at; s += 6)
+        tk_mk_dw_chunk3(x + s, x_stride, w, kh, 6, bias, acc + s);
     switch (last) {
     case 6:
         tk_mk_dw_chunk3(x + at, x_stride, w, kh, 6, bias, acc + at);
