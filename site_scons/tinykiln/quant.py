@@ -9,6 +9,10 @@
    as a TIR expression. TFLite rounds twice (SaturatingRoundingDoublingHighMul, then
    RoundingDivideByPOT, both half away from zero); `tvm.tirx.q_multiply_shift` rounds once, half up,
    so it is not used.
+4. Fused forms (end of this file): where build-time facts allow (no left shift, rs >= 1, bounded
+   accumulators), the same results in a few instructions per output (one SMMLAR or SMLAL), with
+   the output zero point and the roundings folded into per-channel constants. Each has a numpy
+   model of the generated code that tests compare with (2).
 
 TFLite semantics (gemmlowp), for int32 x, multiplier m in [2^30, 2^31) (or 0) and shift s:
     left = max(s, 0); right = max(-s, 0)
