@@ -162,6 +162,29 @@ TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w,
     }
 }
 
+/* acc[p * rows + r] = bias[r] for p < pixels, r < rows: input16's accumulators start from the bias
+ * (the requantization then adds nothing). */
+TK_MK_INLINE void tk_mk_acc_init(int32_t *acc, const int32_t *bias, int32_t pixels, int32_t rows)
+{
+    if (rows <= 4) {
+        /* the tile's biases in registers, stored per pixel (pairs merge into STRD) */
+        int32_t b0 = bias[0], b1 = rows > 1 ? bias[1] : 0, b2 = rows > 2 ? bias[2] : 0, b3 = rows > 3 ? bias[3] : 0;
+        for (int32_t p = 0; p < pixels; p++, acc += rows) {
+            acc[0] = b0;
+            if (rows > 1)
+                acc[1] = b1;
+            if (rows > 2)
+                acc[2] = b2;
+            if (rows > 3)
+                acc[3] = b3;
+        }
+        return;
+    }
+    for (int32_t p = 0; p < pixels; p++, acc += rows)
+        for (int32_t r = 0; r < rows; r++)
+            acc[r] = bias[r];
+}
+
 /* One int16 row of the input16 scratch (ops/conv2d.py Geometry16): `before` pixels of zero points,
  * the w pixels of input row `row` (c int8 channels each, sign-extended, then cp - c zero points),
  * zero points up to `len` values; a row outside the input (row < 0 or row >= h) is all zero

@@ -353,8 +353,24 @@ def _compute_rows16(spec):
         lambda b, r, s, o: te.sum(row_of(b, r, kh, s, k).astype("int32") * wt[kh, o, k].astype("int32"),
                                   axis=[kh, k]),
         name="acc")
-    tail = epilogue(spec, acc, oc_axis=3)
+    # the accumulators start from the bias (the schedule's acc_init tile, _init_from_bias)
+    tail = epilogue(spec, acc, oc_axis=3, bias_in_acc=_bias_init(spec))
     return [x, wt, *tail[:-1], wide, tail[-1]]
+
+
+def _bias_init(spec) -> bool:
+    """Whether input16's accumulators start from the bias (an int32 bias param: not with a fused
+    single rounding, whose int64 offset carries bias * multiplier)."""
+    return any(p.name == "bias" for p in spec.params)
+
+
+def _init_from_bias(block, address, tile, pixels, bias):
+    """Args builder of the acc_init tile: tk_mk_acc_init(acc, bias + first channel, pixels, rows)."""
+    from tvm import tirx
+
+    out = block.writes[0]
+    first = tirx.address_of(tirx.BufferLoad(bias, [out.region[3].min]))
+    return [address(out), first, pixels, tile]
 
 
 def _schedule_rows16(sch, spec):
@@ -379,13 +395,19 @@ def _schedule_rows16(sch, spec):
     sch.reorder(oc_outer, s_loop)
     _, _, pixels, rows_loop, kh_loop, k_loop = loops_at(sch, acc, oc_outer)
     sch.reorder(kh_loop, pixels, rows_loop, k_loop)
-    sch.decompose_reduction(acc, kh_loop)
+    init = sch.decompose_reduction(acc, kh_loop)
     name = blockize_dot(sch, pixels)
     if spec.knobs.get("unroll") and g.taps > 1:
         sch.unroll(kh_loop)
+    tiles = {name: conv_s16_call(g.xs, g.k, g.k, ow, tile)}
+    if _bias_init(spec):
+        # the accumulators of the (ow x tile) tile set from the tile's biases by one call
+        bias = next(p for p in sch.mod["main"].params if p.name == "bias")
+        init_name = blockize_dot(sch, sch.get_loops(init)[-2])
+        tiles[init_name] = ("tk_mk_acc_init",
+                            lambda block, address: _init_from_bias(block, address, tile, ow, bias))
     pad = sch.get_sblock("pad")
     sch.compute_at(pad, row_loop)
-    tiles = {name: conv_s16_call(g.xs, g.k, g.k, ow, tile)}
     if g.im2col:
         sch.transform_layout(pad, ("write", 0), lambda b, r, kh, s, j: (b, kh, s, j), assume_injective_transform=True)
     elif g.recopy:
