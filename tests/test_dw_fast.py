@@ -1,12 +1,12 @@
 """DEPTHWISE_CONV_2D int8, layout ROW16 (the default where the stride across the width is 1): one
 input channel's padded int16 plane at a time, one tk_mk_dw_row_s16 call per output row
-(runtime/kernels/tk_mk_dw.h: the 3x3 body keeps the weights in registers and computes up to six
-outputs per pass with SMLAD/SMLABT/SMLATB; other widths a generic pair-wise body; plain C
-elsewhere). Bit-exact against LiteRT on the host (portable C), on the emulated Cortex-M7 and
-Cortex-M4 (DSP path), for every layout of the knob space and odd shapes: each row width 1..13 of
-the 3x3 body (its chunks of 4, 5 and 6 and their tails), other kernel widths, strides and
-dilation along the height, depth multiplier 2, channel counts not a multiple of 4, per-tensor
-and per-channel quantization."""
+(runtime/kernels/tk_mk_dw.h: rows of three taps load a filter row's two weight words with one
+LDRD and compute up to six outputs per pass with SMLAD/SMLABT/SMLATB; other widths a generic
+pair-wise body; plain C elsewhere). Bit-exact against LiteRT on the host (portable C), on the
+emulated Cortex-M7 and Cortex-M4 (DSP path), for every layout of the knob space and odd shapes:
+each row width 1..13 of the three-tap body (chunks of 6, last chunks of 1..6), other kernel
+widths, strides and dilation along the height, depth multiplier 2, channel counts not a multiple
+of 4, per-tensor and per-channel quantization."""
 from __future__ import annotations
 
 import numpy as np

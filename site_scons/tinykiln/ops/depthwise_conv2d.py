@@ -4,18 +4,19 @@ Output channel o reads input channel o // depth_multiplier. int8 as TFLite's Dep
 with the input zero point folded into the bias as for CONV_2D (padding taps read input_zp).
 
 Knob `layout` (int8):
-  ROW16  the default where it applies (stride 1 and no dilation across the width): per input
-         channel, tk_mk_dw_fill_s16 copies the channel's plane of the input, padded with input_zp,
+  ROW16  the default where it applies (stride 1 and no dilation across the width, an activation
+         range of more than one value: see row16_usable): per input channel, tk_mk_dw_fill_s16 copies the channel's plane of the input, padded with input_zp,
          into an arena scratch param as int16 (rows of an even width with a spare column; the
          border is written on the first channel only, later ones overwrite the interior), then per
          output row of each of its output channels one tk_mk_dw_row_s16 call (runtime/kernels/
          tk_mk_dw.h) fills the row's accumulators, starting from the folded bias, and TVM
          requantizes them (a short row unrolled: the accumulators stay in registers; the
          channel's multiplier and shift read once per channel). The weights are re-packed at
-         build time as int16 per filter row (pack_row16): on Cortex-M DSP cores a 3x3 filter
-         stays in six registers and each output takes two SMLAD-family MACs per filter row.
-  CHW16  the default where ROW16 does not apply (no dilation across the width, a window of 2+ taps): for
-         each input channel in turn, the kernel copies that channel's plane of the input, padded
+         build time as int16 per filter row (pack_row16): on Cortex-M DSP cores a three-tap
+         filter row is two words (one LDRD) and each output takes two SMLAD-family MACs per
+         filter row, the input words loaded once (LDRD) for up to six outputs.
+  CHW16  the default where ROW16 does not apply but this does (no dilation across the width, a
+         window of 2+ taps): for each input channel in turn, the kernel copies that channel's plane of the input, padded
          with input_zp, into an arena scratch param as int16 (rows, width), then computes the
          channel's outputs from it: the taps of one filter row are contiguous int16 values, two per
          word, and the scratch is one plane (not the whole input). The weights are re-packed at build time as int16
