@@ -224,4 +224,36 @@ TK_MK_INLINE void tk_mk_widen_row(int16_t *dst, const int8_t *x, int32_t row, in
         *d = (int16_t)zp;
 }
 
+/* One output pixel's window as one int16 run (the im2col scratch, ops/conv2d.py Geometry16): for
+ * each of the kh filter rows (input rows row0, row0 + dh, ...) the kw taps at columns col0, col0 + dw,
+ * ... of c channels each, sign-extended, zero points where a tap falls outside the input; then zero
+ * points up to `window` values. x is the input (h rows of w pixels of c channels). */
+TK_MK_INLINE void tk_mk_im2col_s16(int16_t *dst, const int8_t *x, int32_t row0, int32_t col0, int32_t h, int32_t w,
+                                   int32_t c, int32_t kh, int32_t kw, int32_t dh, int32_t dw, int32_t window,
+                                   int32_t zp)
+{
+    int16_t *d = dst, *end = dst + window;
+    const int32_t run = kw * c;
+    /* a run wholly inside the row (no dilation across): kw * c contiguous values */
+    const int32_t whole = dw == 1 && col0 >= 0 && col0 + kw <= w;
+    for (int32_t t = 0, row = row0; t < kh; t++, row += dh) {
+        if (row < 0 || row >= h) {
+            for (int32_t i = 0; i < run; i++)
+                d[i] = (int16_t)zp;
+        } else if (whole) {
+            const int8_t *src = x + (row * w + col0) * c;
+            for (int32_t i = 0; i < run; i++)
+                d[i] = src[i];
+        } else {
+            const int8_t *xr = x + row * w * c;
+            for (int32_t j = 0, col = col0; j < kw; j++, col += dw)
+                for (int32_t ch = 0; ch < c; ch++)
+                    d[j * c + ch] = col >= 0 && col < w ? xr[col * c + ch] : (int16_t)zp;
+        }
+        d += run;
+    }
+    for (; d < end; d++)
+        *d = (int16_t)zp;
+}
+
 #endif /* TK_MK_CONV_H */

@@ -418,13 +418,14 @@ def _schedule_rows16(sch, spec):
     if not g.recopy:
         func = unmark_opaque(func, keep="pad")
     func = call_on_tiles(func, tiles)
-    return func if g.im2col else _widen_rows(func, a, g)
+    return _widen_rows(func, a, g)
 
 
 def _widen_rows(func, attrs, g):
-    """Each scratch row filled by one tk_mk_widen_row call instead of TVM's loop over its values
-    (a bounds test per value): the loop over a row's values, whose body is the pad block, becomes
-    the call (under the block's predicate), its addresses the block's at the row's first value.
+    """Each scratch row filled by one tk_mk_widen_row call (im2col: each pixel's window by one
+    tk_mk_im2col_s16 call) instead of TVM's loop over its values (a bounds test per value): the
+    loop over a row's values, whose body is the pad block, becomes the call (under the block's
+    predicate), its addresses the block's at the row's first value.
     (blockize, as for the other tiles, refuses the rolling buffer's opaque row binding.)"""
     import tvm_ffi
     from tvm import tirx
@@ -451,9 +452,18 @@ def _widen_rows(func, attrs, g):
         out, src = block.writes[0], block.reads[0]
         dst = tirx.address_of(tirx.BufferLoad(out.source, [at(r.min) for r in out.region]))
         first = tirx.address_of(tirx.BufferLoad(src.source, [zero] * len(src.region)))
-        call = tirx.Evaluate(tirx.call_extern(
-            "int32", "tk_mk_widen_row", dst, first, at(src.region[1].min), h, attrs["pad"][2], w, c,
-            channels16(attrs), g.length, attrs["input_zp"]))
+        if g.im2col:
+            # one pixel's window (block vars b, r, _, s, j: the output row and pixel)
+            (sh, sw), (dh, dw) = attrs["stride"], attrs["dilation"]
+            r, s = at(realize.iter_values[1]), at(realize.iter_values[3])
+            call = tirx.call_extern(
+                "int32", "tk_mk_im2col_s16", dst, first, r * sh - attrs["pad"][0], s * sw - attrs["pad"][2], h, w,
+                c, *attrs["kernel"], dh, dw, g.k, attrs["input_zp"])
+        else:
+            call = tirx.call_extern(
+                "int32", "tk_mk_widen_row", dst, first, at(src.region[1].min), h, attrs["pad"][2], w, c,
+                channels16(attrs), g.length, attrs["input_zp"])
+        call = tirx.Evaluate(call)
         found.append(loop)
         return tirx.IfThenElse(at(realize.predicate), call, None)
 
@@ -557,9 +567,11 @@ _STACK_LIMIT = 1024
 
 
 def _short_runs(attrs) -> bool:
-    """Filter rows of under 8 taps over several rows: the per-call cost of one call per filter row
-    outweighs gathering each window (kws' first layer: 10 rows of 4 taps)."""
-    return attrs["kernel"][1] * attrs["in_shape"][3] < 8 and attrs["kernel"][0] > 1
+    """Few input channels over several filter rows: gathering each window (tk_mk_im2col_s16, a few
+    instructions per tap) beats one short run per filter row (a call and a block's accumulators
+    each) and the padding channel of odd counts (kws' first layer: 10 rows of 4 taps; resnet8's and
+    cifar10's first: 3 channels)."""
+    return attrs["in_shape"][3] <= 4 and attrs["kernel"][0] > 1
 
 
 def tile16(attrs, oc_tile: int) -> int:
