@@ -23,7 +23,8 @@ SHAPES = [
     ((1, 6, 9, 3), (2, 4), 1, (1, 1), (1, 1), "SAME", True),      # even kernel width (generic body)
     ((1, 7, 5, 1), (1, 5), 3, (1, 1), (1, 1), "SAME", False),     # one filter row of 5 taps
     ((1, 5, 4, 6), (3, 1), 1, (1, 1), (1, 1), "SAME", True),      # one tap a row
-    ((1, 4, 13, 4), (3, 3), 1, (1, 1), (1, 1), "SAME", True),     # 13 outputs: chunks 4, 4, 5
+    ((1, 4, 13, 4), (3, 3), 1, (1, 1), (1, 1), "SAME", True),     # 13 outputs: chunks 6, 6, 1
+    ((1, 3, 300, 2), (3, 3), 1, (1, 1), (1, 1), "SAME", True),    # 300 outputs a row: calls of 100
 ]
 
 
@@ -79,15 +80,25 @@ def test_row16_scratch_is_one_plane(shape, kernel, multiplier, stride, dilation,
     assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} values differ"
 
 
-def test_strided_columns_fall_back_to_chw16():
-    """A stride across the width is not ROW16's: the space starts with CHW16 then."""
+@pytest.mark.parametrize("shape, stride", [
+    ((1, 6, 8, 3), (1, 2)),    # a stride across the width
+    ((1, 2, 131, 2), (1, 1)),  # a row too long for one call and no even divisor to split it by
+])
+def test_where_row16_does_not_apply_chw16_is_the_default(shape, stride):
     from kernelrun import load_graph
 
     from tinykiln.ops import lower
 
-    mb, x, y = _single((1, 6, 8, 3), (3, 3), 1, (1, 2), (1, 1), "SAME", True)
+    mb, x, y = _single(shape, (3, 3), 1, stride, (1, 1), "SAME", True)
     spec = lower(load_graph(mb.build([x], [y]), mb, [x], [y])).calls[0].spec
     assert spec.knobs["layout"] == "CHW16"
+
+
+def test_row16_tiles_of_long_rows():
+    from tinykiln.ops.depthwise_conv2d import row16_tile
+
+    assert [row16_tile({"out_shape": [1, 1, ow, 1]}) for ow in (5, 128, 300, 296, 131, 258)] == \
+        [5, 128, 100, 74, None, 86]
 
 
 def _widths_model(path):
@@ -133,6 +144,24 @@ def test_widths_chain_on_host(tmp_path):
     got = run_lowered(graph, lowered, inputs, tmp_path / "run")
     for w, g in zip(want, got):
         assert np.array_equal(w, g), f"{np.count_nonzero(w != g)} of {w.size} values differ"
+
+
+def _wide_model(path):
+    """Rows of 300 and 296 outputs: tk_mk_dw_row_s16 calls of 100 and 74 outputs (the acc tiles
+    start inside the row); dilated rows; LDRD offsets beyond a row of the plane."""
+    mb = mg.ModelBuilder(6)
+    x = mb.input((1, 5, 300, 2), "int8", name="input")
+    y = mg.depthwise_conv2d(mb, x, (3, 3), padding="SAME", dilation=(2, 1), activation="RELU")
+    y = mg.depthwise_conv2d(mb, y, (2, 5), padding="VALID", per_channel=False)
+    path.write_bytes(mb.build([x], [y]))
+    return path
+
+
+def test_wide_rows_on_cortex_m7(scons, tmp_path):
+    model = _wide_model(tmp_path / "wide.tflite")
+    result = scons("board=mps2-an500", f"model={model}", "validate=1", "n=2", "werror=1", "use_tuned=0")
+    assert result.returncode == 0, result.output
+    assert "validation PASS" in result.output, result.output
 
 
 @pytest.mark.parametrize("board", ["mps2-an500", pytest.param("mps2-an386", marks=pytest.mark.slow)])

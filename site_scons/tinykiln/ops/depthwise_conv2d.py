@@ -209,12 +209,26 @@ def _schedule_chw16(sch, spec):
     return call_on_tiles(alloc_to_param(sch.mod["main"], "pad", index), {name: ("tk_mk_dw_s16", build)})
 
 
+ROW16_TILE = 128  # most outputs of a row per micro-kernel call (their accumulators: 512 B of stack)
+
+
+def row16_tile(attrs) -> int | None:
+    """Outputs of a row per tk_mk_dw_row_s16 call: the whole row if it is short enough, else the
+    largest even divisor of its width up to ROW16_TILE (each call's first input word must be on a
+    word: its LDRDs need that), None if there is none."""
+    ow = attrs["out_shape"][2]
+    if ow <= ROW16_TILE:
+        return ow
+    return max((t for t in range(2, ROW16_TILE + 1, 2) if ow % t == 0), default=None)
+
+
 def row16_usable(attrs) -> bool:
-    """ROW16 slides along the input row one column per output: stride 1, no dilation across. Not
-    for an activation range of one value: TVM then folds the output to a constant and drops the
-    accumulators the micro-kernel would write a row of."""
+    """ROW16 slides along the input row one column per output: stride 1, no dilation across, rows
+    that split into tiles (row16_tile). Not for an activation range of one value: TVM then folds
+    the output to a constant and drops the accumulators the micro-kernel would write a row of."""
     lo, hi = attrs["act"]
-    return attrs["stride"][1] == 1 and attrs["dilation"][1] == 1 and lo != hi
+    return (attrs["stride"][1] == 1 and attrs["dilation"][1] == 1 and lo != hi
+            and row16_tile(attrs) is not None)
 
 
 def row16_plane(attrs) -> tuple[int, int]:
@@ -328,7 +342,6 @@ def _schedule_row16(sch, spec):
     a = spec.attrs
     kh_n, kw_n = a["kernel"]
     _, h, w, c = a["in_shape"]
-    ow = a["out_shape"][2]
     pt, _, pl, _ = a["pad"]
     rows, stride = row16_plane(a)
     depth = a["depth_multiplier"]
@@ -337,17 +350,19 @@ def _schedule_row16(sch, spec):
     out, acc, pad = sch.get_sblock("output"), sch.get_sblock("acc"), sch.get_sblock("pad")
     b, r, s, o = sch.get_loops(out)
     ch, m = sch.split(o, [None, depth])
-    sch.reorder(b, ch, r, m, s)
-    acc_tile = sch.get(sch.blockize(loops_at(sch, acc, m)[0])).name_hint
+    tile = row16_tile(a)
+    s, s_in = sch.split(s, [None, tile])
+    sch.reorder(b, ch, r, m, s, s_in)
+    acc_tile = sch.get(sch.blockize(loops_at(sch, acc, s)[0])).name_hint
     # A channel's multiplier and shift in locals read once per channel: the int8 stores of the
     # output could alias the params, so C would reload them (and redo the shift arithmetic
     # derived from them) for every output value.
     if "multiplier" in [p.name for p in spec.params]:
         for name in ("multiplier", "shift"):
             sch.compute_at(sch.cache_read(out, name, "global"), ch)
-    if ow <= 8:
+    if tile <= 8:
         # a short row's accumulators become registers once the loop over them is unrolled
-        sch.unroll(s)
+        sch.unroll(s_in)
     pad_loops = loops_at(sch, pad, ch)
     sch.transform_layout(pad, ("write", 0), lambda n_, row, c_, col: (row, col),
                          assume_injective_transform=True)
@@ -372,7 +387,7 @@ def _schedule_row16(sch, spec):
         wt = next(rg for rg in block.reads if rg.source.name == "weights")
         return tirx.call_extern(
             "int32", "tk_mk_dw_row_s16", address(x.source, [rg.min for rg in x.region]),
-            a["dilation"][0] * stride, address(wt.source, [rg.min for rg in wt.region]), kh_n, kw_n, ow,
+            a["dilation"][0] * stride, address(wt.source, [rg.min for rg in wt.region]), kh_n, kw_n, tile,
             tirx.BufferLoad(bias_buffer, [wt.region[0].min]),
             address(accs.source, [rg.min for rg in accs.region]))
 
