@@ -4,9 +4,9 @@
  * of that channel's padded plane (rows of `stride` values, width innermost, zero point around it):
  *   tk_mk_dw_fill_s16  copies the channel into the plane (the border only on the first call, as
  *                      the interior is all later channels overwrite);
- *   tk_mk_dw_row_s16   computes one output row of the channel (stride 1 across the width): two
- *                      neighbouring outputs at a time, each input word (two int16 of one row)
- *                      loaded once for both, the accumulators starting from the bias.
+ *   tk_mk_dw_row_s16   computes one output row of the channel (stride 1 across the width), the
+ *                      accumulators starting from the bias: each input word (two int16 of one
+ *                      row) loaded once for two (any width) or up to four (three taps) outputs.
  *
  * Weights of tk_mk_dw_row_s16, packed at build time per filter row of kw taps (w0 .. w(kw-1)):
  *   E: w0 w1 .. w(kw-1), zero-padded to an even count ke = kw + (kw & 1)
@@ -56,8 +56,7 @@ TK_MK_INLINE void tk_mk_dw_fill_s16(int16_t *plane, int32_t rows, int32_t stride
 }
 
 #if TK_MK_DSP
-/* Two int16 from a word-aligned address: unlike tk_mk_load2x16, neighbouring loads may merge into
- * one LDRD. */
+/* Two int16 from an address on a word (an aligned LDR; tk_mk_load2x16 allows any address). */
 typedef int32_t tk_mk_word __attribute__((may_alias, aligned(4)));
 
 TK_MK_INLINE int32_t tk_mk_load2x16a(const int16_t *p)
@@ -88,11 +87,12 @@ typedef int64_t tk_mk_dword __attribute__((may_alias, aligned(4)));
  * X_k = (x[2k], x[2k + 1]):
  *   out[2k]     = X_k . (w0, w1) + X_(k+1).bottom * w2      (SMLAD, SMLABT)
  *   out[2k + 1] = X_k.top * w0 + X_(k+1) . (w1, w2)         (SMLATB, SMLAD)
- * Each input word feeds up to four outputs. */
-
-/* Outputs 0 .. m - 1 (m <= 6) of a row, the filter rows one after the other: per filter row one
- * LDRD of its two weight words, LDRDs of the input words the m outputs read, two MACs per output;
- * the m accumulators, the two weights and the words fit in registers. */
+ * Each input word feeds up to four outputs.
+ * tk_mk_dw_chunk3: outputs 0 .. m - 1 (m <= 6) of a row, the filter rows one after the other: per
+ * filter row one LDRD of its two weight words, LDRDs of the input words the m outputs read, two
+ * MACs per output; the m accumulators, the two weights and the words fit in registers. (Tried:
+ * the six weight words of a 3x3 filter kept in registers while sliding along the row two outputs
+ * at a time: GCC then spills and reloads, 15% slower on kws.) */
 TK_MK_INLINE void tk_mk_dw_chunk3(const int16_t *x, int32_t x_stride, const int16_t *w, int32_t kh,
                                   int32_t m, int32_t bias, int32_t *acc)
 {
