@@ -90,9 +90,8 @@ typedef int64_t tk_mk_dword __attribute__((may_alias, aligned(4)));
  * Each input word feeds up to four outputs.
  * tk_mk_dw_chunk3: outputs 0 .. m - 1 (m <= 6) of a row, the filter rows one after the other: per
  * filter row one LDRD of its two weight words, LDRDs of the input words the m outputs read, two
- * MACs per output; the m accumulators, the two weights and the words fit in registers. (Tried:
- * the six weight words of a 3x3 filter kept in registers while sliding along the row two outputs
- * at a time: GCC then spills and reloads, 15% slower on kws.) */
+ * MACs per output; the m accumulators, the two weights and the words fit in registers (six
+ * weight words kept for a whole row do not: GCC spills and reloads them). */
 TK_MK_INLINE void tk_mk_dw_chunk3(const int16_t *x, int32_t x_stride, const int16_t *w, int32_t kh,
                                   int32_t m, int32_t bias, int32_t *acc)
 {
