@@ -132,9 +132,50 @@ TK_MK_INLINE tk_mk_acc2x2 tk_mk_conv_taps(tk_mk_acc2x2 a, const int16_t *x, int3
     return out;
 }
 
+#if TK_MK_DSP
+/* A block of 3 pixels x 2 channels over a run of k taps (k a multiple of 4, aligned as for
+ * tk_mk_conv_taps): both weight words of a group loaded once for three pixels, 24 multiply-
+ * accumulates per 5 LDRD + 12 SMLAD (2 x 2 blocks: 16 per 4 + 8). Six accumulators, four weight
+ * words, one pixel's two input words and two pointers fill the registers: only for runs unrolled
+ * whole (no loop counter). */
+TK_MK_INLINE void tk_mk_conv_3x2(const int16_t *x, int32_t xs, const int16_t *w, int32_t ws, int32_t k, int32_t *acc,
+                                 int32_t acc_stride)
+{
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[acc_stride], a11 = acc[acc_stride + 1];
+    int32_t a20 = acc[2 * acc_stride], a21 = acc[2 * acc_stride + 1];
+    const int16_t *xp = x, *wp = w;
+    __asm__("" : "+r"(xp), "+r"(wp)); /* see tk_mk_conv_taps */
+#pragma GCC unroll 48
+    for (int32_t i = 0; i < k; i += 4) {
+        int32_t w0l, w0h, w1l, w1h, xl, xh;
+        TK_MK_LDRD(wp + i, w0l, w0h);
+        TK_MK_LDRD(wp + ws + i, w1l, w1h);
+        TK_MK_LDRD(xp + i, xl, xh);
+        a00 = __smlad(xh, w0h, __smlad(xl, w0l, a00));
+        a01 = __smlad(xh, w1h, __smlad(xl, w1l, a01));
+        TK_MK_LDRD(xp + xs + i, xl, xh);
+        a10 = __smlad(xh, w0h, __smlad(xl, w0l, a10));
+        a11 = __smlad(xh, w1h, __smlad(xl, w1l, a11));
+        TK_MK_LDRD(xp + 2 * xs + i, xl, xh);
+        a20 = __smlad(xh, w0h, __smlad(xl, w0l, a20));
+        a21 = __smlad(xh, w1h, __smlad(xl, w1l, a21));
+    }
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[acc_stride] = a10;
+    acc[acc_stride + 1] = a11;
+    acc[2 * acc_stride] = a20;
+    acc[2 * acc_stride + 1] = a21;
+}
+#endif
+
+/* Runs of up to this many taps take 3 x 2 blocks (tk_mk_conv_3x2 unrolls them whole). */
+#define TK_MK_CONV_3X2_MAX_K 192
+
 /* acc[p * rows + r] += sum_{i < k} x[p * xs + i] * w[r * ws + i] for p < pixels, r < rows: the
  * int16 run of k taps of each of `pixels` output pixels (xs apart) against `rows` weight rows (ws
- * apart). Blocks of 2 x 2; an odd pixel or channel count ends with a smaller block. The schedule
+ * apart). Blocks of 2 x 2 (on DSP cores, for aligned runs of whole groups up to 192 taps, pixel
+ * triples first: 3 x 2); an odd pixel or channel count ends with a smaller block. The schedule
  * passes 4-byte aligned x and w when xs and ws are even (rows of even length in the scratch). */
 TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w, int32_t k, int32_t ws,
                                  int32_t pixels, int32_t rows, int32_t *acc)
@@ -142,7 +183,18 @@ TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w,
     const int32_t aligned = ((xs | ws) & 1) == 0;
     for (int32_t r = 0; r < rows; r += 2) {
         const int32_t nr = rows - r >= 2 ? 2 : 1;
-        for (int32_t p = 0; p < pixels; p += 2) {
+        int32_t p = 0;
+#if TK_MK_DSP
+        if (aligned && nr == 2 && (k & 3) == 0 && k <= TK_MK_CONV_3X2_MAX_K) {
+            /* triples while the rest is not a single pixel (16 = 3 x 4 + 2 x 2) */
+            int32_t triples = pixels / 3;
+            if (triples > 0 && pixels - 3 * triples == 1)
+                triples--;
+            for (; p < 3 * triples; p += 3)
+                tk_mk_conv_3x2(x + p * xs, xs, w + r * ws, ws, k, acc + p * rows + r, rows);
+        }
+#endif
+        for (; p < pixels; p += 2) {
             const int32_t np = pixels - p >= 2 ? 2 : 1;
             int32_t *a = acc + p * rows + r;
             /* separate bodies for each block shape, so each has constant np, nr */
