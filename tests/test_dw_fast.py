@@ -2,8 +2,9 @@
 input channel's padded int16 plane at a time, one tk_mk_dw_row_s16 call per output row
 (runtime/kernels/tk_mk_dw.h: rows of three taps load a filter row's two weight words with one
 LDRD and compute up to six outputs per pass with SMLAD/SMLABT/SMLATB; other widths a generic
-pair-wise body; plain C elsewhere). Bit-exact against LiteRT on the host (portable C), on the
-emulated Cortex-M7 and Cortex-M4 (DSP path), for every layout of the knob space and odd shapes:
+pair-wise body; plain C elsewhere, three taps along the row with the weights in registers).
+Bit-exact against LiteRT on the host and the emulated Cortex-A9 (portable C), on the emulated
+Cortex-M7 and Cortex-M4 (DSP path), for every layout of the knob space and odd shapes:
 each row width 1..13 of the three-tap body (chunks of 6, last chunks of 1..6), other kernel
 widths, strides and dilation along the height, depth multiplier 2, channel counts not a multiple
 of 4, per-tensor and per-channel quantization."""
@@ -164,8 +165,9 @@ def test_wide_rows_on_cortex_m7(scons, tmp_path):
     assert "validation PASS" in result.output, result.output
 
 
-@pytest.mark.parametrize("board", ["mps2-an500", pytest.param("mps2-an386", marks=pytest.mark.slow)])
-def test_widths_chain_on_dsp_cores(scons, board, tmp_path):
+@pytest.mark.parametrize("board", ["mps2-an500", pytest.param("mps2-an386", marks=pytest.mark.slow),
+                                   pytest.param("pynq-z1", marks=pytest.mark.slow)])  # Cortex-A9: portable C
+def test_widths_chain_on_boards(scons, board, tmp_path):
     model = _widths_model(tmp_path / "widths.tflite")
     result = scons(f"board={board}", f"model={model}", "validate=1", "n=3", "werror=1", "use_tuned=0")
     assert result.returncode == 0, result.output

@@ -196,6 +196,24 @@ TK_MK_INLINE void tk_mk_dw_row_s16(const int16_t *x, int32_t x_stride, const int
         acc[s] = a0;
     }
 #else
+    if (kw == 3) {
+        /* filter row by filter row along the row, the three weights and the window's values in
+         * registers: a load and three multiply-adds per output and filter row */
+        for (int32_t s = 0; s < n; s++)
+            acc[s] = bias;
+        for (int32_t i = 0; i < kh; i++) {
+            const int16_t *xr = x + i * x_stride, *wr = w + i * kp;
+            const int32_t w0 = wr[0], w1 = wr[1], w2 = wr[3];
+            int32_t x0 = xr[0], x1 = xr[1];
+            for (int32_t s = 0; s < n; s++) {
+                int32_t x2 = xr[s + 2];
+                acc[s] += x0 * w0 + x1 * w1 + x2 * w2;
+                x0 = x1;
+                x1 = x2;
+            }
+        }
+        return;
+    }
     for (int32_t s = 0; s < n; s++) {
         int32_t a = bias;
         for (int32_t i = 0; i < kh; i++) {
