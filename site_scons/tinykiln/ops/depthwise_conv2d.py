@@ -361,7 +361,10 @@ def _schedule_row16(sch, spec):
         for name in ("multiplier", "shift"):
             sch.compute_at(sch.cache_read(out, name, "global"), ch)
     if tile <= 8:
-        # a short row's accumulators become registers once the loop over them is unrolled
+        # a short row's accumulators become registers once the loop over them is unrolled. (Not
+        # the rows: TVM's common subexpression elimination then merges the reads of the
+        # accumulators after one call with those after the next, as it does not see the call
+        # write them: wrong outputs.)
         sch.unroll(s_in)
     pad_loops = loops_at(sch, pad, ch)
     sch.transform_layout(pad, ("write", 0), lambda n_, row, c_, col: (row, col),
@@ -394,7 +397,7 @@ def _schedule_row16(sch, spec):
     calls = {pad_tile: fill_call, acc_tile: row_call}
 
     def swap(block):
-        # the call does the whole tile, the accumulators' start from the bias included (no init)
+        # the call does the whole tile, the accumulators' start from the bias included: no init
         if block.name_hint not in calls:
             return block
         return SBlock(block.iter_vars, block.reads, block.writes, block.name_hint,
