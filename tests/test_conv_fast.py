@@ -143,3 +143,16 @@ def test_edge_convs_other_knobs_bit_exact_on_device(scons, board, tmp_path):
     schedule.write_text(json.dumps({"format": 1, "model": "edge", "board": board, "kernels": kernels}))
     result = _validate(scons, board, model, f"schedules={schedule}")
     assert "stale" not in result.output and "not in its space" not in result.output, result.output
+
+
+def test_im2col_is_the_default_only_for_few_channels_and_small_scratch():
+    from tinykiln.ops.conv2d import _short_runs
+
+    def attrs(c, kernel, w):
+        return {"in_shape": [1, 8, w, c], "out_shape": [1, 8, w, 8], "kernel": list(kernel),
+                "stride": [1, 1], "dilation": [1, 1], "pad": [1, 1, 1, 1]}
+
+    assert _short_runs(attrs(3, (3, 3), 32))       # resnet8's first layer: 32 x 28 taps x 2 B
+    assert not _short_runs(attrs(8, (3, 3), 32))    # runs of 24 taps need no gathering
+    assert not _short_runs(attrs(3, (1, 3), 32))    # one filter row: one run already
+    assert not _short_runs(attrs(3, (7, 7), 200))   # 200 x 148 taps x 2 B: too big a scratch

@@ -580,7 +580,13 @@ def _short_runs(attrs) -> bool:
     instructions per tap) beats one short run per filter row (a call and a block's accumulators
     each) and the padding channel of odd counts (kws' first layer: 10 rows of 4 taps; resnet8's and
     cifar10's first: 3 channels)."""
-    return attrs["in_shape"][3] <= 4 and attrs["kernel"][0] > 1
+    if attrs["in_shape"][3] > 4 or attrs["kernel"][0] == 1:
+        return False
+    # one output row's windows in the scratch: not by default where that is big (wide images)
+    return geometry16(attrs, im2col=True).length * 2 <= _IM2COL_SCRATCH_MAX
+
+
+_IM2COL_SCRATCH_MAX = 8192  # bytes (cifar10's first layer: 32 pixels x 76 taps x 2 = 4,864)
 
 
 def tile16(attrs, oc_tile: int) -> int:
