@@ -1,10 +1,18 @@
-/* tinykiln micro-kernels for CONV_2D (see tk_mk.h for the shared helpers).
+/* tinykiln micro-kernels for CONV_2D (see tk_mk.h for the shared helpers), called by the input16
+ * schedule of ops/conv2d.py (Geometry16 there describes the scratch layouts):
  *
- * tk_mk_conv_s16: one filter row of a whole output row. The schedule (ops/conv2d.py, knob input16)
- * keeps the padded input rows as int16 (sign-extended once, when the scratch is filled) and the
- * weights as int16 (at build time), both in natural order, so the inner loop is loads and SMLADs
- * only. It works on blocks of two output pixels x two output channels: each weight word feeds two
- * pixels and each input word two channels, 16 multiply-accumulates per 4 LDRD + 8 SMLAD. */
+ *   tk_mk_widen_row   fills one int16 row of the scratch from an int8 input row (zero points
+ *                     around it, an optional padding channel): the input is sign-extended once
+ *   tk_mk_im2col_s16  fills one output pixel's whole window as one int16 run (im2col knob)
+ *   tk_mk_acc_init    starts an output row's accumulators (pixels x channels) from the biases
+ *   tk_mk_conv_s16    one filter row of a whole output row: the int16 runs of all its pixels
+ *                     against a tile of int16 weight rows (natural order, packed at build time)
+ *
+ * tk_mk_conv_s16's inner loop is loads and SMLADs only: blocks of 2 pixels x 2 channels (each
+ * weight word feeds two pixels, each input word two channels: 16 MACs per 4 LDRD + 8 SMLAD) and,
+ * for aligned runs up to 192 taps, 3 pixels x 2 channels (24 MACs per 5 LDRD + 12 SMLAD). Every
+ * DSP body has a portable C twin giving identical sums (runtime/apps/mkcheck compares both with
+ * plain loops). */
 #ifndef TK_MK_CONV_H
 #define TK_MK_CONV_H
 
@@ -17,12 +25,14 @@
  * because the scratch is written as int16 by the same (inlined) kernel just before. */
 typedef int64_t tk_mk_a64 __attribute__((may_alias, aligned(4)));
 
+/* volatile: the loads stay in source order (GCC's scheduler would hoist them all ahead of the
+ * SMLADs and run out of registers) */
 #define TK_MK_LDRD(p, lo, hi) \
     __asm__ volatile("ldrd %0, %1, %2" : "=r"(lo), "=r"(hi) : "Uv"(*(const tk_mk_a64 *)(const void *)(p)))
 
 /* acc (a00 pixel 0 row 0, a10 pixel 1, a01 row 1, a11) += taps off..off+3 of the block: x0, x1 and
- * one weight row loaded first, the second row after (six live words: the loop keeps the four
- * accumulators, two pointers and the end in registers). */
+ * one weight row loaded first, the second row after (six live words next to the four accumulators
+ * and two pointers). */
 #define TK_MK_GROUP(xp, wp, off)                                          \
     do {                                                                  \
         int32_t x0l, x0h, x1l, x1h, wl, wh;                               \
