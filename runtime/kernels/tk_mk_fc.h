@@ -300,8 +300,8 @@ TK_MK_INLINE void tk_mk_fc_widen(const int8_t *x, int16_t *x16, int32_t k)
         for (int32_t j = 0; j < 4; j++)
             x16[i + j] = x[i + TK_MK_FC_SLOT(j)];
 #endif
-    for (int32_t i = whole; i < k; i++)
-        x16[i] = x[i];
+    for (int32_t t = whole; t < k; t++)
+        x16[t] = x[t];
 }
 
 #endif /* TK_MK_FC_H */
