@@ -100,10 +100,12 @@ def test_one_kernel_knob_change_rebuilds_that_kernel_and_relinks(built, tmp_path
     # oc_tile changes the loop nest, not the weights: one kernel, its object, the link
     assert _actions(r.output) == {"TVM": [name], "CC": [name], "LD": ["cifar10.elf"]}, r.output
 
-    # weights16 re-packs the kernel's weights (int16 -> int8): weights.c (every kernel's constants),
-    # model.h (the weights' size) and model.c (the kernel's prototype) are rewritten as well and the
-    # two C files recompiled; the plan, the other kernels and the runtime stay
-    layout_file = _schedule(tmp_path / "layout.json", key, spec, oc_tile=other_tile, weights16=False)
+    # input16=0 weights16=0 re-packs the kernel's weights (int16 -> int8): weights.c (every
+    # kernel's constants), model.h (the weights' size) and model.c (the kernel's prototype, the
+    # scratch) are rewritten as well and the two C files recompiled; the other kernels and the
+    # runtime stay
+    layout_file = _schedule(tmp_path / "layout.json", key, spec, oc_tile=other_tile, input16=False,
+                            weights16=False)
     r = run_scons(*ARGS[:-1], f"schedules={layout_file}", builddir=built)
     assert r.returncode == 0, r.output[-3000:]
     steps = {kind: sorted(names) for kind, names in _actions(r.output).items()}
