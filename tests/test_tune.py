@@ -164,3 +164,18 @@ def test_a_tuned_model_that_fails_validation_leaves_the_schedule_as_it_was(tmp_p
             "trials": "2", "devices": "2", "schedules": str(sched), "timeout": "60"}
     assert tune.main(ROOT, opts) == 1
     assert sched.read_text() == before
+
+
+def test_a_close_candidate_with_less_code_wins():
+    """Within CODE_SLACK of the fastest count the smallest kernel wins; farther, speed wins; a wrong
+    or failed candidate never wins; records without code bytes compete on count alone."""
+    fast_big = {"ok": True, "count": 100_000, "code_bytes": 9_000, "knobs": {"unroll": True}}
+    close_small = {"ok": True, "count": 100_400, "code_bytes": 2_000, "knobs": {"unroll": False}}
+    far_tiny = {"ok": True, "count": 101_000, "code_bytes": 500, "knobs": {"oc_tile": 1}}
+    wrong_tiny = {"ok": False, "count": 90_000, "code_bytes": 100, "knobs": {"oc_tile": 2}}
+    assert tune.choose_best([fast_big, close_small, far_tiny, wrong_tiny]) is close_small
+    assert tune.choose_best([fast_big, far_tiny]) is fast_big
+    assert tune.choose_best([fast_big, close_small], slack=0.0) is fast_big
+    assert tune.choose_best([wrong_tiny]) is None
+    old = {"ok": True, "count": 99_000, "knobs": {}}  # a log line from before code bytes were kept
+    assert tune.choose_best([old, close_small]) is old
