@@ -24,6 +24,7 @@ CASES = [
     ((1, 8, 9, 1), 3, (3, 3), (1, 1), "SAME", (1, 1), False, "NONE"),    # one channel, odd runs (unpaired)
     ((1, 7, 10, 5), 8, (2, 2), (2, 2), "SAME", (1, 1), True, "RELU6"),   # 5 channels, windows do not overlap
     ((1, 5, 5, 3), 2, (3, 1), (1, 2), "SAME", (1, 1), True, "NONE"),     # odd channels, odd stride across
+    ((1, 6, 4, 3), 4, (2, 5), (1, 1), "SAME", (1, 1), True, "RELU"),     # im2col windows cut on both sides
 ]
 
 def _points(mb, x, y):
@@ -102,7 +103,9 @@ def _edge_model(path):
     c = mg.conv2d(mb, b, 6, (3, 2), stride=(2, 1), padding="VALID", per_channel=False)         # odd width 4
     d = mg.conv2d(mb, c, 7, (1, 1), padding="VALID", activation="RELU6", per_channel=True)     # pointwise, oc 7
     e = mg.conv2d(mb, d, 4, (3, 3), padding="SAME", dilation=(2, 1), activation="RELU", per_channel=True)
-    path.write_bytes(mb.build([x], [a, b, c, d, e]))
+    # im2col windows cut on the left (first pixel), whole (second), cut on the right (third)
+    f = mg.conv2d(mb, a, 4, (3, 5), stride=(1, 2), padding="SAME", per_channel=True)           # 10x3x4
+    path.write_bytes(mb.build([x], [a, b, c, d, e, f]))
     return path
 
 

@@ -402,6 +402,10 @@ def _schedule_rows16(sch, spec):
     oc_outer, oc_inner = sch.split(o_loop, [None, tile])
     # requantize channel by channel (each channel's multiplier and shift loaded once per row)
     sch.reorder(oc_outer, oc_inner, s_loop)
+    _hoist_channel_params(sch, out, oc_inner)
+    if ow % 2 == 0:
+        # pixel pairs per turn of the requantization loop (its test and step shared)
+        sch.unroll(sch.split(s_loop, [None, 2])[1])
     _, _, pixels, rows_loop, kh_loop, k_loop = loops_at(sch, acc, oc_outer)
     sch.reorder(kh_loop, pixels, rows_loop, k_loop)
     init = sch.decompose_reduction(acc, kh_loop)
@@ -428,6 +432,18 @@ def _schedule_rows16(sch, spec):
         func = unmark_opaque(func, keep="pad")
     func = call_on_tiles(func, tiles)
     return _widen_rows(func, a, g)
+
+
+def _hoist_channel_params(sch, out, oc_loop):
+    """The channel's multiplier and shift copied into locals at the channel loop: read from the
+    params inside the pixel loop, GCC reloads them (and recomputes the shift's rounding term) for
+    every output, as the int8 output stores may alias any memory; a local whose address is never
+    taken stays in a register."""
+    for name in ("multiplier", "shift"):
+        reads = [r.source.name for r in sch.get(out).reads]
+        if name in reads:
+            cached = sch.cache_read(out, reads.index(name), "global")
+            sch.compute_at(cached, oc_loop)
 
 
 def _widen_rows(func, attrs, g):
