@@ -16,6 +16,7 @@
 #include "tk_mk_conv.h"
 #include "tk_mk_dw.h"
 #include "tk_mk_fc.h"
+#include "tk_mk_pool.h"
 /* the requantization helpers of int8 output stages (tk_rq_mulhi, tk_rq_sat8) */
 #include "tk_rq.h"
 

@@ -5,7 +5,10 @@ read, and the average divides by the number of taps inside. int8 average: the in
 by that count, rounded half away from zero ((sum +- count/2) / count, C division); float average:
 sum / count. The output keeps the input's quantization (TFLite requires it), so no rescaling; the
 activation clamp uses the output quantization.
-Knobs: oc_tile (channels reduced together), unroll.
+Knobs: int8: microkernel (default on: the whole layer is one call of tk_mk_maxpool_s8 /
+tk_mk_avgpool_s8, runtime/kernels/tk_mk_pool.h: four channels per word with the DSP instructions);
+off: the TVM loop nest, tuned by oc_tile (channels reduced together) and unroll. float32: oc_tile,
+unroll.
 """
 from __future__ import annotations
 
@@ -114,14 +117,50 @@ def compute(spec):
 
 
 def schedule(sch, spec):
+    if spec.knobs.get("microkernel"):
+        return _call_microkernel(sch.mod["main"], spec)
     schedule_accumulate(sch, spec, n_reduce=2)
+    return None
+
+
+def _call_microkernel(func, spec):
+    """`func` with its body replaced by one call of the layer's micro-kernel (all of the layer's
+    loops are in the C function: the pooling arithmetic needs no TVM codegen)."""
+    from tvm import tirx
+    from tvm.s_tir.stmt import SBlock, SBlockRealize
+
+    a = spec.attrs
+    n, h, w, c = a["in_shape"]
+    _, oh, ow, _ = a["out_shape"]
+    fh, fw = a["kernel"]
+    sh, sw = a["stride"]
+    pt, _, pl, _ = a["pad"]
+    lo, hi = a["act"]
+    x, y = func.params
+
+    def address(buf):
+        return tirx.address_of(tirx.BufferLoad(buf, [0] * len(buf.shape)))
+
+    name = "tk_mk_maxpool_s8" if spec.family.startswith("max") else "tk_mk_avgpool_s8"
+    call = tirx.call_extern("int32", name, address(x), address(y), n, h, w, c, oh, ow, fh, fw, sh, sw,
+                            pt, pl, lo, hi)
+    realize = func.body
+    root = realize.block
+    block = SBlock(root.iter_vars, root.reads, root.writes, root.name_hint, tirx.Evaluate(call), None,
+                   [], root.match_buffers, root.annotations)
+    body = SBlockRealize(realize.iter_values, realize.predicate, block)
+    return tirx.PrimFunc(func.params, body, ret_type=func.ret_type, attrs=func.attrs)
 
 
 def knob_space(spec):
     # default: the widest channel tile, unrolled (the tuner picked it for every pooling layer of
     # cifar10 on mps2-an500: 2.5-2.8x fewer instructions than one channel at a time)
     tiles = divisors_up_to(spec.attrs["out_shape"][3], 8)
-    return {"oc_tile": [tiles[-1], *tiles[:-1]], "unroll": [True, False]}
+    space = {"oc_tile": [tiles[-1], *tiles[:-1]], "unroll": [True, False]}
+    if spec.params[0].dtype == "int8":
+        # oc_tile and unroll only matter with microkernel off
+        space = {"microkernel": [True, False], **space}
+    return space
 
 
 OPS = {"AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool}
