@@ -403,7 +403,10 @@ def _schedule_rows16(sch, spec):
     # requantize channel by channel (each channel's multiplier and shift loaded once per row)
     sch.reorder(oc_outer, oc_inner, s_loop)
     _hoist_channel_params(sch, out, oc_inner)
-    if ow % 2 == 0:
+    if ow <= _REQUANT_UNROLL_MAX:
+        # a short row's requantization straight-line (kws: 5 pixels per channel)
+        sch.unroll(s_loop)
+    elif ow % 2 == 0:
         # pixel pairs per turn of the requantization loop (its test and step shared)
         sch.unroll(sch.split(s_loop, [None, 2])[1])
     _, _, pixels, rows_loop, kh_loop, k_loop = loops_at(sch, acc, oc_outer)
@@ -432,6 +435,9 @@ def _schedule_rows16(sch, spec):
         func = unmark_opaque(func, keep="pad")
     func = call_on_tiles(func, tiles)
     return _widen_rows(func, a, g)
+
+
+_REQUANT_UNROLL_MAX = 8  # output pixels per row requantized without a loop
 
 
 def _hoist_channel_params(sch, out, oc_loop):
