@@ -96,6 +96,34 @@ TK_MK_INLINE int32_t tk_mk_pool_max4(const int8_t *p, int32_t rows, int32_t cols
     return m;
 }
 
+/* the same for windows cut by the top or bottom edge: full rows of constant fw taps (unrolled) */
+TK_MK_INLINE int32_t tk_mk_pool_max4_rows(const int8_t *p, int32_t rows, int32_t fw, int32_t row_step,
+                                          int32_t c, int32_t m)
+{
+    for (int32_t i = 0; i < rows; i++) {
+#pragma GCC unroll 16
+        for (int32_t j = 0; j < fw; j++) {
+            m = tk_mk_max4(tk_mk_load4(p + j * c), m);
+        }
+        p += row_step;
+    }
+    return m;
+}
+
+/* ... and by the left or right edge: full columns of constant fh taps (unrolled) */
+TK_MK_INLINE int32_t tk_mk_pool_max4_cols(const int8_t *p, int32_t fh, int32_t cols, int32_t row_step,
+                                          int32_t c, int32_t m)
+{
+    for (int32_t j = 0; j < cols; j++) {
+#pragma GCC unroll 16
+        for (int32_t i = 0; i < fh; i++) {
+            m = tk_mk_max4(tk_mk_load4(p + i * row_step), m);
+        }
+        p += c;
+    }
+    return m;
+}
+
 /* the same for a whole window of constant fh x fw taps (unrolled by the compiler) */
 TK_MK_INLINE int32_t tk_mk_pool_max4_full(const int8_t *p, int32_t fh, int32_t fw, int32_t row_step,
                                           int32_t c, int32_t m)
@@ -131,25 +159,27 @@ TK_MK_INLINE void tk_mk_maxpool_s8(const int8_t *x, int8_t *y, int32_t n, int32_
 #if TK_MK_DSP
                 const int32_t lo4 = (int32_t)((uint32_t)(uint8_t)lo * 0x01010101u);
                 const int32_t hi4 = (int32_t)((uint32_t)(uint8_t)hi * 0x01010101u);
+                /* one loop per kind of window, so that the constant filter sizes unroll the taps
+                 * of whole windows, whole rows or whole columns */
+#define TK_MK_POOL_MAX_LOOP(SUM)                                                                    \
+    for (; ch + 4 <= c; ch += 4) {                                                                  \
+        int32_t m = SUM;                                                                            \
+        if (hi < 127) {                                                                             \
+            (void)__ssub8(m, hi4);                                                                  \
+            m = (int32_t)__sel(hi4, m);                                                             \
+        }                                                                                           \
+        tk_mk_store4(y + ch, m);                                                                    \
+    }
                 if (rows == fh && cols == fw) {
-                    for (; ch + 4 <= c; ch += 4) {
-                        int32_t m = tk_mk_pool_max4_full(p + ch, fh, fw, row_step, c, lo4);
-                        if (hi < 127) {
-                            (void)__ssub8(m, hi4);
-                            m = (int32_t)__sel(hi4, m);
-                        }
-                        tk_mk_store4(y + ch, m);
-                    }
+                    TK_MK_POOL_MAX_LOOP(tk_mk_pool_max4_full(p + ch, fh, fw, row_step, c, lo4))
+                } else if (cols == fw) {
+                    TK_MK_POOL_MAX_LOOP(tk_mk_pool_max4_rows(p + ch, rows, fw, row_step, c, lo4))
+                } else if (rows == fh) {
+                    TK_MK_POOL_MAX_LOOP(tk_mk_pool_max4_cols(p + ch, fh, cols, row_step, c, lo4))
                 } else {
-                    for (; ch + 4 <= c; ch += 4) {
-                        int32_t m = tk_mk_pool_max4(p + ch, rows, cols, row_step, c, lo4);
-                        if (hi < 127) {
-                            (void)__ssub8(m, hi4);
-                            m = (int32_t)__sel(hi4, m);
-                        }
-                        tk_mk_store4(y + ch, m);
-                    }
+                    TK_MK_POOL_MAX_LOOP(tk_mk_pool_max4(p + ch, rows, cols, row_step, c, lo4))
                 }
+#undef TK_MK_POOL_MAX_LOOP
 #endif
                 for (; ch < c; ch++) {
                     y[ch] = tk_mk_pool_max1(p + ch, rows, cols, row_step, c, lo, hi);
@@ -209,6 +239,42 @@ TK_MK_INLINE void tk_mk_pool_sum4(const int8_t *p, int32_t rows, int32_t cols, i
     *o = so;
 }
 
+/* the same for windows cut by the top or bottom edge: full rows of constant fw taps (unrolled) */
+TK_MK_INLINE void tk_mk_pool_sum4_rows(const int8_t *p, int32_t rows, int32_t fw, int32_t row_step,
+                                       int32_t c, int32_t *e, int32_t *o)
+{
+    int32_t se = 0, so = 0;
+    for (int32_t i = 0; i < rows; i++) {
+#pragma GCC unroll 16
+        for (int32_t j = 0; j < fw; j++) {
+            int32_t v = tk_mk_load4(p + j * c);
+            se = __sxtab16(se, v);
+            so = tk_mk_sxtab16_ror8(so, v);
+        }
+        p += row_step;
+    }
+    *e = se;
+    *o = so;
+}
+
+/* ... and by the left or right edge: full columns of constant fh taps (unrolled) */
+TK_MK_INLINE void tk_mk_pool_sum4_cols(const int8_t *p, int32_t fh, int32_t cols, int32_t row_step,
+                                       int32_t c, int32_t *e, int32_t *o)
+{
+    int32_t se = 0, so = 0;
+    for (int32_t j = 0; j < cols; j++) {
+#pragma GCC unroll 16
+        for (int32_t i = 0; i < fh; i++) {
+            int32_t v = tk_mk_load4(p + i * row_step);
+            se = __sxtab16(se, v);
+            so = tk_mk_sxtab16_ror8(so, v);
+        }
+        p += c;
+    }
+    *e = se;
+    *o = so;
+}
+
 /* the same for a whole window of constant fh x fw taps (unrolled by the compiler) */
 TK_MK_INLINE void tk_mk_pool_sum4_full(const int8_t *p, int32_t fh, int32_t fw, int32_t row_step,
                                        int32_t c, int32_t *e, int32_t *o)
@@ -255,17 +321,21 @@ TK_MK_INLINE void tk_mk_avgpool_s8(const int8_t *x, int8_t *y, int32_t n, int32_
                     const int32_t half = (int32_t)((uint32_t)count >> 1);
                     const int32_t plus = (int32_t)((uint32_t)half * 0x00010001u);
                     const int32_t minus = (int32_t)((uint32_t)(uint16_t)(-half) * 0x00010001u);
+#define TK_MK_POOL_AVG_LOOP(SUM)                                                                    \
+    for (; ch + 4 <= c; ch += 4) {                                                                  \
+        SUM;                                                                                        \
+        tk_mk_pool_avg4_out(y + ch, e, o, count, plus, minus, lo, hi);                             \
+    }
                     if (rows == fh && cols == fw) {
-                        for (; ch + 4 <= c; ch += 4) {
-                            tk_mk_pool_sum4_full(p + ch, fh, fw, row_step, c, &e, &o);
-                            tk_mk_pool_avg4_out(y + ch, e, o, count, plus, minus, lo, hi);
-                        }
+                        TK_MK_POOL_AVG_LOOP(tk_mk_pool_sum4_full(p + ch, fh, fw, row_step, c, &e, &o))
+                    } else if (cols == fw) {
+                        TK_MK_POOL_AVG_LOOP(tk_mk_pool_sum4_rows(p + ch, rows, fw, row_step, c, &e, &o))
+                    } else if (rows == fh) {
+                        TK_MK_POOL_AVG_LOOP(tk_mk_pool_sum4_cols(p + ch, fh, cols, row_step, c, &e, &o))
                     } else {
-                        for (; ch + 4 <= c; ch += 4) {
-                            tk_mk_pool_sum4(p + ch, rows, cols, row_step, c, &e, &o);
-                            tk_mk_pool_avg4_out(y + ch, e, o, count, plus, minus, lo, hi);
-                        }
+                        TK_MK_POOL_AVG_LOOP(tk_mk_pool_sum4(p + ch, rows, cols, row_step, c, &e, &o))
                     }
+#undef TK_MK_POOL_AVG_LOOP
                 }
 #endif
                 for (; ch < c; ch++) {
