@@ -57,8 +57,15 @@ typedef struct {
     int32_t a00, a01, a10, a11; /* pixel, channel */
 } tk_mk_acc2x2;
 
-TK_MK_INLINE tk_mk_acc2x2 tk_mk_acc_load(const int32_t *acc, int32_t acc_stride, int32_t np, int32_t nr)
+/* The block's accumulators from acc, or (from_bias: a call that starts them) from the biases of
+ * its channels. */
+TK_MK_INLINE tk_mk_acc2x2 tk_mk_acc_load(const int32_t *acc, int32_t acc_stride, int32_t np, int32_t nr,
+                                         const int32_t *bias, int32_t from_bias)
 {
+    if (from_bias) {
+        tk_mk_acc2x2 b = {bias[0], nr > 1 ? bias[1] : 0, np > 1 ? bias[0] : 0, np > 1 && nr > 1 ? bias[1] : 0};
+        return b;
+    }
     tk_mk_acc2x2 a = {acc[0], nr > 1 ? acc[1] : 0, np > 1 ? acc[acc_stride] : 0,
                       np > 1 && nr > 1 ? acc[acc_stride + 1] : 0};
     return a;
@@ -149,10 +156,16 @@ TK_MK_INLINE tk_mk_acc2x2 tk_mk_conv_taps(tk_mk_acc2x2 a, const int16_t *x, int3
  * words, one pixel's two input words and two pointers fill the registers: only for runs unrolled
  * whole (no loop counter). */
 TK_MK_INLINE void tk_mk_conv_3x2(const int16_t *x, int32_t xs, const int16_t *w, int32_t ws, int32_t k, int32_t *acc,
-                                 int32_t acc_stride)
+                                 int32_t acc_stride, const int32_t *bias, int32_t from_bias)
 {
-    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[acc_stride], a11 = acc[acc_stride + 1];
-    int32_t a20 = acc[2 * acc_stride], a21 = acc[2 * acc_stride + 1];
+    int32_t a00, a01, a10, a11, a20, a21;
+    if (from_bias) { /* see tk_mk_acc_load */
+        a00 = a10 = a20 = bias[0];
+        a01 = a11 = a21 = bias[1];
+    } else {
+        a00 = acc[0], a01 = acc[1], a10 = acc[acc_stride], a11 = acc[acc_stride + 1];
+        a20 = acc[2 * acc_stride], a21 = acc[2 * acc_stride + 1];
+    }
     const int16_t *xp = x, *wp = w;
     __asm__("" : "+r"(xp), "+r"(wp)); /* see tk_mk_conv_taps */
 #pragma GCC unroll 48
@@ -187,12 +200,14 @@ TK_MK_INLINE void tk_mk_conv_3x2(const int16_t *x, int32_t xs, const int16_t *w,
  * apart). Blocks of 2 x 2 (on DSP cores, for aligned runs of whole groups up to 192 taps, pixel
  * triples first: 3 x 2); an odd pixel or channel count ends with a smaller block. The schedule
  * passes 4-byte aligned x and w when xs and ws are even (rows of even length in the scratch). */
-TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w, int32_t k, int32_t ws,
-                                 int32_t pixels, int32_t rows, int32_t *acc)
+TK_MK_INLINE void tk_mk_conv_s16_from(const int16_t *x, int32_t xs, const int16_t *w, int32_t k, int32_t ws,
+                                      int32_t pixels, int32_t rows, int32_t *acc, const int32_t *bias,
+                                      int32_t from_bias)
 {
     const int32_t aligned = ((xs | ws) & 1) == 0;
     for (int32_t r = 0; r < rows; r += 2) {
         const int32_t nr = rows - r >= 2 ? 2 : 1;
+        const int32_t *b = from_bias ? bias + r : (const int32_t *)0; /* this channel pair's biases */
         int32_t p = 0;
 #if TK_MK_DSP
         if (aligned && nr == 2 && (k & 3) == 0 && k <= TK_MK_CONV_3X2_MAX_K) {
@@ -201,7 +216,7 @@ TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w,
             if (triples > 0 && pixels - 3 * triples == 1)
                 triples--;
             for (; p < 3 * triples; p += 3)
-                tk_mk_conv_3x2(x + p * xs, xs, w + r * ws, ws, k, acc + p * rows + r, rows);
+                tk_mk_conv_3x2(x + p * xs, xs, w + r * ws, ws, k, acc + p * rows + r, rows, b, from_bias);
         }
 #endif
         for (; p < pixels; p += 2) {
@@ -209,19 +224,40 @@ TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w,
             int32_t *a = acc + p * rows + r;
             /* separate bodies for each block shape, so each has constant np, nr */
             if (np == 2 && nr == 2)
-                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 2, 2), x + p * xs, xs, w + r * ws, ws, k, 2, 2,
+                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 2, 2, b, from_bias), x + p * xs, xs, w + r * ws, ws, k, 2, 2,
                                                 aligned), a, rows, 2, 2);
             else if (nr == 2)
-                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 1, 2), x + p * xs, xs, w + r * ws, ws, k, 1, 2,
+                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 1, 2, b, from_bias), x + p * xs, xs, w + r * ws, ws, k, 1, 2,
                                                 aligned), a, rows, 1, 2);
             else if (np == 2)
-                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 2, 1), x + p * xs, xs, w + r * ws, ws, k, 2, 1,
+                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 2, 1, b, from_bias), x + p * xs, xs, w + r * ws, ws, k, 2, 1,
                                                 aligned), a, rows, 2, 1);
             else
-                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 1, 1), x + p * xs, xs, w + r * ws, ws, k, 1, 1,
+                tk_mk_acc_store(tk_mk_conv_taps(tk_mk_acc_load(a, rows, 1, 1, b, from_bias), x + p * xs, xs, w + r * ws, ws, k, 1, 1,
                                                 aligned), a, rows, 1, 1);
         }
     }
+}
+
+/* tk_mk_conv_s16_from: accumulate onto acc (from_bias 0) or start from the biases: acc[p * rows + r]
+ * = bias[r] + the sum (a single filter-row call needs no tk_mk_acc_init pass over the accumulators). */
+TK_MK_INLINE void tk_mk_conv_s16(const int16_t *x, int32_t xs, const int16_t *w, int32_t k, int32_t ws,
+                                 int32_t pixels, int32_t rows, int32_t *acc)
+{
+    tk_mk_conv_s16_from(x, xs, w, k, ws, pixels, rows, acc, (const int32_t *)0, 0);
+}
+
+TK_MK_INLINE void tk_mk_conv_s16_bias(const int16_t *x, int32_t xs, const int16_t *w, int32_t k, int32_t ws,
+                                      int32_t pixels, int32_t rows, int32_t *acc, const int32_t *bias)
+{
+    tk_mk_conv_s16_from(x, xs, w, k, ws, pixels, rows, acc, bias, 1);
+}
+
+/* Nothing: the acc_init tile of a schedule whose one conv call per tile starts the accumulators
+ * from the biases itself (tk_mk_conv_s16_bias). */
+TK_MK_INLINE void tk_mk_acc_none(int32_t *acc)
+{
+    (void)acc;
 }
 
 /* acc[p * rows + r] = bias[r] for p < pixels, r < rows: input16's accumulators start from the bias

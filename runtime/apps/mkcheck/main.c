@@ -106,8 +106,9 @@ static unsigned check_dw(int32_t kh, int32_t kw, int32_t x_stride, int32_t offse
 /* tk_mk_conv_s16 with `pixels` runs xs apart against `rows` weight rows ws apart. aligned: even
  * distances from 4-byte aligned starts (the LDRD body, as the schedule calls it); else odd distances
  * from odd starts (the word and tap loops). Distances shorter than the run overlap, as a 3x3
- * convolution's neighbouring windows do. */
-static unsigned check_conv(int32_t pixels, int32_t rows, int32_t k, int32_t aligned, unsigned *bad)
+ * convolution's neighbouring windows do. from_bias: tk_mk_conv_s16_bias (the sums start from the
+ * rows' biases, whatever the accumulators held). */
+static unsigned check_conv(int32_t pixels, int32_t rows, int32_t k, int32_t aligned, int32_t from_bias, unsigned *bad)
 {
     int32_t xs = aligned ? ((k / 2 + 2) & ~1) : ((k / 2) | 1);
     int32_t ws = aligned ? ((k + 1) & ~1) : (k | 1);
@@ -117,10 +118,18 @@ static unsigned check_conv(int32_t pixels, int32_t rows, int32_t k, int32_t alig
         cx_buf[i] = next_byte();
     for (unsigned i = 0; i < sizeof cw_buf / sizeof cw_buf[0]; i++)
         cw_buf[i] = next_byte();
-    int32_t got[CONV_PIXELS * CONV_PIXELS], want[CONV_PIXELS * CONV_PIXELS];
-    for (int32_t i = 0; i < pixels * rows; i++)
+    int32_t got[CONV_PIXELS * CONV_PIXELS], want[CONV_PIXELS * CONV_PIXELS], bias[CONV_PIXELS];
+    for (int32_t r = 0; r < rows; r++)
+        bias[r] = (int32_t)(state >> 5) - (1 << 25) + 7 * r;
+    for (int32_t i = 0; i < pixels * rows; i++) {
         got[i] = want[i] = (int32_t)(state >> 3) - (1 << 27) + i;
-    tk_mk_conv_s16(x, xs, w, k, ws, pixels, rows, got);
+        if (from_bias)
+            want[i] = bias[i % rows];
+    }
+    if (from_bias)
+        tk_mk_conv_s16_bias(x, xs, w, k, ws, pixels, rows, got, bias);
+    else
+        tk_mk_conv_s16(x, xs, w, k, ws, pixels, rows, got);
     for (int32_t p = 0; p < pixels; p++)
         for (int32_t r = 0; r < rows; r++)
             for (int32_t i = 0; i < k; i++)
@@ -128,8 +137,9 @@ static unsigned check_conv(int32_t pixels, int32_t rows, int32_t k, int32_t alig
     for (int32_t i = 0; i < pixels * rows; i++) {
         if (got[i] != want[i]) {
             if (*bad < 5)
-                tk_printf("mkcheck: conv pixels %ld rows %ld k %ld aligned %ld acc %ld: got %ld want %ld\n",
-                          (long)pixels, (long)rows, (long)k, (long)aligned, (long)i, (long)got[i], (long)want[i]);
+                tk_printf("mkcheck: conv pixels %ld rows %ld k %ld aligned %ld bias %ld acc %ld: got %ld want %ld\n",
+                          (long)pixels, (long)rows, (long)k, (long)aligned, (long)from_bias, (long)i,
+                          (long)got[i], (long)want[i]);
             (*bad)++;
         }
     }
@@ -182,7 +192,8 @@ int app_main(void)
         for (int32_t rows = 1; rows <= CONV_PIXELS; rows++)
             for (int32_t k = 0; k <= CONV_K; k++)
                 for (int32_t aligned = 0; aligned < 2; aligned++)
-                    cases += check_conv(pixels, rows, k, aligned, &bad);
+                    for (int32_t from_bias = 0; from_bias < 2; from_bias++)
+                        cases += check_conv(pixels, rows, k, aligned, from_bias, &bad);
     for (int32_t row = -1; row <= 3; row += 2)
         for (int32_t before = 0; before <= 2; before++)
             for (int32_t w = 1; w <= WIDEN_W; w++)
