@@ -328,13 +328,14 @@ TK_MK_INLINE void tk_mk_widen_run(int16_t *d, const int8_t *src, int32_t n)
     int32_t i = 0;
 #if TK_MK_DSP
     /* four values per turn as in tk_mk_widen_row: 7 instructions where a byte loop takes 16 */
-    for (; i + 4 <= n; i += 4) {
-        int32_t v = tk_mk_load4(src + i), even = __sxtb16(v), odd = tk_mk_sxtb16_ror8(v), lo, hi;
+    for (int32_t q = 0; q < n >> 2; q++) {
+        int32_t v = tk_mk_load4(src + 4 * q), even = __sxtb16(v), odd = tk_mk_sxtb16_ror8(v), lo, hi;
         __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(lo) : "r"(even), "r"(odd));
         __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(hi) : "r"(odd), "r"(even));
-        memcpy(d + i, &lo, 4);
-        memcpy(d + i + 2, &hi, 4);
+        memcpy(d + 4 * q, &lo, 4);
+        memcpy(d + 4 * q + 2, &hi, 4);
     }
+    i = n & ~3;
 #endif
     for (; i < n; i++)
         d[i] = src[i];
