@@ -26,7 +26,9 @@ input16 (int8 HOWI, default on where one output row's accumulators fit the stack
 widened once to int16 into the scratch (tk_mk_widen_row, even with no padding), int16 weights, and
 per (output row, oc tile, filter row) one tk_mk_conv_s16 call computing all the row's pixels in
 blocks of 2 pixels x 2 channels (LDRD + SMLAD: 16 MACs per 12 instructions); the accumulators start
-from the bias (tk_mk_acc_init); odd channel counts whose runs would start unaligned get a padding
+from the bias (tk_mk_acc_init, or inside the call where one call covers the tile: tk_mk_conv_s16_bias);
+the requantization keeps each channel's multiplier and shift in locals, over pixel pairs or (rows
+of up to 8 pixels) straight-line; odd channel counts whose runs would start unaligned get a padding
 channel (Geometry16, channels16). With it, im2col (default for up to 4 input channels over several
 filter rows): the scratch holds each output pixel's whole window instead (tk_mk_im2col_s16), one
 call per (output row, oc tile). runtime/kernels/tk_mk_conv.h has the micro-kernels.
