@@ -68,15 +68,20 @@ def schedule_file(name: str) -> Path | None:
     return None
 
 
-def measure(name: str, builddir: Path, timeout: int, tuned: bool = True) -> dict:
+def run_scons(name: str, builddir: Path, timeout: int, tuned: bool, *args: str) -> subprocess.CompletedProcess:
+    """scons for `name` on the bench board with `args`; tuned: with its schedule file, if any."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "site_scons"), PYTHONDONTWRITEBYTECODE="1")
     scons = Path(sys.executable).parent / "scons"
     cmd = [str(scons), "-Q", "-j2", "-C", str(ROOT), f"builddir={builddir}", f"board={BOARD}",
-           f"model={model_spec(name)}", "app=perf", "run=1", f"timeout={timeout}", f"use_tuned={int(tuned)}"]
+           f"model={model_spec(name)}", *args, f"timeout={timeout}", f"use_tuned={int(tuned)}"]
     if tuned and schedule_file(name) is not None:
         cmd.append(f"schedules={schedule_file(name)}")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
                           timeout=timeout + 900)
+
+
+def measure(name: str, builddir: Path, timeout: int, tuned: bool = True) -> dict:
+    proc = run_scons(name, builddir, timeout, tuned, "app=perf", "run=1")
     out = proc.stdout + proc.stderr
     m = _PERF.search(out)
     if proc.returncode != 0 or not m:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "site_scons"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from instructions import BOARD, DEFAULT_MODELS, model_spec, schedule_file  # noqa: E402
+from instructions import BOARD, DEFAULT_MODELS, model_spec, run_scons, schedule_file  # noqa: E402
 from tinykiln import models  # noqa: E402
 from tinykiln.tflite import importer  # noqa: E402
 
@@ -46,14 +44,7 @@ def macs_per_op(path: Path) -> dict[int, int]:
 
 
 def profile(name: str, builddir: Path, timeout: int, tuned: bool) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "site_scons"), PYTHONDONTWRITEBYTECODE="1")
-    scons = Path(sys.executable).parent / "scons"
-    cmd = [str(scons), "-Q", "-j2", "-C", str(ROOT), f"builddir={builddir}", f"board={BOARD}",
-           f"model={model_spec(name)}", "profile=1", "n=1", f"timeout={timeout}", f"use_tuned={int(tuned)}"]
-    if tuned and schedule_file(name) is not None:
-        cmd.append(f"schedules={schedule_file(name)}")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                          timeout=timeout + 900)
+    proc = run_scons(name, builddir, timeout, tuned, "profile=1", "n=1")
     report = builddir / BOARD / "release" / name / "report.json"
     if proc.returncode != 0 or not report.is_file():
         out = (proc.stdout + proc.stderr).strip().splitlines()

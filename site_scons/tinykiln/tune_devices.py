@@ -18,7 +18,6 @@ no probe (the flasher's own message), a silent port, a garbled line, a firmware 
 """
 from __future__ import annotations
 
-import os
 import queue
 import re
 import threading
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 from tinykiln import KilnError
+from tinykiln.flash import probe_serial  # by name here: the tests replace it (no USB here)
 
 BAUD = 115200
 _RESULT_RE = re.compile(rb"TKBENCH count=(\d+) unit=(\S+) digest=([0-9a-f]{16})\s*$")
@@ -103,13 +103,6 @@ def read_result(conn, timeout: float, where: str) -> tuple[int, str, str]:
             if printable < 0.8 else "")
     raise KilnError(f"{where}: no TKBENCH line within {timeout:g} s.{hint} Received: "
                     f"{bytes(seen[-200:])!r}")
-
-
-def probe_serial(port: str) -> str | None:
-    """The USB serial number of the device behind a console port (flash.probe_serial)."""
-    from tinykiln import flash
-
-    return flash.probe_serial(port)
 
 
 def flash_elf(board, elf: Path, flasher: str = "", port: str = "") -> None:
