@@ -27,7 +27,6 @@ reference_run() runs a model with LiteRT's reference kernels (BUILTIN_REF): the 
 from __future__ import annotations
 
 import math
-import re
 
 import flatbuffers
 import numpy as np

@@ -70,7 +70,7 @@ def test_qemu_cycle_count_is_exact_instruction_count(scons, kiln_build_dir):
     r = scons("board=mps2-an500", "werror=1")
     assert r.returncode == 0, r.output
     text, status = read_console("mps2-an500", elf_of(kiln_build_dir, "mps2-an500"))
-    line = next(l for l in text.splitlines() if "iterations of a 2-instruction loop" in l)
+    line = next(x for x in text.splitlines() if "iterations of a 2-instruction loop" in x)
     one = int(line.split("loop: ")[1].split()[0])
     assert abs(one - 200000) <= 80, line
 
@@ -130,7 +130,7 @@ def test_noop_rebuild_rebuilds_nothing(scons):
     again = scons("board=mps2-an500")
     elapsed = time.monotonic() - start
     assert again.returncode == 0, again.output
-    assert not [l for l in again.output.splitlines() if l.startswith(("CC ", "AS ", "LD ", "GEN "))], again.output
+    assert not [x for x in again.output.splitlines() if x.startswith(("CC ", "AS ", "LD ", "GEN "))], again.output
     assert "is up to date" in again.output
     print(f"no-op rebuild: {elapsed:.2f} s")
 
@@ -158,8 +158,8 @@ def test_kiln_firmware_hook_adds_sources_include_dirs_and_defines(tmp_path):
         f'                      cpppath=["{tmp_path}/inc"], cppdefines=["EXTRA_VALUE=42"])\n'
         "env.Default(fw)\nenv.KilnDeploy(fw)\n")
     build = tmp_path / "build"
-    r = run_scons("-f", str(tmp_path / "SConstruct"), f"--site-dir={ROOT}/site_scons", "board=mps2-an500", "run=1", "werror=1",
-                  builddir=build)
+    r = run_scons("-f", str(tmp_path / "SConstruct"), f"--site-dir={ROOT}/site_scons", "board=mps2-an500", "run=1",
+                  "werror=1", builddir=build)
     assert r.returncode == 0, r.output
     assert "CC  " in r.output and "extra.c" in r.output
     assert "selftest: PASS" in r.output

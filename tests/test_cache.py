@@ -5,14 +5,13 @@ kernel generation fails on it."""
 from __future__ import annotations
 
 import shutil
+from importlib import metadata
 
 import pytest
 
 from conftest import run_scons, scons_env  # noqa: F401
 
 pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc")
-
-from importlib import metadata
 
 NO_TVM = (f"__version__ = {metadata.version('apache-tvm')!r}\n"
           "def __getattr__(name):\n"

@@ -177,8 +177,8 @@ def _edit(draw, model) -> None:
             names = [k for k, v in vars(op.builtinOptions).items() if isinstance(v, (int, float))]
             if names:
                 name = draw(st.sampled_from(names))
-                value = draw(st.floats(allow_nan=True, width=32)) if isinstance(getattr(op.builtinOptions, name), float) \
-                    else draw(st.integers(-5, 300))
+                is_float = isinstance(getattr(op.builtinOptions, name), float)
+                value = draw(st.floats(allow_nan=True, width=32)) if is_float else draw(st.integers(-5, 300))
                 setattr(op.builtinOptions, name, value)
     elif where == "opcode":
         oc = draw(st.sampled_from(model.operatorCodes))
@@ -270,4 +270,5 @@ if __name__ == "__main__":
     fuzz_test(count, derandomize=False)()
     mutated = CASES_RUN[0]
     structured_fuzz_test(count // 4, derandomize=False)()
-    print(f"fuzzed the importer: cases: {mutated}, plus {CASES_RUN[0] - mutated} structured edits, corpus: {len(CORPUS)} files, all ended in a Graph or a KilnError")
+    print(f"fuzzed the importer: cases: {mutated}, plus {CASES_RUN[0] - mutated} structured edits, "
+          f"corpus: {len(CORPUS)} files, all ended in a Graph or a KilnError")

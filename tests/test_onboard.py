@@ -1,7 +1,8 @@
 """Models on the boards, end to end with real QEMU and real serial over TCP: run=1 validates on the
 emulated device against LiteRT's reference kernels and counts instructions; validate=1 port= (the
 hardware path) validates and profiles layers; app=perf times; the protocol survives garbage, bad
-checksums, truncated frames and timeouts, and a fault mid-invoke reaches the user; a model too big for nucleo-f412zg is the region-overflow error.
+checksums, truncated frames and timeouts, and a fault mid-invoke reaches the user; a model too big for
+nucleo-f412zg is the region-overflow error.
 
 The default run keeps to cifar10 (the demo) and small models; every shared model on every board is
 `--slow`."""

@@ -216,7 +216,8 @@ def test_conv2d_pads_rows_per_output_row(shape, filters, kernel, stride, dilatio
             assert scratch.nbytes == a["out_shape"][2] * (window + window % 2) * 2
         elif taken["weight_layout"] == "HOWI" and taken["input16"]:
             # int16 rows of even length: a rolling buffer of the window's rows, or kh rows afresh
-            want_rows = kernel[0] if stride[0] >= (kernel[0] - 1) * dilation[0] + 1 else (kernel[0] - 1) * dilation[0] + 1
+            span = (kernel[0] - 1) * dilation[0] + 1
+            want_rows = kernel[0] if stride[0] >= span else span
             assert scratch.nbytes == want_rows * (row + row % 2) * 2
         else:
             assert scratch.nbytes == (shape[1] + a["pad"][0] + a["pad"][1] if whole else rows) * row

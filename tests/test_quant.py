@@ -3,7 +3,6 @@ compiled to C by TVM and run on the host, all bit for bit."""
 from __future__ import annotations
 
 import ctypes
-import math
 import subprocess
 
 import numpy as np

@@ -19,8 +19,8 @@ What it builds, under build/<board>/<variant>/<model>/ (each file its own target
 The model is imported, lowered and planned while SConstruct is read (that is how SCons learns the
 kernel files); the generation itself runs as build actions. That result is kept in
 <model>/.pipeline.pickle, keyed by the .tflite, the schedule knobs and tinykiln's sources
-(tinykiln/pipeline_cache.py): a rebuild with nothing changed reads it back and imports no TVM. Kernel generation runs one at a time
-(TVM is not used from several threads at once).
+(tinykiln/pipeline_cache.py): a rebuild with nothing changed reads it back and imports no TVM.
+Kernel generation runs one at a time (TVM is not used from several threads at once).
 
 run=1 or validate=1 [n=10] [seed=] [profile=1] with the validation app (the default): after the
 build, run the firmware (board=host: a process on a pipe; an emulated board: QEMU with -icount

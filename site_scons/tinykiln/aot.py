@@ -200,7 +200,7 @@ def _model_h(prefix, upper, graph, plan, inputs, outputs, weights_bytes, n_layer
         'extern "C" {',
         "#endif",
         "",
-        f"/* Activation arena: every intermediate, kernel scratch, inputs and outputs. A caller-provided",
+        "/* Activation arena: every intermediate, kernel scratch, inputs and outputs. A caller-provided",
         f" * arena must be {plan.alignment}-byte aligned. Lower bound for this graph: {plan.lower_bound} B. */",
         f"#define {upper}_ARENA_SIZE {plan.arena_size}u",
         f"#define {upper}_ARENA_ALIGNMENT {plan.alignment}u",

@@ -57,8 +57,8 @@ def _run_tool(cmd: list[str], what: str, timeout: float) -> tuple[int, str]:
 
 
 def _tail(text: str, n: int = 6) -> str:
-    lines = [l for l in text.strip().splitlines() if l.strip()]
-    return "\n".join("    " + l for l in lines[-n:])
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join("    " + line for line in lines[-n:])
 
 
 def external_bytes(board: Board, elf) -> dict[str, int]:
@@ -264,5 +264,5 @@ def deploy(board: Board, elf, *, flasher: str = "", run: bool = False, port: str
     if run and port:
         return monitor(port, timeout)
     if run:
-        print(f"run=1: give port=/dev/ttyACM0 (the board's console) to see the output", flush=True)
+        print("run=1: give port=/dev/ttyACM0 (the board's console) to see the output", flush=True)
     return status

@@ -181,7 +181,6 @@ def te_multiply_by_quantized_multiplier(x, multiplier, shift, may_saturate=True)
         # CSE and the C compiler remove the repeats.
         return body_fn(value)
 
-    zero = tirx.const(0, "int64")
     if isinstance(shift, int):
         left, right = max(shift, 0), max(-shift, 0)
         mult = tirx.const(multiplier, "int64")

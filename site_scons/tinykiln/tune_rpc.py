@@ -48,7 +48,6 @@ def _register_function():
 
     @tvm_ffi.register_global_func(FUNCTION, override=True)
     def run_bench(board_name: str, file_name: str, timeout: float) -> str:
-        from tinykiln import tune
 
         path = tvm_ffi.get_global_func("tvm.rpc.server.workpath")(file_name)
         count, unit, digest = measure(board_name, Path(path), float(timeout))

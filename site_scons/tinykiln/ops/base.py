@@ -25,7 +25,7 @@ import numpy as np
 
 from tinykiln import KilnError
 from tinykiln.graph import Graph, Op, Tensor
-from tinykiln.kernel import KernelCall, KernelSpec, Param
+from tinykiln.kernel import KernelSpec, Param
 
 
 def _no_knobs(spec: KernelSpec) -> dict[str, list]:
@@ -161,7 +161,6 @@ def requantize(acc, attrs: dict, multiplier=None, shift=None, offset=None):
     tinykiln.quant are used: then a per-channel shift holds rs - 1 (double rounding) or
     31 - shift - 32 (single), and single rounding adds `offset` (int64 PrimExpr: bias * m + rounding
     + zero point, the bias already in it) to acc * m."""
-    from tvm import tirx
 
     from tinykiln import quant
 

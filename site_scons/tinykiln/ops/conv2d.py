@@ -43,8 +43,8 @@ from tinykiln.kernel import KernelCall
 
 from .microkernel import pack_w16, w16_index
 from .base import (
-    KernelFamily, constant, divisors_up_to, epilogue, int8_accumulate_quant, float_act_attr, int8_act_attr, padded_input, param,
-    pow2_at_least, quant_params, schedule_accumulate, unsupported, window_padding,
+    KernelFamily, constant, divisors_up_to, epilogue, int8_accumulate_quant, float_act_attr, padded_input, param,
+    pow2_at_least, schedule_accumulate, unsupported, window_padding,
 )
 
 

@@ -5,9 +5,10 @@ with the input zero point folded into the bias as for CONV_2D (padding taps read
 
 Knob `layout` (int8):
   ROW16  the default where it applies (stride 1 and no dilation across the width, an activation
-         range of more than one value: see row16_usable): per input channel, tk_mk_dw_fill_s16 copies the channel's plane of the input, padded with input_zp,
-         into an arena scratch param as int16 (rows of an even width with a spare column; the
-         border is written on the first channel only, later ones overwrite the interior), then per
+         range of more than one value: see row16_usable): per input channel, tk_mk_dw_fill_s16 copies
+         the channel's plane of the input, padded with input_zp, into an arena scratch param as int16
+         (rows of an even width with a spare column; the border is written on the first channel only,
+         later ones overwrite the interior), then per
          output row of each of its output channels one tk_mk_dw_row_s16 call (runtime/kernels/
          tk_mk_dw.h) fills the row's accumulators, starting from the folded bias, and TVM
          requantizes them (a short row unrolled: the accumulators stay in registers; the
