@@ -5,7 +5,7 @@
     env.KilnDeploy(fw)                       # run=1 / flash=1
 
 Set in the environment:
-    KILN_OPTIONS      dict of the options below (board, variant, model, run, flash, ...)
+    KILN_OPTIONS      tinykiln.options.Options: every option, typed and checked (opts.timeout)
     KILN_TARGET       tinykiln.boards.Target (board + variant, resolved and checked)
     KILN_ROOT         the project root (pathlib.Path)
     KILN_BUILD_DIR    build/<board>/<variant> (SCons Dir); a firmware named N builds in N/ below it
@@ -21,9 +21,10 @@ import sys
 from pathlib import Path
 
 import SCons.Errors
-from SCons.Script import ARGUMENTS, BoolVariable, GetOption, Help, Variables
+from SCons.Script import ARGUMENTS, GetOption, Help
 
-from tinykiln import KilnError, boards
+from tinykiln import KilnError, boards, paths
+from tinykiln.options import OPTIONS, Options, parse  # not `options`: SCons calls a tool's `options`
 
 
 def _exit_with(status: int) -> None:
@@ -53,63 +54,11 @@ def kiln_action(func):
     return wrapper
 
 
-def _options(root: Path) -> Variables:
-    v = Variables(None, ARGUMENTS)
-    v.Add("board", "board to build for (boards/<board>/board.toml)", boards.DEFAULT_BOARD)
-    v.Add("variant", "build variant (variants/<variant>.toml)", boards.DEFAULT_VARIANT)
-    v.Add("model", "model to compile (models/<model>/); empty: the self-test firmware", "")
-    v.Add("app", "the on-device app (runtime/apps/<app>/): validation (default with model=), perf "
-          "(timed runs, prints cycles/inference), selftest (default without model=)", "")
-    v.Add(BoolVariable("run", "build, then run: QEMU for emulated boards, a process for host, "
-                       "flash + console (port=) for hardware; with model= and the validation app: "
-                       "validate on the device and print the verdict, cycles, arena and flash", False))
-    v.Add(BoolVariable("flash", "build, then put the firmware on the board (flasher=)", False))
-    v.Add("flasher", "flash method: qemu, openocd, pyocd, host (default: the board's first)", "")
-    v.Add("port", "the board's console: a serial port or pyserial URL (e.g. /dev/ttyACM0, "
-          "serial:/dev/ttyACM0:921600); with tune=1: measure on real boards, flashed per trial, "
-          "one per port (port=/dev/ttyACM0,/dev/ttyACM1)", "")
-    v.Add("probe", "flash through the debug probe with this USB serial number (several boards on one "
-          "host; `.venv/bin/pyocd list` shows them); default: the probe behind port=, if known", "")
-    v.Add("timeout", "seconds a run may last before it is killed", "60")
-    v.Add(BoolVariable("validate", "with model=: run the firmware on n inputs and compare every "
-                       "output with LiteRT's reference kernels (kiln_model.py)", False))
-    v.Add("n", "with validate=1: number of seeded random inputs (plus the model's samples)", "10")
-    v.Add("seed", "with validate=1: seed of the random inputs", "12345")
-    v.Add("samples", "with validate=1: real inputs, .npy files (comma-separated) added to the model's "
-          "own; an array not of the input's dtype is quantized with the input's scale/zero point", "")
-    v.Add(BoolVariable("profile", "with model=: also time every layer on the device; prints the "
-                       "table, writes it to report.json and profile.png", False))
-    v.Add("schedules", "with model=: the schedule file to build with (default: the model's "
-          "schedules/<board>.json if it exists)", "")
-    v.Add(BoolVariable("use_tuned", "with model=: build with the knobs of the schedule file; 0: "
-                       "every kernel with its default knobs", True))
-    v.Add(BoolVariable("tune", "with model=: measure candidate schedules of every kernel on the "
-                       "(emulated) board and write the best into the schedule file (tinykiln/tune.py)",
-                       False))
-    v.Add("trials", "with tune=1: candidate schedules per kernel, the default included", "8")
-    v.Add("devices", "with tune=1: QEMU instances measuring at the same time", "2")
-    v.Add("tracker", "with tune=1: measure on devices behind a TVM RPC tracker (host:port) "
-          "registered under the board's name (python -m tinykiln.tune_rpc)", "")
-    v.Add("tune_bench", "internal (tune=1): a manifest of kernel benchmark firmwares to build", "")
-    v.Add("defines", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)", "")
-    v.Add(BoolVariable("werror", "treat compiler warnings as errors", False))
-    v.Add(BoolVariable("verbose", "show full command lines", False))
-    v.Add("builddir", "where outputs go (build/<board>/<variant>/<target>/ below it)", "build")
-    v.Add(BoolVariable("export", "with model=: write build/<board>/<variant>/<model>/export/ (headers, "
-                       "sources, lib<model>.a, linker fragment, Make/CMake snippets) and its zip", False))
-    v.Add("matrix", "a TOML file of boards x models x variants: build (and run the emulated ones) "
-          "every combination, write build/matrix/report.md and report.json", "")
-    v.Add("cache", "a directory shared between builds (SCons CacheDir): generated kernels and "
-          "objects built once are fetched from it", "")
-    return v
-
-
-def _help_text(env, opts: Variables, root: Path) -> str:
+def _help_text(root: Path) -> str:
     lines = ["tinykiln: TFLite model -> bare-metal firmware.", "",
              "Usage: ./kiln [option=value ...] [targets]", "", "Options (default in brackets):"]
-    for o in opts.options:
-        default = o.default if not isinstance(o.default, bool) else int(o.default)
-        lines.append(f"  {o.key + '=':<10} {o.help} [{default}]")
+    for o in OPTIONS:
+        lines.append(f"  {o.key + '=':<10} {o.help} [{o.shown_default()}]")
     lines += ["", "Boards (flash methods in brackets, first = default):"]
     for name in boards.board_names(root):
         try:
@@ -178,32 +127,29 @@ def _deploy(env, firmware):
 
 def generate(env):
     root = Path(env.Dir("#").abspath)
-    opts = _options(root)
-    opts.Update(env)
-    Help(_help_text(env, opts, root), append=False)
-    unknown = opts.UnknownVariables()
-    if unknown:
-        known = [o.key for o in opts.options]
-        raise KilnError(f"unknown option {', '.join(unknown)}. Options: {', '.join(known)} "
-                        f"(./kiln -h explains them)")
-    options = {o.key: env[o.key] for o in opts.options}
-    env["KILN_OPTIONS"] = options
+    Help(_help_text(root), append=False)
+    try:
+        opts = parse(ARGUMENTS)
+    except KilnError:
+        if not GetOption("help"):
+            raise
+        opts = Options()  # -h must work whatever else is on the command line
+    env["KILN_OPTIONS"] = opts
     env["KILN_ROOT"] = root
     if GetOption("help"):
         # -h must work even with a bad board= on the command line.
         try:
-            env["KILN_TARGET"] = boards.resolve(root, options["board"], options["variant"])
+            env["KILN_TARGET"] = boards.resolve(root, opts.board, opts.variant)
         except KilnError:
             env["KILN_TARGET"] = boards.resolve(root, boards.DEFAULT_BOARD, boards.DEFAULT_VARIANT)
     else:
-        env["KILN_TARGET"] = boards.resolve(root, options["board"], options["variant"])
+        env["KILN_TARGET"] = boards.resolve(root, opts.board, opts.variant)
     t = env["KILN_TARGET"]
-    builddir = env.Dir("#" + options["builddir"]) if not os.path.isabs(options["builddir"]) \
-        else env.Dir(options["builddir"])
-    env["KILN_BUILD_DIR"] = builddir.Dir(t.board.name).Dir(t.variant.name)
-    env.SConsignFile(os.path.join(builddir.abspath, ".sconsign"))
-    if options["cache"]:
-        env.CacheDir(os.path.abspath(options["cache"]))
+    build = paths.build_root(opts.builddir)
+    env["KILN_BUILD_DIR"] = env.Dir(str(paths.target_dir(build, t.board.name, t.variant.name)))
+    env.SConsignFile(str(paths.sconsign(build)))
+    if opts.cache:
+        env.CacheDir(os.path.abspath(opts.cache))
     env.AddMethod(_deploy, "KilnDeploy")
     env.Tool("kiln_firmware")
 

@@ -18,8 +18,8 @@ What it builds, under build/<board>/<variant>/<model>/ (each file its own target
 
 The model is imported, lowered and planned while SConstruct is read (that is how SCons learns the
 kernel files); the generation itself runs as build actions. That result is kept in
-<model>/.pipeline.pickle, keyed by the .tflite, the schedule knobs and tinykiln's sources
-(tinykiln/pipeline_cache.py): a rebuild with nothing changed reads it back and imports no TVM.
+<model>/.pipeline.pickle (tinykiln.pipeline.compile with cache=): a rebuild with nothing changed
+reads it back and imports no TVM.
 Kernel generation runs one at a time (TVM is not used from several threads at once).
 
 run=1 or validate=1 [n=10] [seed=] [profile=1] with the validation app (the default): after the
@@ -34,7 +34,6 @@ app=perf (or any other app): the firmware is built as <model>-<app> (its own dir
 switching apps rebuilds nothing) and run=1 / flash=1 run it like any firmware (kiln.py KilnDeploy).
 """
 import hashlib
-import inspect
 import json
 import sys
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from SCons.Script import Action
 
 from kiln import kiln_action  # noqa: E402  (sibling tool, loaded first)
 
-from tinykiln import KilnError, aot, memplan, models, pipeline_cache, report
+from tinykiln import KilnError, models, paths, pipeline, report
 
 # What every firmware with a model needs; an app adds its own parts (validation: the protocol) in
 # its app.toml.
@@ -54,6 +53,8 @@ RUNTIME_INCLUDES = ["#runtime/ai"]
 
 
 def _kernel_action(spec):
+    """Generates one kernel's C. It closes over the spec alone: SCons signs a Python action by its
+    code and closure (pickled), and a kernel must not rebuild when another part of the model moves."""
     @kiln_action
     def generate(target, source, env):
         from tinykiln import codegen
@@ -74,14 +75,11 @@ def _text_action(text):
 
 
 def _family_sources(spec) -> list[str]:
-    """The Python files whose change can change this kernel's C: its family module, the shared
-    lowering/codegen code."""
-    from tinykiln import codegen, ops, quant
+    """The Python files whose change can change this kernel's C (tinykiln.sources decides)."""
+    from tinykiln import ops, sources
 
-    files = {inspect.getsourcefile(ops.kernel_family(spec.family).compute),
-             inspect.getsourcefile(codegen), inspect.getsourcefile(quant),
-             str(Path(inspect.getsourcefile(ops)).with_name("base.py"))}
-    return sorted(f for f in files if f)
+    module = ops.kernel_family(spec.family).compute.__module__
+    return [str(p) for p in sources.generator_files(module)]
 
 
 def _model_report_action(model, lowered, plan, result, kernel_names, report_path):
@@ -109,27 +107,19 @@ def _model_report_action(model, lowered, plan, result, kernel_names, report_path
     return add_model_report
 
 
-def _schedule_knobs(env, model, board_name):
-    """(path, knobs) of the schedule file (schedules=, else models/<name>/schedules/<board>.json),
-    (None, {}) with use_tuned=0."""
-    from tinykiln import schedules
-
-    opts = env["KILN_OPTIONS"]
-    return schedules.resolve(model.directory, board_name, opts.get("schedules", ""),
-                             bool(opts.get("use_tuned", True)))
-
-
 @dataclass
 class ModelSources:
-    """The nodes model_sources made for one model, and the pipeline objects behind them."""
-    model: models.Model
-    graph: object  # tinykiln.graph.Graph
-    lowered: object  # tinykiln.kernel.LoweredModel
-    plan: object  # tinykiln.memplan.MemoryPlan
-    result: object  # tinykiln.aot.AotResult
+    """The nodes model_sources made for one model, and the pipeline's result behind them."""
+    compiled: pipeline.Compiled
     kernels: dict  # kernel function name -> Node of kernels/<name>.c
     generated: dict  # "model.h", "model.c", "weights.c", "tk_models.c" -> Node
     gen_dir: object  # Dir holding model.h (an include path of every user of the model)
+
+    model = property(lambda self: self.compiled.model)
+    graph = property(lambda self: self.compiled.graph)
+    lowered = property(lambda self: self.compiled.lowered)
+    plan = property(lambda self: self.compiled.plan)
+    result = property(lambda self: self.compiled.aot)
 
     @property
     def c_sources(self) -> list:
@@ -143,51 +133,32 @@ def model_sources(env, spec, outdir=None) -> ModelSources:
     Shared by KilnModel, export=1 and the tinykiln tool for other SConstructs."""
     root = env["KILN_ROOT"]
     target = env["KILN_TARGET"]
+    opts = env["KILN_OPTIONS"]
     model = spec if isinstance(spec, models.Model) else models.resolve(root, spec)
     outdir = outdir or env["KILN_BUILD_DIR"].Dir(model.name)
-    schedule_path, knobs = _schedule_knobs(env, model, target.board.name)
+    compiled = pipeline.compile(model, target.board.name, schedules_file=opts.get("schedules", ""),
+                                use_tuned=bool(opts.get("use_tuned", True)),
+                                cache=paths.pipeline_cache(Path(outdir.abspath)))
+    for line in compiled.warnings:  # kept with the cached result: every build shows them
+        print(f"warning: {compiled.schedule_path}: {line}", file=sys.stderr)
 
-    def run_pipeline():
-        from tinykiln import ops, tflite
-
-        graph = tflite.load(str(model.path))
-        graph.name = model.name
-        lowered = ops.lower(graph, knobs)
-        plan = memplan.plan(graph, lowered)
-        result = aot.generate(graph, lowered, plan, model.name, source_digest=model.digest())
-        return graph, lowered, plan, result
-
-    graph, lowered, plan, result = pipeline_cache.cached(
-        Path(outdir.abspath) / ".pipeline.pickle", pipeline_cache.key(model, knobs), run_pipeline)
-    for line in lowered.warnings:  # kept with the cached result: every build shows them
-        print(f"warning: {schedule_path}: {line}", file=sys.stderr)
-
-    kernel_dir = outdir.Dir("kernels")
-    gen_dir = outdir.Dir("gen")
+    kernel_dir = env.Dir(str(paths.kernels_dir(Path(outdir.abspath))))
+    gen_dir = env.Dir(str(paths.gen_dir(Path(outdir.abspath))))
 
     kernels = {}
-    for call in lowered.calls:
-        spec = call.spec
-        if spec.function_name in kernels:
-            continue
-        node = env.Command(kernel_dir.File(f"{spec.function_name}.c"), env.Value(spec.canonical()),
-                           Action(_kernel_action(spec), f"TVM {spec.function_name}.c"))
-        env.Depends(node, [env.File(f) for f in _family_sources(spec)])
+    for name, kspec in compiled.kernels.items():
+        node = env.Command(kernel_dir.File(f"{name}.c"), env.Value(kspec.canonical()),
+                           Action(_kernel_action(kspec), f"TVM {name}.c"))
+        env.Depends(node, [env.File(f) for f in _family_sources(kspec)])
         env.SideEffect(kernel_dir.File(".tvm-lock"), node)  # one TVM generation at a time
-        kernels[spec.function_name] = node[0]
+        kernels[name] = node[0]
 
-    texts = {
-        "model.h": result.model_h,
-        "model.c": result.model_c,
-        "weights.c": result.weights_c,
-        "tk_models.c": aot.registry_c([model.name]),
-    }
     generated = {}
-    for name, text in texts.items():
+    for name, text in compiled.texts.items():
         digest = hashlib.sha256(text.encode()).hexdigest()
         generated[name] = env.Command(gen_dir.File(name), env.Value(digest),
                                       Action(_text_action(text), f"AOT {name}"))[0]
-    return ModelSources(model, graph, lowered, plan, result, kernels, generated, gen_dir)
+    return ModelSources(compiled, kernels, generated, gen_dir)
 
 
 def _kiln_model(env, spec_text, app="validation"):

@@ -80,9 +80,11 @@ class TinyKilnModel:
         return iter((self.objects, self.cpppath))
 
 
-def _options(werror: bool) -> dict:
-    # What the kiln tools read from the command line in tinykiln's own SConstruct.
-    return {"werror": werror, "defines": "", "verbose": False, "export": False}
+def _options(werror: bool):
+    # The kiln tools read the command line's options in tinykiln's own SConstruct; here, the defaults.
+    from tinykiln.options import Options
+
+    return Options({"werror": werror})
 
 
 def _model_env(env, board, variant, builddir, werror):
