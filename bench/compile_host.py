@@ -7,14 +7,16 @@ kernel generation), then built again with nothing changed (the no-op rebuild). F
 the build's report.json (`memory` block written by the model pipeline).
 """
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "site_scons"))
+
+from tinykiln import child_scons  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "models"
 TFLM_ARENA = {"mlperf_ic_resnet8_int8": 54996, "mlperf_kws_dscnn_int8": 22820, "mlperf_ad_fc_ae_int8": 2580}
 
@@ -30,12 +32,8 @@ def models():
 
 
 def scons(builddir, model):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "site_scons"), PYTHONDONTWRITEBYTECODE="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
-    cmd = [str(Path(sys.executable).parent / "scons"), "-Q", "-j2", "-C", str(ROOT),
-           f"builddir={builddir}", "board=host", f"model={model}"]
     start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = child_scons.run([f"builddir={builddir}", "board=host", f"model={model}"], jobs=2, capture=True)
     if proc.returncode:
         raise SystemExit(f"build of {model} failed:\n{proc.stdout}{proc.stderr}")
     return time.monotonic() - start

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "site_scons"))
 
-from tinykiln import sizes  # noqa: E402
+from tinykiln import child_scons, sizes  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "models"
 BOARD = "mps2-an500"
@@ -70,14 +69,11 @@ def schedule_file(name: str) -> Path | None:
 
 def run_scons(name: str, builddir: Path, timeout: int, tuned: bool, *args: str) -> subprocess.CompletedProcess:
     """scons for `name` on the bench board with `args`; tuned: with its schedule file, if any."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "site_scons"), PYTHONDONTWRITEBYTECODE="1")
-    scons = Path(sys.executable).parent / "scons"
-    cmd = [str(scons), "-Q", "-j2", "-C", str(ROOT), f"builddir={builddir}", f"board={BOARD}",
-           f"model={model_spec(name)}", *args, f"timeout={timeout}", f"use_tuned={int(tuned)}"]
+    cmd = [f"builddir={builddir}", f"board={BOARD}", f"model={model_spec(name)}", *args,
+           f"timeout={timeout}", f"use_tuned={int(tuned)}"]
     if tuned and schedule_file(name) is not None:
         cmd.append(f"schedules={schedule_file(name)}")
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                          timeout=timeout + 900)
+    return child_scons.run(cmd, jobs=2, capture=True, timeout=timeout + 900)
 
 
 def measure(name: str, builddir: Path, timeout: int, tuned: bool = True) -> dict:

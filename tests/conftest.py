@@ -7,32 +7,25 @@
 `scons` builds into one directory per test session (kiln_build_dir), so boards built by one test
 are reused by the next; pass builddir=... to isolate a build.
 """
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tinykiln import child_scons
 
 ROOT = Path(__file__).resolve().parents[1]
 SCONS = Path(sys.executable).parent / "scons"
 
 
 def scons_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "site_scons") + os.pathsep + env.get("PYTHONPATH", "")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
+    """The environment of a child scons (tinykiln.child_scons owns it)."""
+    return child_scons.environment()
 
 
 def run_scons(*args, builddir, timeout=600, jobs=2):
     """scons -Q -jN with the project's environment; returns CompletedProcess with .output."""
-    cmd = [str(SCONS), "-Q", f"-j{jobs}", "-C", str(ROOT), f"builddir={builddir}", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=scons_env(),
-                          stdin=subprocess.DEVNULL)
-    proc.output = proc.stdout + proc.stderr
-    return proc
+    return child_scons.run([f"builddir={builddir}", *args], jobs=jobs, capture=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -115,16 +115,16 @@ def test_two_models_two_instances_interleaved_match_litert(tmp_path):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_tinykiln_tool_loads_twice_and_reports_bad_input_without_traceback(tmp_path):
-    """Two environments load the tool (the package keeps its name); a bad board is a clear error."""
+def test_kiln_embed_tool_loads_twice_and_reports_bad_input_without_traceback(tmp_path):
+    """Two environments load the tool (one tinykiln package for both); a bad board is a clear error."""
     from conftest import SCONS, scons_env
 
     (tmp_path / "SConstruct").write_text(f"""
 tools = [{str(ROOT / 'site_scons' / 'site_tools')!r}]
 a = Environment(tools=[])
-a.Tool("tinykiln", toolpath=tools)
+a.Tool("kiln_embed", toolpath=tools)
 b = Environment(tools=[])
-b.Tool("tinykiln", toolpath=tools)
+b.Tool("kiln_embed", toolpath=tools)
 import tinykiln
 assert tinykiln.KilnError is __import__("tinykiln.boards").boards.KilnError, "two tinykiln packages"
 b.TinyKilnModel("net", "cifar10", board="nucleo-f999")
@@ -139,8 +139,8 @@ b.TinyKilnModel("net", "cifar10", board="nucleo-f999")
 
 
 def test_plain_import_finds_the_package_even_with_site_tools_first():
-    """SCons puts site_tools/ ahead of site_scons/ on sys.path while it loads a tool: a tool's
-    `from tinykiln import ...` then meets site_tools/tinykiln.py first and must get the package."""
+    """SCons puts site_tools/ ahead of site_scons/ on sys.path while it loads a tool: no tool module
+    may carry the package's name (the tool for other SConstructs is kiln_embed, not tinykiln)."""
     import sys
 
     code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"

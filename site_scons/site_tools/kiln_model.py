@@ -130,7 +130,7 @@ class ModelSources:
 def model_sources(env, spec, outdir=None) -> ModelSources:
     """The model's generated C as SCons nodes: kernels/<fn>.c (one per distinct kernel) and gen/
     under outdir (default build/<board>/<variant>/<model>/). `spec`: model= text or a models.Model.
-    Shared by KilnModel, export=1 and the tinykiln tool for other SConstructs."""
+    Shared by KilnModel, export=1 and the kiln_embed tool for other SConstructs."""
     root = env["KILN_ROOT"]
     target = env["KILN_TARGET"]
     opts = env["KILN_OPTIONS"]

@@ -33,8 +33,6 @@ C_TYPES = {
     "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
     "int64": "int64_t", "float32": "float", "bool": "int8_t",
 }
-# Codes shared with runtime/ai/tk_model.h (tk_dtype) and the device protocol.
-DTYPE_CODES = {"int8": 1, "uint8": 2, "int16": 3, "int32": 4, "int64": 5, "float32": 6, "bool": 7}
 MAX_RANK = 6
 WEIGHTS_ALIGNMENT = 16
 
@@ -417,10 +415,6 @@ class _Weights:
             out.append("};")
         out.append("")
         return "\n".join(out)
-
-
-def _align(value: int, alignment: int) -> int:
-    return (value + alignment - 1) // alignment * alignment
 
 
 def _c_values(flat: np.ndarray, dtype: str) -> str:

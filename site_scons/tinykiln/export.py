@@ -167,10 +167,6 @@ def model_c(text: str, c_name: str) -> str:
     return text.replace(include, f'#include "{c_name}.h"', 1)
 
 
-def model_h(text: str) -> str:
-    return text  # the typed API header is already self-contained (it includes tk_model.h)
-
-
 def model_json(info: ExportInfo) -> str:
     data = {
         "name": info.name, "c_name": info.c_name, "source": info.source,

@@ -19,7 +19,7 @@ step writes: weights.c (all kernels' constants in one file), model.h (the weight
 size if a scratch param changes size) and model.c (the kernel's prototype, the plan); those two C
 files recompile too (tests/test_incremental.py pins both rebuild sets). Within
 one model a workload has one set of knobs, so a name has one body; two models linked together that
-give one workload different knobs must not share that kernel's object (site_tools/tinykiln.py checks).
+give one workload different knobs must not share that kernel's object (site_tools/kiln_embed.py checks).
 
 Scalars (shapes, zero points, activation bounds, per-tensor multipliers) are baked into the C text via
 `attrs`; arrays (weights re-laid out for the schedule, folded biases, per-channel multipliers and

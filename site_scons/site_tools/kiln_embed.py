@@ -1,7 +1,7 @@
-"""SCons tool `tinykiln`: tinykiln models inside a firmware that has its own SConstruct.
+"""SCons tool `kiln_embed`: tinykiln models inside a firmware that has its own SConstruct.
 
     env = Environment()                                   # your firmware's environment
-    env.Tool("tinykiln", toolpath=["<tinykiln checkout>/site_scons/site_tools"])
+    env.Tool("kiln_embed", toolpath=["<tinykiln checkout>/site_scons/site_tools"])
     net = env.TinyKilnModel("net", "path/model.tflite", board="nucleo-f746zg")  # variant="release"
     env.Append(CPPPATH=net.cpppath)                       # net.h (net_run, NET_ARENA_SIZE), ai_runtime.h
     env.Program("fw.elf", my_objects + net.objects, LIBS=["m"])
@@ -20,9 +20,6 @@ Your own environment is left as it is (the model is built in a clone).
 
 Several models in one firmware: kernels shared by two models and the runtime are the same nodes in
 both results; link `env.TinyKilnObjects(net_a, net_b)` (every object once) rather than the sum.
-
-The tool module has the name of the `tinykiln` Python package, which SCons registers it under: the
-tool puts the package back under its name when it loads (load the tool before importing tinykiln).
 """
 import os
 import sys
@@ -31,32 +28,10 @@ from dataclasses import dataclass, replace
 _TOOLS = os.path.dirname(os.path.abspath(__file__))
 _SITE = os.path.dirname(_TOOLS)
 _ROOT = os.path.dirname(_SITE)
-
-
-def _take_back_package_name():
-    """This module is sys.modules['tinykiln'] now: SCons registers a tool under its name, and a plain
-    `import tinykiln` finds this file first while SCons has site_tools/ ahead of site_scons/ on
-    sys.path (it does so while it loads any tool). Give the name back to the package, loaded from
-    its own directory (never through sys.path, which could lead here again) and kept under a second
-    name too, so that loading the tool again reuses it. A plain import then gets the package (the
-    import system returns what sys.modules holds once the module has run)."""
-    import importlib.util
-
-    if _SITE not in sys.path:
-        sys.path.append(_SITE)
-    package = sys.modules.get("_tinykiln_package")
-    if package is None:
-        init = os.path.join(_SITE, "tinykiln", "__init__.py")
-        spec = importlib.util.spec_from_file_location(
-            "tinykiln", init, submodule_search_locations=[os.path.dirname(init)])
-        package = importlib.util.module_from_spec(spec)
-        sys.modules["tinykiln"] = package
-        spec.loader.exec_module(package)
-        sys.modules["_tinykiln_package"] = package
-    sys.modules["tinykiln"] = package
-
-
-_take_back_package_name()
+# A foreign SConstruct has only site_tools/ on its path (SCons adds the toolpath): the package is
+# one folder up.
+if _SITE not in sys.path:
+    sys.path.append(_SITE)
 
 import SCons.Errors  # noqa: E402
 from SCons.Script import Action  # noqa: E402
