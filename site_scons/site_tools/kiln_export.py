@@ -15,7 +15,7 @@ from SCons.Script import Action
 
 from kiln import kiln_action  # noqa: E402  (sibling tool, loaded first)
 
-from tinykiln import export
+from tinykiln import export, paths
 
 
 def _copy(transform=None):
@@ -50,8 +50,8 @@ def _zip(folder):
 
 
 def _kiln_export(env, ms):
-    outdir = ms.gen_dir.up()
-    folder = outdir.Dir("export")
+    outdir = ms.outdir
+    folder = env.Dir(str(paths.export_dir(Path(outdir.abspath))))
     mk_headers, mk_sources = export.micro_kernel_files(env["KILN_ROOT"])
     info = export.export_info(model=ms.model, graph=ms.graph, plan=ms.plan, result=ms.result,
                               target=env["KILN_TARGET"], kernel_files=[f"{fn}.c" for fn in ms.kernels],

@@ -114,6 +114,7 @@ class ModelSources:
     kernels: dict  # kernel function name -> Node of kernels/<name>.c
     generated: dict  # "model.h", "model.c", "weights.c", "tk_models.c" -> Node
     gen_dir: object  # Dir holding model.h (an include path of every user of the model)
+    outdir: object  # Dir of the model's outputs (paths.firmware_dir)
 
     model = property(lambda self: self.compiled.model)
     graph = property(lambda self: self.compiled.graph)
@@ -158,7 +159,7 @@ def model_sources(env, spec, outdir=None) -> ModelSources:
         digest = hashlib.sha256(text.encode()).hexdigest()
         generated[name] = env.Command(gen_dir.File(name), env.Value(digest),
                                       Action(_text_action(text), f"AOT {name}"))[0]
-    return ModelSources(compiled, kernels, generated, gen_dir)
+    return ModelSources(compiled, kernels, generated, gen_dir, outdir)
 
 
 def _kiln_model(env, spec_text, app="validation"):
