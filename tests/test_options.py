@@ -25,6 +25,7 @@ def test_values_are_typed():
     ("timeout", "-1", "must be more than 0"),
     ("timeout", "inf", "finite"),
     ("timeout", "nan", "finite"),
+    ("timeout", "1e9", "at most 604800"),
     ("n", "-1", "must be 0 or more"),
     ("n", "2.5", "whole number"),
     ("seed", "x", "whole number"),

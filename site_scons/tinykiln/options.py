@@ -20,6 +20,8 @@ from tinykiln import KilnError
 from tinykiln.boards import DEFAULT_BOARD, DEFAULT_VARIANT
 from tinykiln.paths import DEFAULT_BUILDDIR
 
+# A week: longer waits overflow some of the OS's timers (threading, select), and no run takes that.
+MAX_SECONDS = 7 * 24 * 3600
 _TRUE = ("1", "y", "yes", "true", "t", "on", "all")
 _FALSE = ("0", "n", "no", "false", "f", "off", "none", "")
 
@@ -31,6 +33,7 @@ class Option:
     default: Any
     help: str
     minimum: float | None = None  # int/float: the smallest accepted value
+    maximum: float | None = None  # int/float: the largest (what the OS's timers take, for seconds)
     check: Callable[[Any], str | None] | None = None  # returns a complaint, or None
 
     def shown_default(self) -> str:
@@ -59,7 +62,8 @@ OPTIONS: tuple[Option, ...] = (
            "port (port=/dev/ttyACM0,/dev/ttyACM1)"),
     Option("probe", str, "", "flash through the debug probe with this USB serial number (several boards on "
            "one host; `.venv/bin/pyocd list` shows them); default: the probe behind port=, if known"),
-    Option("timeout", float, 60.0, "seconds a run may last before it is killed", minimum=0.001),
+    Option("timeout", float, 60.0, "seconds a run may last before it is killed", minimum=0.001,
+           maximum=MAX_SECONDS),
     Option("validate", bool, False, "with model=: run the firmware on n inputs and compare every output "
            "with LiteRT's reference kernels (kiln_model.py)"),
     Option("n", int, 10, "with validate=1: number of seeded random inputs (plus the model's samples)",
@@ -153,6 +157,8 @@ def convert(option: Option, text: Any) -> Any:
         if option.minimum is not None and value < option.minimum:
             least = "more than 0" if option.minimum not in (0, 1) else f"{option.minimum:g} or more"
             raise ValueError(f"must be {least}")
+        if option.maximum is not None and value > option.maximum:
+            raise ValueError(f"must be at most {option.maximum:g}")
     complaint = option.check(value) if option.check else None
     if complaint:
         raise ValueError(complaint)
