@@ -60,3 +60,11 @@ def test_the_build_reports_bad_values_without_a_traceback(scons):
     assert r.returncode == 2, r.output
     assert "kiln: error: bad option value: timeout=abc takes a number" in r.output, r.output
     assert "n=-1 must be 0 or more" in r.output and "Traceback" not in r.output
+
+
+def test_a_model_or_board_name_given_as_a_target_says_how_to_write_it(scons):
+    r = scons("cifar10")
+    assert r.returncode == 2 and "'cifar10' is not a target: options take key=value, e.g. ./kiln model=cifar10" \
+        in r.output, r.output
+    r = scons("host")
+    assert r.returncode == 2 and "./kiln board=host" in r.output, r.output

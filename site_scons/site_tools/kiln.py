@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 import SCons.Errors
-from SCons.Script import ARGUMENTS, GetOption, Help
+from SCons.Script import ARGUMENTS, COMMAND_LINE_TARGETS, GetOption, Help
 
-from tinykiln import KilnError, boards, paths
+from tinykiln import KilnError, boards, models, paths
 from tinykiln.options import OPTIONS, Options, parse  # not `options`: SCons calls a tool's `options`
 
 
@@ -125,8 +125,17 @@ def _deploy(env, firmware):
     return alias
 
 
+def _check_targets(root: Path) -> None:
+    """A bare word on the command line is an SCons target: `./kiln cifar10` meant model=cifar10."""
+    for word in COMMAND_LINE_TARGETS:
+        for key, names in (("model", models.model_names(root)), ("board", boards.board_names(root))):
+            if word in names or (key == "model" and word.endswith(".tflite")):
+                raise KilnError(f"'{word}' is not a target: options take key=value, e.g. ./kiln {key}={word}")
+
+
 def generate(env):
     root = Path(env.Dir("#").abspath)
+    _check_targets(root)
     Help(_help_text(root), append=False)
     try:
         opts = parse(ARGUMENTS)
