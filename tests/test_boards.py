@@ -117,6 +117,13 @@ def test_missing_key_is_an_error_naming_file_and_key(tmp_path, name, old, new, m
     assert str(e.value).startswith(f"{root / 'boards' / name / 'board.toml'}: missing key {missing}"), e.value
 
 
+def test_a_number_typed_as_text_is_an_error(tmp_path):
+    root, name = board_copy(tmp_path, "mps2-an386",
+                            lambda text: text.replace("base = 0x40004000", 'base = "0x40004000"'))
+    with pytest.raises(KilnError, match=r"board.toml: \[console\] base must be an integer, not '0x40004000'"):
+        boards.load_board(root, name)
+
+
 def test_macro_typed_again_in_defines_is_an_error(tmp_path):
     root, name = board_copy(tmp_path, "mps2-an500",
                             lambda text: text.replace('sources = ["board.c"]\n',

@@ -164,8 +164,16 @@ def _require(data: dict, key: str, where: Path, table: str = "", why: str = ""):
     return data[key]
 
 
+def _number(data: dict, key: str, where: Path, table: str = "", why: str = "") -> int:
+    value = _require(data, key, where, table, why)
+    if not isinstance(value, int) or isinstance(value, bool):
+        what = f"[{table}] {key}" if table else key
+        raise KilnError(f"{where}: {what} must be an integer, not {value!r}")
+    return value
+
+
 def _hex(value: int) -> str:
-    return f"0x{int(value):08X}u"
+    return f"0x{value:08X}u"
 
 
 def _fact_defines(d: dict, path: Path, memory: list[Region], sources: list[Path]) -> list[str]:
@@ -183,14 +191,18 @@ def _fact_defines(d: dict, path: Path, memory: list[Region], sources: list[Path]
         part = src.relative_to(common).as_posix() if src.is_relative_to(common) else ""
         for key in CONSOLE_NEEDS.get(part, ()):
             _require(console, key, path, "console", f"{part} reads it")
-    out = [f"TK_UART_BASE={_hex(_require(console, 'base', path, 'console', 'the console UART'))}"]
+
+    def number(key, why=""):
+        return _number(console, key, path, "console", why)
+
+    out = [f"TK_UART_BASE={_hex(number('base', 'the console UART'))}"]
     if "clock_hz" in console:  # the UART's own clock, when it is not the core clock
-        out.append(f"{ARCHES[arch].uart_clock_macro}={int(console['clock_hz'])}u")
+        out.append(f"{ARCHES[arch].uart_clock_macro}={number('clock_hz')}u")
     if arch == "cortex-m":
-        out.append(f"TK_SYSTICK_HZ={int(d['clock_hz'])}u")  # cycles.c clocks SysTick from the core
+        out.append(f"TK_SYSTICK_HZ={d['clock_hz']}u")  # cycles.c clocks SysTick from the core
     else:
-        timer = _require(d.get("cycles", {}), "timer_hz", path, "cycles", "the A9 global timer's clock")
-        out.append(f"TK_GTIMER_HZ={int(timer)}u")
+        timer = _number(d.get("cycles", {}), "timer_hz", path, "cycles", "the A9 global timer's clock")
+        out.append(f"TK_GTIMER_HZ={timer}u")
         ddr = [r for r in memory if r.name == "DDR"]
         if not ddr:
             raise KilnError(f"{path}: missing key [[memory]] name = \"DDR\" (a9.c maps it cacheable)")
@@ -200,16 +212,15 @@ def _fact_defines(d: dict, path: Path, memory: list[Region], sources: list[Path]
     if d["core"] == "cortex-m7":
         out.append("TK_M7_CACHES")
     if "gpio" in console:  # an STM32 console's port, pins and bus (stm32_console.c)
-        for key in CONSOLE_NEEDS["cortex-m/stm32_console.c"]:
-            _require(console, key, path, "console", "the STM32 console pins")
-        if console["apb"] not in (1, 2):
+        why = "the STM32 console pins"
+        out += [f"TK_CONSOLE_GPIO={_hex(number('gpio', why))}", f"TK_CONSOLE_GPIO_BIT={number('gpio_bit', why)}",
+                f"TK_CONSOLE_TX_PIN={number('tx_pin', why)}", f"TK_CONSOLE_RX_PIN={number('rx_pin', why)}",
+                f"TK_CONSOLE_AF={number('af', why)}"]
+        if number("apb", why) not in (1, 2):
             raise KilnError(f"{path}: [console] apb must be 1 or 2, not {console['apb']!r}")
-        out += [f"TK_CONSOLE_GPIO={_hex(console['gpio'])}", f"TK_CONSOLE_GPIO_BIT={int(console['gpio_bit'])}",
-                f"TK_CONSOLE_TX_PIN={int(console['tx_pin'])}", f"TK_CONSOLE_RX_PIN={int(console['rx_pin'])}",
-                f"TK_CONSOLE_AF={int(console['af'])}"]
         if console["apb"] == 2:
             out.append("TK_CONSOLE_APB2")
-        out.append(f"TK_CONSOLE_APB_BIT={int(console['apb_bit'])}")
+        out.append(f"TK_CONSOLE_APB_BIT={number('apb_bit', why)}")
     return out
 
 
@@ -251,7 +262,7 @@ def load_board(root: Path, name: str) -> Board:
     if arch not in ARCHES:
         raise KilnError(f"{path}: arch must be {', '.join(ARCHES)}, not {arch!r}")
     _require(d, "core", path)
-    _require(d, "clock_hz", path)
+    _number(d, "clock_hz", path)
     memory = [Region(m["name"], int(m["origin"]), int(m["size"]), m.get("access", "rwx"),
                      m.get("note", "")) for m in d.get("memory", [])]
     sources = _sources(d, path, ARCHES[arch])
@@ -267,7 +278,7 @@ def load_board(root: Path, name: str) -> Board:
     board = Board(
         name=name, dir=bdir, description=d.get("description", ""),
         core=d["core"], arch=arch, cpu_flags=list(d.get("cpu_flags", [])),
-        clock_hz=int(d["clock_hz"]), sources=sources, defines=defines, memory=memory,
+        clock_hz=d["clock_hz"], sources=sources, defines=defines, memory=memory,
         placement=placement, stack_size=stack_size, heap_size=heap_size,
         console=dict(d.get("console", {})), emulator=d.get("emulator"),
         flash=dict(d.get("flash", {})), linker_script=linker_script)
