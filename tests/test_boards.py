@@ -1,4 +1,8 @@
-"""Board and variant files: they load, their memory maps are sane, bad names are clear errors."""
+"""Board and variant files: they load, their memory maps are sane, bad names are clear errors, and each
+hardware fact typed once in board.toml becomes the macros, sources and linker script the build uses."""
+import shutil
+import tomllib
+
 import pytest
 
 from conftest import ROOT
@@ -26,6 +30,113 @@ def test_board_loads_with_non_overlapping_regions(name):
             for role in boards.PLACEMENT_ROLES:
                 assert t.placement[role] in [r.name for r in b.memory]
             assert "REGION_WEIGHTS" in script and "REGION_ACT" in script
+
+
+def board_copy(tmp_path, name, edit=lambda text: text):
+    """(root, name) of a copy of boards/<name> under tmp_path (sharing boards/common), board.toml edited."""
+    (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "common").symlink_to(ROOT / "boards" / "common")
+    shutil.copytree(ROOT / "boards" / name, tmp_path / "boards" / name)
+    toml = tmp_path / "boards" / name / "board.toml"
+    toml.write_text(edit(toml.read_text()))
+    return tmp_path, name
+
+
+def test_console_pins_and_clocks_become_macros_in_the_typed_order():
+    # The order is the command line's: the debug variant (-g3) records it in .debug_macro.
+    t = boards.resolve(ROOT, "netduinoplus2", "debug")
+    assert t.defines == [
+        "TK_UART_BASE=0x40011000u", "TK_UART_CLOCK_HZ=16000000u", "TK_SYSTICK_HZ=168000000u",
+        "TK_EXIT_SEMIHOSTING", "TK_CONSOLE_GPIO=0x40020000u", "TK_CONSOLE_GPIO_BIT=0",
+        "TK_CONSOLE_TX_PIN=9", "TK_CONSOLE_RX_PIN=10", "TK_CONSOLE_AF=7", "TK_CONSOLE_APB2",
+        "TK_CONSOLE_APB_BIT=4", "TK_DEBUG=1", "TK_CLOCK_HZ=168000000u", "TK_CONSOLE_BAUD=115200u"]
+    f746 = boards.load_board(ROOT, "nucleo-f746zg")
+    assert f746.console["base"] == 0x40004800 and f746.console["apb"] == 1
+    assert f746.defines[:3] == ["TK_UART_BASE=0x40004800u", "TK_SYSTICK_HZ=16000000u", "TK_M7_CACHES"]
+    assert "TK_CONSOLE_APB_BIT=18" in f746.defines and "TK_CONSOLE_APB2" not in f746.defines
+    assert boards.load_board(ROOT, "pynq-z1").defines == [
+        "TK_UART_BASE=0xE0000000u", "TK_UART_REF_HZ=100000000u", "TK_GTIMER_HZ=100000000u",
+        "TK_DDR_END=0x20000000u"]
+    assert boards.load_board(ROOT, "host").defines == []
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_every_clock_and_base_is_typed_once(name):
+    b = boards.load_board(ROOT, name)
+    if b.is_host:
+        return
+    assert f"TK_UART_BASE=0x{b.console['base']:08X}u" in b.defines
+    if b.arch == "cortex-m":  # SysTick counts the processor clock
+        assert f"TK_SYSTICK_HZ={b.clock_hz}u" in b.defines
+    assert ("TK_M7_CACHES" in b.defines) == (b.core == "cortex-m7")
+    assert ("TK_EXIT_SEMIHOSTING" in b.defines) == (b.arch == "cortex-m" and b.emulator is not None)
+    with open(b.dir / "board.toml", "rb") as f:
+        typed = tomllib.load(f)
+    assert not [d for d in typed.get("defines", []) if d.startswith(("TK_UART", "TK_SYSTICK", "TK_CONSOLE"))]
+    typed_sources = [(b.dir / s).resolve() for s in typed.get("sources", [])]
+    assert b.sources[:len(typed_sources)] == typed_sources  # the board's own parts, then
+    assert len(b.sources) == len(typed_sources) + 3  # the arch's two and the console driver
+
+
+def test_arch_gives_startup_cycles_and_linker_script_and_console_driver_follows():
+    b = boards.load_board(ROOT, "mps2-an500")
+    common = ROOT / "boards" / "common" / "cortex-m"
+    assert b.sources == [b.dir / "board.c", common / "startup.c", common / "cycles.c", common / "cmsdk_uart.c"]
+    assert b.linker_script == common / "link.ld"
+    pynq = boards.load_board(ROOT, "pynq-z1")
+    assert pynq.linker_script == ROOT / "boards" / "common" / "cortex-a9" / "link.ld"
+    assert [s.name for s in pynq.sources] == ["board.c", "startup.S", "a9.c", "cadence_uart.c"]
+    host = boards.load_board(ROOT, "host")
+    assert host.sources == [ROOT / "boards" / "common" / "host" / "board.c"] and host.linker_script is None
+
+
+def test_a_board_with_its_own_link_ld_uses_it(tmp_path):
+    root, name = board_copy(tmp_path, "mps2-an386")
+    assert boards.load_board(root, name).linker_script == root / "boards" / "common" / "cortex-m" / "link.ld"
+    own = root / "boards" / name / "link.ld"
+    own.write_text("INCLUDE memory.ld\nINCLUDE cortex-m/sections.ld\n")
+    assert boards.load_board(root, name).linker_script == own
+
+
+@pytest.mark.parametrize("name,old,new,missing", [
+    ("mps2-an386", "base = 0x40004000\n", "", "[console] base"),
+    ("mps2-an386", 'driver = "cmsdk_uart"\n', "", "[console] driver"),
+    ("nucleo-f412zg", "tx_pin = 8\n", "", "[console] tx_pin"),
+    ("pynq-z1", 'clock_hz = 100_000_000  # the UART reference clock\n', "", "[console] clock_hz"),
+    ("pynq-z1", "timer_hz = 100_000_000", "", "[cycles] timer_hz"),
+    ("pynq-z1", 'name = "DDR"', 'name = "RAM"', '[[memory]] name = "DDR"'),
+    ("host", "clock_hz = 1000000000", "", "'clock_hz'"),
+])
+def test_missing_key_is_an_error_naming_file_and_key(tmp_path, name, old, new, missing):
+    def drop(text):
+        assert old in text
+        return text.replace(old, new)
+    root, name = board_copy(tmp_path, name, drop)
+    with pytest.raises(KilnError) as e:
+        boards.load_board(root, name)
+    assert str(e.value).startswith(f"{root / 'boards' / name / 'board.toml'}: missing key {missing}"), e.value
+
+
+def test_a_number_typed_as_text_is_an_error(tmp_path):
+    root, name = board_copy(tmp_path, "mps2-an386",
+                            lambda text: text.replace("base = 0x40004000", 'base = "0x40004000"'))
+    with pytest.raises(KilnError, match=r"board.toml: \[console\] base must be an integer, not '0x40004000'"):
+        boards.load_board(root, name)
+
+
+def test_macro_typed_again_in_defines_is_an_error(tmp_path):
+    root, name = board_copy(tmp_path, "mps2-an500",
+                            lambda text: text.replace('sources = ["board.c"]\n',
+                                                      'sources = ["board.c"]\ndefines = ["TK_UART_BASE=0x1u", "X"]\n'))
+    with pytest.raises(KilnError, match="defines sets TK_UART_BASE, which board.toml's structured keys"):
+        boards.load_board(root, name)
+
+
+def test_extra_defines_follow_the_facts(tmp_path):
+    root, name = board_copy(tmp_path, "mps2-an500",
+                            lambda text: text.replace('sources = ["board.c"]\n',
+                                                      'sources = ["board.c"]\ndefines = ["TK_EXTRA=1"]\n'))
+    assert boards.load_board(root, name).defines[-2:] == ["TK_M7_CACHES", "TK_EXTRA=1"]
 
 
 def test_unknown_board_suggests_closest():

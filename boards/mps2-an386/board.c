@@ -1,5 +1,5 @@
 /* mps2-an386: Cortex-M4 on the MPS2 FPGA board (QEMU -M mps2-an386). The console UART needs no
- * clock or pin set-up on this FPGA image. TK_CLOCK_HZ and TK_CONSOLE_BAUD come from board.toml. */
+ * clock or pin set-up on this FPGA image. TK_CLOCK_HZ, TK_CONSOLE_BAUD: board.toml's clock_hz, [console] baud. */
 #include "tk_board.h"
 #include "tk_uart.h"
 

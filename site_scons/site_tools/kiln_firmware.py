@@ -61,9 +61,7 @@ def _setup_toolchain(env):
     env["CFLAGS"] = ["-std=gnu11"]
     env["ASPPFLAGS"] = t.board.cpu_flags + ["-x", "assembler-with-cpp"]
     extra = [d for d in opts["defines"].split(",") if d.strip()]
-    console = t.board.console
-    env["CPPDEFINES"] = t.defines + [f"TK_CLOCK_HZ={t.board.clock_hz}u",
-                                     f"TK_CONSOLE_BAUD={int(console.get('baud', 115200))}u"] + extra
+    env["CPPDEFINES"] = t.defines + extra  # the board's facts as macros: tinykiln.boards
     env["CPPPATH"] = [env.Dir("#runtime/include"), env.Dir("#runtime/kernels"), env.Dir("#boards/common"),
                       env.Dir(t.board.dir.as_posix())]
     if t.board.is_host:

@@ -1,9 +1,14 @@
 """Boards (boards/<name>/board.toml) and variants (variants/<name>.toml): loading and validation.
 
 A board says what the hardware is: CPU flags, memory regions, console, cycle counter, flash methods,
-the emulator that runs it, and its C sources. A variant layers build choices over a board: the
+the emulator that runs it, and its own C sources. A variant layers build choices over a board: the
 optimisation level and extra flags, and which memory region gets code, weights, activations and the
 stack (its "placement"). `resolve(root, board, variant)` returns both, checked against each other.
+
+Each hardware fact is typed once in board.toml; this module turns the facts into what the C and the
+linker read: the TK_* macros (`_fact_defines`), the sources the arch and the console driver add
+(`ARCHES`, [console] driver), the linker script (the arch's unless the board has its own link.ld),
+memory.ld and board_info.c.
 
 Plain Python (no SCons): the build, the tests and the runners all use it.
 """
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tinykiln import KilnError
@@ -30,6 +35,29 @@ PLACEMENT_ROLES = {
     "stack": (".stack",),
 }
 FLASHERS = ("qemu", "openocd", "pyocd", "host")
+DEFAULT_BAUD = 115200
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What an arch gives each of its boards, from boards/common/<dir>/."""
+    dir: str
+    sources: tuple[str, ...]  # start-up, cycle counter, exit: compiled after the board's own sources
+    uart_clock_macro: str = ""  # the macro its C reads for [console] clock_hz (the UART's own clock)
+
+
+ARCHES = {
+    "cortex-m": Arch("cortex-m", ("startup.c", "cycles.c"), uart_clock_macro="TK_UART_CLOCK_HZ"),
+    # The one Cortex-A is the Zynq-7000's A9: its start-up programs the A9's MMU and SCU timer.
+    "cortex-a": Arch("cortex-a9", ("startup.S", "a9.c"), uart_clock_macro="TK_UART_REF_HZ"),
+    "host": Arch("host", ("board.c",)),  # console, counter and exit of a host process
+}
+
+# [console] keys a shared C part reads (beyond base), by its path under boards/common/.
+CONSOLE_NEEDS = {
+    "cortex-m/stm32_console.c": ("gpio", "gpio_bit", "tx_pin", "rx_pin", "af", "apb", "apb_bit"),
+    "cortex-a9/cadence_uart.c": ("clock_hz",),
+}
 
 
 @dataclass(frozen=True)
@@ -55,21 +83,23 @@ class Board:
     dir: Path
     description: str
     core: str
-    arch: str  # "cortex-m", "cortex-a" or "host"
+    arch: str  # a key of ARCHES: "cortex-m", "cortex-a" or "host"
     cpu_flags: list[str]
     clock_hz: int
-    sources: list[Path]
-    defines: list[str]
+    sources: list[Path]  # the board's own, then the arch's, then the console driver
+    defines: list[str]  # from the facts (_fact_defines), then board.toml's extra `defines`
     memory: list[Region]
     placement: dict[str, str]
     stack_size: int
     heap_size: int
     console: dict
-    cycles: dict
     emulator: dict | None
     flash: dict  # method -> its settings; "methods" lists them in preference order
-    linker_script: Path | None
-    raw: dict = field(repr=False, default_factory=dict)
+    linker_script: Path | None  # None on the host
+
+    @property
+    def baud(self) -> int:
+        return int(self.console.get("baud", DEFAULT_BAUD))
 
     @property
     def is_host(self) -> bool:
@@ -99,7 +129,6 @@ class Variant:
     placement: dict[str, str]
     stack_size: int | None
     heap_size: int | None
-    features: dict
 
     def applies_to(self, board: str) -> bool:
         return "*" in self.boards or board in self.boards
@@ -128,10 +157,97 @@ def _read_toml(path: Path) -> dict:
         raise KilnError(f"{path}: invalid TOML: {e}") from None
 
 
-def _require(data: dict, key: str, where: Path):
+def _require(data: dict, key: str, where: Path, table: str = "", why: str = ""):
     if key not in data:
-        raise KilnError(f"{where}: missing key {key!r}")
+        what = f"[{table}] {key}" if table else repr(key)
+        raise KilnError(f"{where}: missing key {what}" + (f" ({why})" if why else ""))
     return data[key]
+
+
+def _number(data: dict, key: str, where: Path, table: str = "", why: str = "") -> int:
+    value = _require(data, key, where, table, why)
+    if not isinstance(value, int) or isinstance(value, bool):
+        what = f"[{table}] {key}" if table else key
+        raise KilnError(f"{where}: {what} must be an integer, not {value!r}")
+    return value
+
+
+def _hex(value: int) -> str:
+    return f"0x{value:08X}u"
+
+
+def _fact_defines(d: dict, path: Path, memory: list[Region], sources: list[Path]) -> list[str]:
+    """The TK_* macros that board.toml's facts give to the board's C, checked to be there.
+
+    The order is fixed (it is the one the boards typed by hand before): the debug variant's -g3
+    records the command-line macros, in order, in the ELF's .debug_macro.
+    """
+    arch = d["arch"]
+    if arch == "host":
+        return []
+    console = d.get("console", {})
+    common = (path.parent.parent / "common").resolve()
+    for src in sources:
+        part = src.relative_to(common).as_posix() if src.is_relative_to(common) else ""
+        for key in CONSOLE_NEEDS.get(part, ()):
+            _require(console, key, path, "console", f"{part} reads it")
+
+    def number(key, why=""):
+        return _number(console, key, path, "console", why)
+
+    out = [f"TK_UART_BASE={_hex(number('base', 'the console UART'))}"]
+    if "clock_hz" in console:  # the UART's own clock, when it is not the core clock
+        out.append(f"{ARCHES[arch].uart_clock_macro}={number('clock_hz')}u")
+    if arch == "cortex-m":
+        out.append(f"TK_SYSTICK_HZ={d['clock_hz']}u")  # cycles.c clocks SysTick from the core
+    else:
+        timer = _number(d.get("cycles", {}), "timer_hz", path, "cycles", "the A9 global timer's clock")
+        out.append(f"TK_GTIMER_HZ={timer}u")
+        ddr = [r for r in memory if r.name == "DDR"]
+        if not ddr:
+            raise KilnError(f"{path}: missing key [[memory]] name = \"DDR\" (a9.c maps it cacheable)")
+        out.append(f"TK_DDR_END={_hex(ddr[0].end)}")
+    if arch == "cortex-m" and "emulator" in d:
+        out.append("TK_EXIT_SEMIHOSTING")  # startup.c: a run under QEMU ends with a semihosting exit
+    if d["core"] == "cortex-m7":
+        out.append("TK_M7_CACHES")
+    if "gpio" in console:  # an STM32 console's port, pins and bus (stm32_console.c)
+        why = "the STM32 console pins"
+        out += [f"TK_CONSOLE_GPIO={_hex(number('gpio', why))}", f"TK_CONSOLE_GPIO_BIT={number('gpio_bit', why)}",
+                f"TK_CONSOLE_TX_PIN={number('tx_pin', why)}", f"TK_CONSOLE_RX_PIN={number('rx_pin', why)}",
+                f"TK_CONSOLE_AF={number('af', why)}"]
+        if number("apb", why) not in (1, 2):
+            raise KilnError(f"{path}: [console] apb must be 1 or 2, not {console['apb']!r}")
+        if console["apb"] == 2:
+            out.append("TK_CONSOLE_APB2")
+        out.append(f"TK_CONSOLE_APB_BIT={number('apb_bit', why)}")
+    return out
+
+
+def _extra_defines(d: dict, path: Path, generated: list[str]) -> list[str]:
+    """board.toml's `defines`: what no fact gives. A macro a fact gives may not be typed again."""
+    extra = list(d.get("defines", []))
+    given = {m.split("=")[0] for m in generated} | {"TK_CLOCK_HZ", "TK_CONSOLE_BAUD"}
+    for macro in extra:
+        if macro.split("=")[0] in given:
+            raise KilnError(f"{path}: defines sets {macro.split('=')[0]}, which board.toml's structured "
+                            f"keys already give: drop it from defines")
+    return extra
+
+
+def _sources(d: dict, path: Path, arch: Arch) -> list[Path]:
+    """The board's own sources, then its arch's, then its console driver: the link order."""
+    common = path.parent.parent / "common" / arch.dir
+    sources = [(path.parent / s).resolve() for s in d.get("sources", [])]
+    sources += [(common / s).resolve() for s in arch.sources]
+    if d["arch"] != "host":
+        driver = _require(d.get("console", {}), "driver", path, "console",
+                          f"the UART's C driver, boards/common/{arch.dir}/<driver>.c")
+        sources.append((common / f"{driver}.c").resolve())
+    for s in sources:
+        if not s.is_file():
+            raise KilnError(f"{path}: source {s} does not exist")
+    return sources
 
 
 def load_board(root: Path, name: str) -> Board:
@@ -143,32 +259,35 @@ def load_board(root: Path, name: str) -> Board:
     path = bdir / "board.toml"
     d = _read_toml(path)
     arch = _require(d, "arch", path)
-    if arch not in ("cortex-m", "cortex-a", "host"):
-        raise KilnError(f"{path}: arch must be cortex-m, cortex-a or host, not {arch!r}")
+    if arch not in ARCHES:
+        raise KilnError(f"{path}: arch must be {', '.join(ARCHES)}, not {arch!r}")
+    _require(d, "core", path)
+    _number(d, "clock_hz", path)
     memory = [Region(m["name"], int(m["origin"]), int(m["size"]), m.get("access", "rwx"),
                      m.get("note", "")) for m in d.get("memory", [])]
-    sources = [(bdir / s).resolve() for s in d.get("sources", [])]
-    for s in sources:
-        if not s.is_file():
-            raise KilnError(f"{path}: source {s} does not exist")
+    sources = _sources(d, path, ARCHES[arch])
+    defines = _fact_defines(d, path, memory, sources)
+    defines += _extra_defines(d, path, defines)
     placement = dict(d.get("placement", {}))
     stack_size = int(placement.pop("stack_size", 0x2000))
     heap_size = int(placement.pop("heap_size", 0))
-    ld = d.get("linker_script")
+    linker_script = None
+    if arch != "host":  # the board's own link.ld if it has one, else its arch's
+        own = bdir / "link.ld"
+        linker_script = own if own.is_file() else root / "boards" / "common" / ARCHES[arch].dir / "link.ld"
     board = Board(
         name=name, dir=bdir, description=d.get("description", ""),
-        core=_require(d, "core", path), arch=arch, cpu_flags=list(d.get("cpu_flags", [])),
-        clock_hz=int(_require(d, "clock_hz", path)), sources=sources,
-        defines=list(d.get("defines", [])), memory=memory, placement=placement,
-        stack_size=stack_size, heap_size=heap_size, console=dict(d.get("console", {})),
-        cycles=dict(d.get("cycles", {})), emulator=d.get("emulator"),
-        flash=dict(d.get("flash", {})), linker_script=(bdir / ld) if ld else None, raw=d)
+        core=d["core"], arch=arch, cpu_flags=list(d.get("cpu_flags", [])),
+        clock_hz=d["clock_hz"], sources=sources, defines=defines, memory=memory,
+        placement=placement, stack_size=stack_size, heap_size=heap_size,
+        console=dict(d.get("console", {})), emulator=d.get("emulator"),
+        flash=dict(d.get("flash", {})), linker_script=linker_script)
     for m in board.flash_methods:
         if m not in FLASHERS:
             raise KilnError(f"{path}: unknown flash method {m!r} (known: {', '.join(FLASHERS)})")
     if not board.is_host:
-        if board.linker_script is None or not board.linker_script.is_file():
-            raise KilnError(f"{path}: linker_script missing or not found")
+        if not linker_script.is_file():
+            raise KilnError(f"{path}: no linker script: neither {bdir / 'link.ld'} nor {linker_script}")
         _check_placement(board, placement, path)
     return board
 
@@ -191,7 +310,7 @@ def load_variant(root: Path, name: str) -> Variant:
         cflags=list(d.get("cflags", [])), ldflags=list(d.get("ldflags", [])),
         defines=list(d.get("defines", [])), placement=placement,
         stack_size=None if stack is None else int(stack),
-        heap_size=None if heap is None else int(heap), features=dict(d.get("features", {})))
+        heap_size=None if heap is None else int(heap))
 
 
 def _check_placement(board: Board, placement: dict, where) -> None:
@@ -220,7 +339,10 @@ class Target:
 
     @property
     def defines(self) -> list[str]:
-        return self.board.defines + self.variant.defines
+        """Every macro of the build but defines=: the board's, the variant's, the core clock and baud
+        (in this order, which the debug variant records: see _fact_defines)."""
+        return self.board.defines + self.variant.defines + [f"TK_CLOCK_HZ={self.board.clock_hz}u",
+                                                            f"TK_CONSOLE_BAUD={self.board.baud}u"]
 
     def region_of_role(self, role: str) -> Region:
         return self.board.region(self.placement[role])
@@ -249,10 +371,11 @@ def resolve(root: Path, board_name: str, variant_name: str) -> Target:
 def memory_script(target: Target) -> str:
     """The generated part of the linker script: MEMORY from board.toml, REGION_ALIAS per role.
 
-    The board's own linker script INCLUDEs this, then the common sections script, whose output
-    sections go to the aliased regions (REGION_TEXT, REGION_DATA, REGION_WEIGHTS, REGION_ACT,
-    REGION_STACK). *_LOAD aliases say where initialised data is stored before the start-up copies it:
-    the text region for RAM, the region itself for memory the flasher writes directly.
+    The linker script (boards/common/<arch>/link.ld, or the board's own link.ld) INCLUDEs this, then
+    the arch's sections script, whose output sections go to the aliased regions (REGION_TEXT,
+    REGION_DATA, REGION_WEIGHTS, REGION_ACT, REGION_STACK). *_LOAD aliases say where initialised
+    data is stored before the start-up copies it: the text region for RAM, the region itself for
+    memory the flasher writes directly.
     """
     b = target.board
     lines = [f"/* Generated by tinykiln for board {b.name}, variant {target.variant.name}. */",

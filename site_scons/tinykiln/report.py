@@ -47,24 +47,6 @@ def memory_block(plan, weights_bytes: int, code_bytes: int | None) -> dict:
     }
 
 
-def code_bytes(objects: list[str | os.PathLike]) -> int:
-    """Bytes of executable code in object files (their SHF_EXECINSTR sections): the model's own code,
-    kernels and model.c, without libc or the board."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    total = 0
-    for obj in objects:
-        try:
-            with open(obj, "rb") as f:
-                for section in ELFFile(f).iter_sections():
-                    if section.header.sh_flags & 0x4 and section.header.sh_type == "SHT_PROGBITS":
-                        total += section.header.sh_size
-        except (OSError, ELFError) as e:
-            raise KilnError(f"cannot read object {obj}: {e}") from None
-    return total
-
-
 def function_bytes(elf: str | os.PathLike, kernels: list[str], c_name: str) -> int:
     """Bytes of the model's code in a linked ELF: the kernels plus the generated model functions
     (<c_name>_run, <c_name>_layers). Symbol sizes, so neither libc nor the board counts."""

@@ -5,8 +5,8 @@
  * B3.5 short-descriptor format). Cycles: the PMU cycle counter on silicon; QEMU leaves it at 0, so
  * the firmware falls back to the SCU global timer (with -icount shift=0: instructions).
  *
- * Board defines: TK_GTIMER_HZ (the global timer's clock as QEMU models it), TK_DDR_END (first
- * address past the cacheable DDR). */
+ * From board.toml: TK_GTIMER_HZ ([cycles] timer_hz, the global timer's clock as QEMU models it),
+ * TK_DDR_END (the end of the memory region named DDR: the first address past the cacheable DDR). */
 #include <stdint.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* Cadence UART (Zynq-7000 UART0/1, UG585 appendix B.33): polled console.
- * Board defines: TK_UART_BASE, TK_UART_REF_HZ (the UART reference clock). */
+ * From board.toml [console]: TK_UART_BASE (base), TK_UART_REF_HZ (clock_hz: the reference clock). */
 #include <stdint.h>
 
 #include "tk_board.h"

@@ -1,4 +1,4 @@
-/* Arm CMSDK APB UART (the MPS2 FPGA images): polled console. Board define: TK_UART_BASE. */
+/* Arm CMSDK APB UART (the MPS2 FPGA images): polled console. TK_UART_BASE: [console] base. */
 #include <stdint.h>
 
 #include "tk_board.h"

@@ -4,7 +4,7 @@
  * with -icount shift=0 one instruction takes 1 ns of virtual time, so SysTick ticks scaled to
  * nanoseconds count instructions. SysTick is 24-bit: its interrupt counts wraps to extend it.
  *
- * Board define: TK_SYSTICK_HZ, the SysTick clock under QEMU (the CPU clock QEMU models). */
+ * TK_SYSTICK_HZ: the SysTick clock, the processor clock = board.toml's clock_hz (tinykiln/boards.py). */
 #include <stdint.h>
 
 #include "tk_board.h"

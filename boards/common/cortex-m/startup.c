@@ -1,8 +1,8 @@
 /* Cortex-M start-up shared by every M-profile board: the vector table, the reset handler (FPU,
  * .data/.nn_weights copy, .bss clear, caches on the M7), the fault report and tk_exit.
  *
- * Board defines: TK_M7_CACHES (enable the M7 I/D caches), TK_EXIT_SEMIHOSTING (end runs with a
- * semihosting exit: boards that run under QEMU; on hardware the run ends in a breakpoint loop). */
+ * Made by tinykiln/boards.py: TK_M7_CACHES (core cortex-m7: enable the I/D caches), TK_EXIT_SEMIHOSTING
+ * (a board with an [emulator]: end runs with a semihosting exit; on hardware a breakpoint loop). */
 #include <stdint.h>
 #include <string.h>
 

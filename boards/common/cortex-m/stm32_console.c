@@ -1,13 +1,13 @@
 /* Console bring-up of the STM32F4/F7 boards (RCC at 0x40023800 with AHB1ENR at +0x30, APB1ENR at
  * +0x40, APB2ENR at +0x44: RM0090, RM0402, RM0385): clock the GPIO port and the USART, route TX and
- * RX to their alternate function, start the UART and the cycle counter. Each board.toml says which
- * port, pins and USART in its defines:
- *   TK_CONSOLE_GPIO      GPIO port base (GPIOA 0x40020000, GPIOD 0x40020C00, ...)
- *   TK_CONSOLE_GPIO_BIT  its AHB1ENR enable bit (GPIOA 0, GPIOD 3)
- *   TK_CONSOLE_TX_PIN, TK_CONSOLE_RX_PIN, TK_CONSOLE_AF (7 for USART1..3)
- *   TK_CONSOLE_APB2      defined when the USART sits on APB2 (USART1, USART6), else APB1
- *   TK_CONSOLE_APB_BIT   the USART's enable bit in that APBxENR (USART1 4, USART3 18)
- *   TK_UART_CLOCK_HZ     the USART's kernel clock (default: the core clock TK_CLOCK_HZ) */
+ * RX to their alternate function, start the UART and the cycle counter. The board.toml [console]
+ * keys say which port, pins and USART (tinykiln/boards.py makes these macros of them):
+ *   TK_CONSOLE_GPIO      gpio: GPIO port base (GPIOA 0x40020000, GPIOD 0x40020C00, ...)
+ *   TK_CONSOLE_GPIO_BIT  gpio_bit: its AHB1ENR enable bit (GPIOA 0, GPIOD 3)
+ *   TK_CONSOLE_TX_PIN, TK_CONSOLE_RX_PIN, TK_CONSOLE_AF: tx_pin, rx_pin, af (7 for USART1..3)
+ *   TK_CONSOLE_APB2      apb = 2: the USART sits on APB2 (USART1, USART6); apb = 1: APB1
+ *   TK_CONSOLE_APB_BIT   apb_bit: the USART's enable bit in that APBxENR (USART1 4, USART3 18)
+ *   TK_UART_CLOCK_HZ     clock_hz: the USART's kernel clock (default: the core clock TK_CLOCK_HZ) */
 #include "cortex-m/stm32_gpio.h"
 #include "tk_board.h"
 #include "tk_uart.h"

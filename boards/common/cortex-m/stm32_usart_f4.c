@@ -1,5 +1,5 @@
 /* STM32F2/F4 USART (SR/DR/BRR/CR1 layout, RM0090 / RM0402 "USART registers"): polled console.
- * Board define: TK_UART_BASE. The board enables the USART clock and its pins first. */
+ * TK_UART_BASE: [console] base. The board enables the USART clock and its pins first. */
 #include <stdint.h>
 
 #include "tk_board.h"

@@ -1,5 +1,5 @@
 /* STM32F7/H7 USART (CR1/BRR/ISR/RDR/TDR layout, RM0385 / RM0399 "USART registers"): polled
- * console. Board define: TK_UART_BASE. The board enables the USART clock and its pins first. */
+ * console. TK_UART_BASE: [console] base. The board enables the USART clock and its pins first. */
 #include <stdint.h>
 
 #include "tk_board.h"
