@@ -76,10 +76,10 @@ def _text_action(text):
 def _family_sources(spec) -> list[str]:
     """The Python files whose change can change this kernel's C: its family module, the shared
     lowering/codegen code."""
-    from tinykiln import codegen, ops, quant
+    from tinykiln import codegen, fixedpoint, ops
 
     files = {inspect.getsourcefile(ops.kernel_family(spec.family).compute),
-             inspect.getsourcefile(codegen), inspect.getsourcefile(quant),
+             inspect.getsourcefile(codegen), *map(str, Path(inspect.getsourcefile(fixedpoint)).parent.glob("*.py")),
              str(Path(inspect.getsourcefile(ops)).with_name("base.py"))}
     return sorted(f for f in files if f)
 

@@ -33,11 +33,11 @@ from tinykiln.kernel import KernelSpec
 
 HEADER = "tk_kernel.h"
 
-# The generator's own sources (ops/, codegen/, quant.py) are part of every spec's tool_versions: any
+# The generator's own sources (ops/, codegen/, fixedpoint/) are part of every spec's tool_versions: any
 # change to a compute, a schedule or the rewrite renames the kernels, so no cache (the test cache,
 # SCons) can serve C text from an older generator.
 _SOURCES = (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "ops",
-            Path(__file__).resolve().parents[1] / "quant.py")
+            Path(__file__).resolve().parents[1] / "fixedpoint")
 
 
 def _generator_digest() -> str:

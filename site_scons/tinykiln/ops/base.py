@@ -158,11 +158,11 @@ def requantize(acc, attrs: dict, multiplier=None, shift=None, offset=None):
     Per-tensor multipliers come from attrs (TFLite's pair), per-channel ones are PrimExprs (loads
     from the multiplier/shift params). Unless attrs["requant"] == "tflite" (the generic step-by-step
     form, for what the fused forms cannot take: see int8_accumulate_quant), the fused forms of
-    tinykiln.quant are used: then a per-channel shift holds rs - 1 (double rounding) or
+    tinykiln.fixedpoint.fused are used: then a per-channel shift holds rs - 1 (double rounding) or
     31 - shift - 32 (single), and single rounding adds `offset` (int64 PrimExpr: bias * m + rounding
     + zero point, the bias already in it) to acc * m."""
 
-    from tinykiln import quant
+    from tinykiln.fixedpoint import fused, te as fte
 
     per_tensor = multiplier is None
     if per_tensor:
@@ -171,20 +171,20 @@ def requantize(acc, attrs: dict, multiplier=None, shift=None, offset=None):
     single = attrs.get("rounding") == "single"
     if attrs.get("requant") == "tflite":
         if single:
-            scaled = quant.te_multiply_by_quantized_multiplier_single(acc, multiplier, shift)
+            scaled = fte.te_multiply_by_quantized_multiplier_single(acc, multiplier, shift)
         else:
             # multipliers come from quantize_multiplier: positive, so SRDHM cannot saturate
-            scaled = quant.te_multiply_by_quantized_multiplier(acc, multiplier, shift, may_saturate=False)
+            scaled = fte.te_multiply_by_quantized_multiplier(acc, multiplier, shift, may_saturate=False)
         scaled = scaled + zp
     elif single:
         if per_tensor:
-            scaled = quant.te_requantize_fused_single(acc, multiplier, offset, shift=shift)
+            scaled = fused.te_requantize_fused_single(acc, multiplier, offset, shift=shift)
         else:
-            scaled = quant.te_requantize_fused_single(acc, multiplier, offset, post=shift)
+            scaled = fused.te_requantize_fused_single(acc, multiplier, offset, post=shift)
     else:
         if per_tensor:
-            shift = quant.fused_double_shift(multiplier, shift)
-        scaled = quant.te_requantize_fused_double(acc, multiplier, shift, zp)
+            shift = fused.fused_double_shift(multiplier, shift)
+        scaled = fused.te_requantize_fused_double(acc, multiplier, shift, zp)
     return clamp_int8(scaled, attrs["act"])
 
 
@@ -216,7 +216,7 @@ def clamp_float(value, attrs: dict):
 
 def float_act_attr(activation: str, op: Op) -> list:
     """JSON-friendly clamp bounds of a float fused activation ([lo, hi], None = unbounded)."""
-    from tinykiln.quant import activation_range_float
+    from tinykiln.fixedpoint.prepare import activation_range_float
 
     try:
         lo, hi = activation_range_float(activation)
@@ -226,7 +226,7 @@ def float_act_attr(activation: str, op: Op) -> list:
 
 
 def int8_act_attr(activation: str, scale: float, zero_point: int, op: Op) -> list:
-    from tinykiln.quant import activation_range_int8
+    from tinykiln.fixedpoint.prepare import activation_range_int8
 
     try:
         return list(activation_range_int8(activation, scale, zero_point))
@@ -242,7 +242,7 @@ def int8_accumulate_quant(op, x, w, y, weight_sums, bias, attrs, activation, flo
     Multipliers as TFLite's Prepare computes them: double(input_scale) * double(filter_scale) /
     double(output_scale) (PopulateConvolutionQuantizationParams), or, with float_product, the
     product taken in float first (GetQuantizedConvolutionMultipler, per-tensor FULLY_CONNECTED)."""
-    from tinykiln.quant import quantize_multiplier
+    from tinykiln.fixedpoint.prepare import quantize_multiplier
 
     channels = len(weight_sums)
     in_scale, in_zp = quant_params(x, "input", op)
@@ -279,10 +279,10 @@ def int8_accumulate_quant(op, x, w, y, weight_sums, bias, attrs, activation, flo
 
 def _double_rounding_quant(folded, pairs, acc_bound, attrs):
     """Params/args of a double-rounding requantization: the bias, and per-channel multipliers
-    with, in the fused form, shift = rs - 1 (tinykiln.quant.te_requantize_fused_double); the
+    with, in the fused form, shift = rs - 1 (tinykiln.fixedpoint.fused.te_requantize_fused_double); the
     generic form (TFLite's shifts, attrs["requant"] = "tflite") where a channel has a left shift
     or rs = 0, or the accumulator could reach 2^30."""
-    from tinykiln.quant import FUSED_X_LIMIT, fused_double_shift
+    from tinykiln.fixedpoint.fused import FUSED_X_LIMIT, fused_double_shift
 
     channels = len(folded)
     shifts1 = [fused_double_shift(m, s) for m, s in pairs]
@@ -307,7 +307,7 @@ def _single_rounding_quant(folded, pairs, acc_bound, attrs):
     offset per channel (bias * m + rounding + zero point) replaces the bias; per-channel multipliers
     with shift = 31 - s - 32, which needs s <= -1 (a zero multiplier takes -1: its result is the
     zero point anyway). Else the generic form (attrs["requant"] = "tflite", the int32 bias)."""
-    from tinykiln.quant import fused_single_fits, fused_single_offset
+    from tinykiln.fixedpoint.fused import fused_single_fits, fused_single_offset
 
     channels = len(folded)
     zp = attrs["output_zp"]

@@ -3,7 +3,7 @@
 int8 is LiteRT's reference_ops::QuantizedMeanOrSum (compute_sum=false), what BUILTIN_REF runs for
 every axis set in ai-edge-litert 2.3: the int32 sum of the raw codes, minus input_zp * count, then
 one MultiplyByQuantizedMultiplier whose multiplier folds input_scale / output_scale and 1 / count
-(tinykiln.tflite_math.mean_multiplier), + output_zp, clamped to int8.
+(tinykiln.ops.reference.mean_multiplier), + output_zp, clamped to int8.
 
 float32 is reference_ops::Mean: a float32 sum in input order, divided by the count.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinykiln import tflite_math as tm
 from tinykiln.kernel import KernelCall
 
+from . import reference as ref
 from .base import KernelFamily, constant, param, quant_params, unsupported
 
 
@@ -36,7 +36,7 @@ def lower_mean(ctx, op):
     if x.dtype == "int8" and y.dtype == "int8":
         in_scale, in_zp = quant_params(x, "input", op)
         out_scale, out_zp = quant_params(y, "output", op)
-        multiplier, shift = tm.mean_multiplier(in_scale, out_scale, count)
+        multiplier, shift = ref.mean_multiplier(in_scale, out_scale, count)
         attrs.update(input_zp=in_zp, output_zp=out_zp, multiplier=multiplier, shift=shift, count=count)
         family = "mean_int8"
     elif x.dtype == "float32" and y.dtype == "float32":
@@ -52,7 +52,7 @@ def lower_mean(ctx, op):
 def _compute(spec):
     from tvm import te, tirx
 
-    from tinykiln.quant import te_multiply_by_quantized_multiplier
+    from tinykiln.fixedpoint.te import te_multiply_by_quantized_multiplier
 
     a = spec.attrs
     int8 = spec.family == "mean_int8"
