@@ -25,9 +25,7 @@ from tinykiln.kernel import KernelCall
 
 from . import reference as ref
 from .base import KernelFamily, param, quant_params, unsupported
-
-# int8 output quantization LiteRT requires (it rejects the model otherwise)
-_FIXED_OUTPUT = {"LOGISTIC": (1.0 / 256, -128)}
+from .rules import FIXED_OUTPUT_QUANT, fixed_output_quant_ok
 
 
 def _size(tensor) -> int:
@@ -71,8 +69,8 @@ def lower_activation(ctx, op):
     if x.dtype == "int8" and y.dtype == "int8":
         in_q = quant_params(x, "input", op)
         out_q = quant_params(y, "output", op)
-        expected = _FIXED_OUTPUT.get(kind)
-        if expected and (abs(out_q[0] - expected[0]) > 1e-3 * expected[0] or out_q[1] != expected[1]):
+        if not fixed_output_quant_ok(kind, *out_q):
+            expected = FIXED_OUTPUT_QUANT[kind]
             raise unsupported(op, f"int8 {kind} output quantization must be scale {expected[0]}, "
                                   f"zero point {expected[1]} (got {out_q[0]}, {out_q[1]})")
         table = _int8_table(op, kind, in_q, out_q)

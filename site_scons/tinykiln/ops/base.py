@@ -131,25 +131,6 @@ def unsupported(op: Op, why: str) -> KilnError:
     return KilnError(f"op {op.index} ({op.kind}) is not supported: {why}")
 
 
-def conv_padding(padding: str, size: int, kernel: int, stride: int, dilation: int, out: int) -> tuple[int, int]:
-    """Rows (or columns) of padding before and after, as TFLite's ComputePaddingHeightWidth: SAME puts
-    the odd row after; VALID pads nothing (the output size then excludes the partial windows)."""
-    if padding == "VALID":
-        return 0, 0
-    effective = (kernel - 1) * dilation + 1
-    total = max(0, (out - 1) * stride + effective - size)
-    return total // 2, total - total // 2
-
-
-def window_padding(padding: str, size: int, kernel: int, stride: int, dilation: int, out: int) -> tuple[int, int]:
-    """Like conv_padding, but `after` also covers windows that run off the end with VALID padding
-    (never read: TFLite's output size excludes them), so computes can index a padded input safely."""
-    before, _ = conv_padding(padding, size, kernel, stride, dilation, out)
-    effective = (kernel - 1) * dilation + 1
-    after = max(0, (out - 1) * stride + effective - size - before)
-    return before, after
-
-
 def requantize(acc, attrs: dict, multiplier=None, shift=None, offset=None):
     """int32 accumulator -> int8 output value: MultiplyByQuantizedMultiplier (double rounding, or
     single rounding when attrs["rounding"] == "single"), + output zero point, clamp to the fused

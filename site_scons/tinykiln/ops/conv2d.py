@@ -44,8 +44,9 @@ from tinykiln.kernel import KernelCall
 from .microkernel import pack_w16, w16_index
 from .base import (
     KernelFamily, constant, divisors_up_to, epilogue, int8_accumulate_quant, float_act_attr, padded_input, param,
-    pow2_at_least, schedule_accumulate, unsupported, window_padding,
+    pow2_at_least, schedule_accumulate, unsupported,
 )
+from .rules import window_padding
 
 
 def lower_conv2d(ctx, op):

@@ -37,8 +37,9 @@ from tinykiln.kernel import KernelCall
 
 from .base import (
     KernelFamily, constant, divisors_up_to, epilogue, float_act_attr, int8_accumulate_quant, padded_input,
-    param, schedule_accumulate, unsupported, window_padding,
+    param, schedule_accumulate, unsupported,
 )
+from .rules import window_padding
 
 
 def lower_depthwise_conv2d(ctx, op):

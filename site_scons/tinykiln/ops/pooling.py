@@ -16,8 +16,9 @@ from tinykiln.kernel import KernelCall
 
 from .base import (
     KernelFamily, clamp_float, divisors_up_to, float_act_attr, int8_act_attr, param, quant_params,
-    schedule_accumulate, unsupported, window_padding,
+    schedule_accumulate, unsupported,
 )
+from .rules import window_padding
 
 KINDS = {"AVERAGE_POOL_2D": "avg", "MAX_POOL_2D": "max"}
 

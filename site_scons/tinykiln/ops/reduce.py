@@ -15,6 +15,7 @@ from tinykiln.kernel import KernelCall
 
 from . import reference as ref
 from .base import KernelFamily, constant, param, quant_params, unsupported
+from .rules import reduced_shape
 
 
 def lower_mean(ctx, op):
@@ -27,8 +28,7 @@ def lower_mean(ctx, op):
         raise unsupported(op, f"axes {raw_axes} out of range for rank {rank}")
     axes = sorted({a % rank for a in raw_axes})
     keep_dims = bool(op.attrs.get("keep_dims", False))
-    out_shape = [1 if d in axes else n for d, n in enumerate(x.shape)] if keep_dims else \
-        [n for d, n in enumerate(x.shape) if d not in axes]
+    out_shape = reduced_shape(x.shape, axes, keep_dims)
     if int(np.prod(out_shape, dtype=np.int64)) != int(np.prod(y.shape, dtype=np.int64)):
         raise unsupported(op, f"output shape {y.shape} does not match the reduction {out_shape}")
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))

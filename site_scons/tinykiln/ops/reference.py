@@ -27,6 +27,7 @@ from tinykiln.fixedpoint.reference import (
     exp_on_negative_values, get_reciprocal, multiply_by_quantized_multiplier, rdbpot, rdbpot16,
     saturating_shl16, sdhm16, srdhm, srdhm16, wrap16, wrap32,
 )
+from tinykiln.ops.rules import strided_slice_ranges
 
 
 def f32(x) -> np.float32:
@@ -274,53 +275,6 @@ def mean_float(x, axes, keep_dims: bool) -> np.ndarray:
 
 
 # -- data movement --------------------------------------------------------------------------------
-
-def strided_slice_ranges(shape, begin, end, strides, begin_mask=0, end_mask=0, ellipsis_mask=0,
-                         new_axis_mask=0, shrink_axis_mask=0, offset=False):
-    """Resolve TFLite STRIDED_SLICE operands to (start, stop, stride) per input dimension plus the
-    output shape. Supports the masks TFLite supports on the reference path (ellipsis and new-axis
-    masks are rejected by callers before this point if nonzero)."""
-    if ellipsis_mask or new_axis_mask:
-        raise ValueError("ellipsis_mask and new_axis_mask are not supported")
-    rank = len(shape)
-    begin = list(begin) + [0] * (rank - len(begin))
-    end = list(end) + [0] * (rank - len(end))
-    strides = list(strides) + [1] * (rank - len(strides))
-    n_given = len(begin)
-    ranges, out_shape = [], []
-    for i in range(rank):
-        dim = shape[i]
-        stride = strides[i]
-        if stride == 0:
-            raise ValueError("stride 0")
-        b, e = begin[i], end[i]
-        if offset:
-            e = b + e
-        shrink = bool(shrink_axis_mask >> i & 1)
-        # start
-        if begin_mask >> i & 1:
-            start = 0 if stride > 0 else dim - 1
-        else:
-            start = b + dim if b < 0 else b
-            start = min(max(start, 0), dim) if stride > 0 else min(max(start, -1), dim - 1)
-        if shrink:
-            stop = start + 1
-            stride = 1
-        elif end_mask >> i & 1:
-            stop = dim if stride > 0 else -1
-        else:
-            stop = e + dim if e < 0 else e
-            stop = min(max(stop, 0), dim) if stride > 0 else min(max(stop, -1), dim - 1)
-        ranges.append((start, stop, stride))
-        if stride > 0:
-            n = max(0, -(-(stop - start) // stride))
-        else:
-            n = max(0, -(-(start - stop) // -stride))
-        if not shrink:
-            out_shape.append(n)
-    del n_given
-    return ranges, tuple(out_shape)
-
 
 def strided_slice(x, begin, end, strides, **masks) -> np.ndarray:
     x = np.asarray(x)

@@ -28,6 +28,7 @@ from tinykiln.kernel import KernelCall
 
 from . import reference as ref
 from .base import KernelFamily, param, quant_params, unsupported
+from .rules import fixed_output_quant_ok
 
 # beyond this row length the int32 sum of exponentials could overflow (LiteRT wraps; we refuse)
 MAX_DEPTH = 4095
@@ -45,7 +46,7 @@ def lower_softmax(ctx, op):
     if x.dtype == "int8" and y.dtype == "int8":
         in_scale, _ = quant_params(x, "input", op)
         out_scale, out_zp = quant_params(y, "output", op)
-        if out_zp != -128 or abs(out_scale - 1 / 256) > 1e-3 / 256:
+        if not fixed_output_quant_ok("SOFTMAX", out_scale, out_zp):
             raise unsupported(op, f"int8 SOFTMAX output must have scale 1/256 and zero point -128 "
                                   f"(got {out_scale}, {out_zp}); re-quantize the model")
         if depth > MAX_DEPTH:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..graph import Tensor
+from ..ops.rules import FIXED_OUTPUT_QUANT, conv_out, fixed_output_quant_ok, reduced_shape, strided_slice_ranges
 
 ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT")
 PADDINGS = ("SAME", "VALID")
@@ -103,14 +104,6 @@ class OpView:
     def shape_is(self, t: Tensor, shape, role: str = "output") -> None:
         if tuple(t.shape) != tuple(shape):
             self.fail(f"{role} '{t.name}' has shape {list(t.shape)}, the op computes {list(shape)}")
-
-
-def conv_out(size: int, k: int, stride: int, dilation: int, padding: str) -> int:
-    """Spatial output size of a convolution or pooling window (TFLite's ComputeOutSize)."""
-    effective = (k - 1) * dilation + 1
-    if padding == "SAME":
-        return (size + stride - 1) // stride
-    return (size - effective + stride) // stride
 
 
 # -- quantization rules (int8 path) -----------------------------------------------------------------
@@ -258,16 +251,12 @@ def same_shape(v: OpView) -> dict:
     return {}
 
 
-# int8 output quantization that LiteRT's kernels require (checked in their Prepare)
-FIXED_OUTPUT_QUANT = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
-
-
 def _fixed_output_quant(v: OpView) -> None:
     q = v.y.quant
     if v.y.dtype != "int8" or q is None:
         return
-    scale, zp = FIXED_OUTPUT_QUANT[v.kind]
-    if abs(q.scale[0] - scale) > scale * 1e-3 or q.zero_point[0] != zp:
+    if not fixed_output_quant_ok(v.kind, q.scale[0], q.zero_point[0]):
+        scale, zp = FIXED_OUTPUT_QUANT[v.kind]
         v.fail(f"int8 output '{v.y.name}' must have scale 1/{round(1 / scale)} and zero point {zp} "
                f"(has {q.scale[0]:g}, {q.zero_point[0]})")
 
@@ -393,12 +382,7 @@ def mean(v: OpView) -> dict:
     if any(not -rank <= a < rank for a in values):
         v.fail(f"axes {values} out of range for rank {rank}")
         return attrs
-    reduced = {a % rank for a in values}
-    if attrs["keep_dims"]:
-        want = [1 if i in reduced else s for i, s in enumerate(v.x.shape)]
-    else:
-        want = [s for i, s in enumerate(v.x.shape) if i not in reduced]
-    v.shape_is(v.y, want)
+    v.shape_is(v.y, reduced_shape(v.x.shape, {a % rank for a in values}, attrs["keep_dims"]))
     return attrs
 
 
@@ -417,23 +401,10 @@ def strided_slice(v: OpView) -> dict:
     if attrs["ellipsis_mask"] or attrs["new_axis_mask"]:
         v.fail("ellipsis_mask and new_axis_mask are not supported")
     if not v.problems:
-        v.shape_is(v.y, _strided_slice_shape(v.x.shape, *(t.data.tolist() for t in v.inputs[1:]), attrs))
+        begin, end, strides = (t.data.tolist() for t in v.inputs[1:])
+        masks = {k: attrs[k] for k in ("begin_mask", "end_mask", "shrink_axis_mask", "offset")}
+        v.shape_is(v.y, strided_slice_ranges(v.x.shape, begin, end, strides, **masks)[1])
     return attrs
-
-
-def _strided_slice_shape(shape, begin, end, strides, attrs) -> list[int]:
-    """Output shape of STRIDED_SLICE; TFLite clamps indices the way Python slices do."""
-    out = []
-    for axis, dim in enumerate(shape):
-        bit = 1 << axis
-        start = None if attrs["begin_mask"] & bit else begin[axis]
-        if attrs["shrink_axis_mask"] & bit:
-            continue  # one element, axis removed
-        stop = None if attrs["end_mask"] & bit else end[axis]
-        if attrs["offset"] and stop is not None:
-            stop += begin[axis]
-        out.append(len(range(dim)[slice(start, stop, strides[axis])]))
-    return out
 
 
 def transpose(v: OpView) -> dict:
