@@ -252,6 +252,22 @@ def test_rejects_unsupported_builtin():
     assert "CONV_2D" in msg  # the way out lists what is supported
 
 
+def test_importer_and_lowering_read_one_registry():
+    """What the importer accepts is what the lowering lowers: both read tinykiln.ops.registry, so an op
+    kind cannot be accepted by one and unknown to the other (RELU_N1_TO_1 once was)."""
+    from tinykiln import ops
+    from tinykiln.ops.registry import OPS
+
+    assert set(tflite.SUPPORTED_OPS) == set(OPS)
+    mb = ModelBuilder()
+    x = mb.input((1, 6), "int8", quant=(0.05, 2))
+    y = mb.tensor((1, 6), "int8", quant=(0.01, -3), name="clamped")
+    mb.op("RELU_N1_TO_1", [x], [y])
+    graph = tflite.load(mb.build([x], [y]))
+    assert [op.kind for op in graph.ops] == ["RELU_N1_TO_1"]
+    assert [c.spec.family for c in ops.lower(graph).calls] == ["lut_int8"]
+
+
 def test_rejects_hybrid_quantization():
     mb = ModelBuilder()
     x = mb.input((1, 8), "float32")

@@ -215,9 +215,6 @@ def _knob_space(spec):
     return {"unroll": [1] + [f for f in (4, 8) if n % f == 0]}
 
 
-_KINDS = ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH",
-          "QUANTIZE", "DEQUANTIZE")
-OPS = {kind: lower_activation for kind in _KINDS}
 FAMILIES = {
     "lut_int8": KernelFamily(_lut_compute, _schedule, _knob_space),
     "unary": KernelFamily(_unary_compute, _schedule, _knob_space),

@@ -648,7 +648,6 @@ def _tiles(oc):
     return [best, *[t for t in tiles if t != best]]
 
 
-OPS = {"CONV_2D": lower_conv2d}
 FAMILIES = {
     "conv2d_int8": KernelFamily(compute, schedule, knob_space),
     "conv2d_float32": KernelFamily(compute, schedule, knob_space),

@@ -439,7 +439,6 @@ def knob_space(spec):
     return space
 
 
-OPS = {"DEPTHWISE_CONV_2D": lower_depthwise_conv2d}
 FAMILIES = {
     "depthwise_conv2d_int8": KernelFamily(compute, schedule, knob_space),
     "depthwise_conv2d_float32": KernelFamily(compute, schedule, knob_space),

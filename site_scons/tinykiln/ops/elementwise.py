@@ -163,6 +163,5 @@ def schedule(sch, spec):
         sch.unroll(inner)
 
 
-OPS = {"ADD": lower_binary, "SUB": lower_binary, "MUL": lower_binary}
 FAMILIES = {f"{kind}_{dtype}": KernelFamily(compute, schedule)
             for kind in KINDS.values() for dtype in ("int8", "float32")}

@@ -291,7 +291,6 @@ def knob_space(spec):
     return space
 
 
-OPS = {"FULLY_CONNECTED": lower_fully_connected}
 FAMILIES = {
     "fully_connected_int8": KernelFamily(compute, schedule, knob_space),
     "fully_connected_float32": KernelFamily(compute, schedule, knob_space),

@@ -196,12 +196,6 @@ def _transpose_compute(spec):
     return [x, te.compute(out_shape, value, name="output")]
 
 
-OPS = {
-    "PAD": lower_pad,
-    "CONCATENATION": lower_concatenation,
-    "STRIDED_SLICE": lower_strided_slice,
-    "TRANSPOSE": lower_transpose,
-}
 FAMILIES = {
     "pad": KernelFamily(_pad_compute),
     "concat": KernelFamily(_concat_compute),

@@ -164,6 +164,5 @@ def knob_space(spec):
     return space
 
 
-OPS = {"AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool}
 FAMILIES = {f"{kind}_pool2d_{dtype}": KernelFamily(compute, schedule, knob_space)
             for kind in ("avg", "max") for dtype in ("int8", "float32")}

@@ -98,7 +98,6 @@ def _schedule(sch, spec):
         sch.decompose_reduction(acc, reduce_loops[0])
 
 
-OPS = {"MEAN": lower_mean}
 FAMILIES = {
     "mean_int8": KernelFamily(_compute, _schedule),
     "mean_float32": KernelFamily(_compute, _schedule),

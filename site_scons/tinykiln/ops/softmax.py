@@ -190,7 +190,6 @@ def _knob_space(spec):
     return {"unroll": [1] + [f for f in (2, 4) if depth % f == 0]}
 
 
-OPS = {"SOFTMAX": lower_softmax}
 FAMILIES = {
     "softmax_int8": KernelFamily(_compute_int8, _schedule, _knob_space),
     "softmax_float32": KernelFamily(_compute_float32, _schedule, _knob_space),

@@ -1,4 +1,5 @@
-"""Per-op checks and attrs: what each supported TFLite op must look like, and its IR attributes.
+"""The importer's per-op checks and attrs: what each supported TFLite op must look like, and its IR
+attributes (ops/registry.py says which checker an op kind has).
 
 Each checker gets an OpView (the op's tensors, already converted to graph.Tensor, and its raw builtin
 options) and returns the op's attrs. It reports everything later stages could not handle through
@@ -11,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..graph import Tensor
-from ..ops.rules import FIXED_OUTPUT_QUANT, conv_out, fixed_output_quant_ok, reduced_shape, strided_slice_ranges
+from tinykiln.graph import Tensor
+
+from .rules import FIXED_OUTPUT_QUANT, conv_out, fixed_output_quant_ok, reduced_shape, strided_slice_ranges
 
 ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT")
 PADDINGS = ("SAME", "VALID")
@@ -25,6 +27,7 @@ class OpView:
     outputs: list[Tensor]
     options: dict
     options_type: str
+    tensor_types: dict = field(default_factory=dict)  # the format's TensorType codes -> names
     problems: list[str] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
@@ -88,10 +91,8 @@ class OpView:
 
     def known_bias_type(self) -> None:
         """quantized_bias_type: LiteRT ignores it for int8 but refuses codes that are no TensorType."""
-        from .reader import TENSOR_TYPE_NAMES
-
         code = self.options.get("quantized_bias_type", 0)
-        if code not in TENSOR_TYPE_NAMES:
+        if code not in self.tensor_types:
             self.fail(f"unknown quantized_bias_type {code}")
 
     def positive_pair(self, name: str, h_key: str, w_key: str) -> tuple[int, int]:
@@ -243,7 +244,7 @@ def elementwise_binary(v: OpView) -> dict:
 
 
 def same_shape(v: OpView) -> dict:
-    """Elementwise unary ops: LOGISTIC, TANH, RELU, RELU6, HARD_SWISH, QUANTIZE, DEQUANTIZE."""
+    """Elementwise unary ops: LOGISTIC, TANH, RELU, RELU6, RELU_N1_TO_1, HARD_SWISH, QUANTIZE, DEQUANTIZE."""
     if v.need((1, 1)):
         v.shape_is(v.y, v.x.shape)
         if v.kind in FIXED_OUTPUT_QUANT:
@@ -420,62 +421,3 @@ def transpose(v: OpView) -> dict:
         return {}
     v.shape_is(v.y, [v.x.shape[p] for p in values])
     return {}
-
-
-CHECKERS = {
-    "CONV_2D": conv_2d,
-    "DEPTHWISE_CONV_2D": depthwise_conv_2d,
-    "FULLY_CONNECTED": fully_connected,
-    "AVERAGE_POOL_2D": pool_2d,
-    "MAX_POOL_2D": pool_2d,
-    "ADD": elementwise_binary,
-    "SUB": elementwise_binary,
-    "MUL": elementwise_binary,
-    "RESHAPE": reshape,
-    "SQUEEZE": squeeze,
-    "SOFTMAX": softmax,
-    "QUANTIZE": same_shape,
-    "DEQUANTIZE": same_shape,
-    "PAD": pad,
-    "CONCATENATION": concatenation,
-    "MEAN": mean,
-    "LOGISTIC": same_shape,
-    "TANH": same_shape,
-    "RELU": same_shape,
-    "RELU6": same_shape,
-    "LEAKY_RELU": leaky_relu,
-    "HARD_SWISH": same_shape,
-    "STRIDED_SLICE": strided_slice,
-    "TRANSPOSE": transpose,
-}
-
-# The builtin options table each op must carry (None: options are ignored). An op with options of
-# another type is malformed; one without options gets the schema defaults, as in TFLite.
-EXPECTED_OPTIONS = {
-    "CONV_2D": "Conv2DOptions",
-    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
-    "FULLY_CONNECTED": "FullyConnectedOptions",
-    "AVERAGE_POOL_2D": "Pool2DOptions",
-    "MAX_POOL_2D": "Pool2DOptions",
-    "ADD": "AddOptions",
-    "SUB": "SubOptions",
-    "MUL": "MulOptions",
-    "SOFTMAX": "SoftmaxOptions",
-    "CONCATENATION": "ConcatenationOptions",
-    "MEAN": "ReducerOptions",
-    "LEAKY_RELU": "LeakyReluOptions",
-    "STRIDED_SLICE": "StridedSliceOptions",
-    "SQUEEZE": "SqueezeOptions",
-}
-
-# Inputs that are weights or operands rather than activations, per op: (index, ...).
-OPERAND_INPUTS = {
-    "CONV_2D": (1, 2),
-    "DEPTHWISE_CONV_2D": (1, 2),
-    "FULLY_CONNECTED": (1, 2),
-    "RESHAPE": (1,),
-    "PAD": (1,),
-    "MEAN": (1,),
-    "STRIDED_SLICE": (1, 2, 3),
-    "TRANSPOSE": (1,),
-}
