@@ -41,7 +41,7 @@ def lower(graph: Graph, knobs: dict[str, dict[str, Any]] | None = None) -> Lower
         listed = "; ".join(f"op {op.index} {op.kind} (output '{graph.tensors[op.outputs[0]].name}')"
                            for op in missing)
         raise KilnError(f"no kernel generator for: {listed}")
-    ctx = LowerContext(graph, dict(knobs or {}))
+    ctx = LowerContext(graph, FAMILIES, dict(knobs or {}))
     calls = []
     for op in graph.ops:
         calls.extend(OPS[op.kind].lower(ctx, op))

@@ -16,7 +16,8 @@ import numpy as np
 
 from tinykiln.kernel import KernelCall
 
-from .base import KernelFamily, clamp_float, float_act_attr, int8_act_attr, param, quant_params, unsupported
+from .base import KernelFamily, param, quant_params, unsupported
+from .epilogue import clamp_float, float_act_attr, int8_act_attr
 
 LEFT_SHIFT = 20
 KINDS = {"ADD": "add", "SUB": "sub", "MUL": "mul"}
@@ -105,7 +106,7 @@ def compute(spec):
 
     from tinykiln.fixedpoint.fused import te_requantize
 
-    from .base import clamp_int8
+    from .epilogue import clamp_int8
 
     at = spec.attrs
     kind, dtype = spec.family.split("_")

@@ -27,7 +27,7 @@ from tinykiln.fixedpoint.reference import (
     exp_on_negative_values, get_reciprocal, multiply_by_quantized_multiplier, rdbpot, rdbpot16,
     saturating_shl16, sdhm16, srdhm, srdhm16, wrap16, wrap32,
 )
-from tinykiln.ops.rules import strided_slice_ranges
+from .rules import strided_slice_ranges
 
 
 def f32(x) -> np.float32:
