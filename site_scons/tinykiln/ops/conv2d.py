@@ -274,7 +274,7 @@ def _schedule_rows(sch, spec):
     k = a["kernel"][1] * a["in_shape"][3]
     padded = any(p.role == "scratch" for p in spec.params)
     if padded:
-        # the scratch param is an output of the compute; schedule it as a temporary (see base.py)
+        # the scratch param is an output of the compute; schedule it as a temporary (see tir_rewrites.py)
         func, index = param_to_alloc(sch.mod["main"], "pad")
         sch = tvm.s_tir.Schedule(func)
     out = sch.get_sblock("output")
