@@ -268,6 +268,17 @@ def test_importer_and_lowering_read_one_registry():
     assert [c.spec.family for c in ops.lower(graph).calls] == ["lut_int8"]
 
 
+def test_rejects_a_fused_activation_that_is_no_clamp():
+    """Fused activations become the output clamp; TANH and SIGN_BIT are none, so the importer says so
+    (the lowering would refuse them too)."""
+    mb = ModelBuilder()
+    x, y = mb.input((1, 4), "float32"), mb.input((1, 4), "float32")
+    z = mb.tensor((1, 4), "float32", name="sum")
+    mb.op("ADD", [x, y], [z], activation="TANH")
+    msg = _reject(mb.build([x, y], [z]))
+    assert "op 0 ADD (output 'sum'): fused activation TANH is not supported" in msg
+
+
 def test_rejects_hybrid_quantization():
     mb = ModelBuilder()
     x = mb.input((1, 8), "float32")

@@ -49,8 +49,9 @@ def quantize_float32(value: float, scale: float, zero_point: int) -> int:
     return int(zero_point) + round_half_away(float(quotient))
 
 
-# The float bounds of each fused activation that is a clamp (CalculateActivationRange)
-_CLAMPS = {
+# The float bounds of each fused activation that is a clamp (CalculateActivationRange): the fused
+# activations the compiler supports
+CLAMPS = {
     "NONE": (-math.inf, math.inf),
     "RELU": (0.0, math.inf),
     "RELU6": (0.0, 6.0),
@@ -60,9 +61,9 @@ _CLAMPS = {
 
 def activation_range_float(activation: str) -> tuple[float, float]:
     """CalculateActivationRange for float32: clamp bounds of a fused activation."""
-    if activation not in _CLAMPS:
+    if activation not in CLAMPS:
         raise ValueError(f"fused activation {activation} is not a clamp")
-    return _CLAMPS[activation]
+    return CLAMPS[activation]
 
 
 def clamp_range_int8(scale: float, zero_point: int, lo: float, hi: float) -> tuple[int, int]:

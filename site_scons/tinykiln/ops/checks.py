@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tinykiln.fixedpoint.prepare import CLAMPS
 from tinykiln.graph import Tensor
 
 from .rules import FIXED_OUTPUT_QUANT, conv_out, fixed_output_quant_ok, reduced_shape, strided_slice_ranges
@@ -80,7 +81,11 @@ class OpView:
         if not 0 <= code < len(ACTIVATIONS):
             self.fail(f"unknown fused activation code {code}")
             return "NONE"
-        return ACTIVATIONS[code]
+        name = ACTIVATIONS[code]
+        if name not in CLAMPS:
+            # the lowering folds fused activations into the output clamp
+            self.fail(f"fused activation {name} is not supported ({', '.join(CLAMPS)} are)")
+        return name
 
     def padding(self) -> str:
         code = self.options.get("padding", 0)
