@@ -89,7 +89,7 @@ def fused_library(tmp_path_factory):
     from kernelrun import ROOT
     from tinykiln.codegen import HEADER, c_function
     from tinykiln.kernel import Param
-    from tinykiln.ops.base import requantize
+    from tinykiln.ops.epilogue import requantize
 
     n = 4096
     sources = []
