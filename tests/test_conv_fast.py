@@ -1,4 +1,4 @@
-"""The input16 CONV_2D schedules (ops/conv2d.py Geometry16, runtime/kernels/tk_mk_conv.h): int16
+"""The input16 CONV_2D schedules (ops/conv2d_input16.py Geometry16, runtime/kernels/tk_mk_conv.h): int16
 rows or im2col windows, pixel pairs x channel pairs. Bit-exact against LiteRT on the host (portable
 C) at several knob points, and on emulated Cortex-M7 / Cortex-M4 (the LDRD + SMLAD body) for
 generated edge cases: odd channel counts (a padding channel), runs that are not a multiple of
@@ -79,7 +79,7 @@ def test_input16_scratch_is_not_overrun(tmp_path):
 
 
 def test_odd_channels_get_a_padding_channel():
-    from tinykiln.ops.conv2d import channels16, geometry16
+    from tinykiln.ops.conv2d_input16 import channels16, geometry16
 
     def attrs(c, kernel, stride, w=8):
         return {"in_shape": [1, 8, w, c], "out_shape": [1, 8, w, 4], "kernel": list(kernel),
@@ -149,13 +149,13 @@ def test_edge_convs_other_knobs_bit_exact_on_device(scons, board, tmp_path):
 
 
 def test_im2col_is_the_default_only_for_few_channels_and_small_scratch():
-    from tinykiln.ops.conv2d import _short_runs
+    from tinykiln.ops.conv2d_input16 import short_runs
 
     def attrs(c, kernel, w):
         return {"in_shape": [1, 8, w, c], "out_shape": [1, 8, w, 8], "kernel": list(kernel),
                 "stride": [1, 1], "dilation": [1, 1], "pad": [1, 1, 1, 1]}
 
-    assert _short_runs(attrs(3, (3, 3), 32))       # resnet8's first layer: 32 x 28 taps x 2 B
-    assert not _short_runs(attrs(8, (3, 3), 32))    # runs of 24 taps need no gathering
-    assert not _short_runs(attrs(3, (1, 3), 32))    # one filter row: one run already
-    assert not _short_runs(attrs(3, (7, 7), 200))   # 200 x 148 taps x 2 B: too big a scratch
+    assert short_runs(attrs(3, (3, 3), 32))       # resnet8's first layer: 32 x 28 taps x 2 B
+    assert not short_runs(attrs(8, (3, 3), 32))    # runs of 24 taps need no gathering
+    assert not short_runs(attrs(3, (1, 3), 32))    # one filter row: one run already
+    assert not short_runs(attrs(3, (7, 7), 200))   # 200 x 148 taps x 2 B: too big a scratch

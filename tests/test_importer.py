@@ -252,6 +252,33 @@ def test_rejects_unsupported_builtin():
     assert "CONV_2D" in msg  # the way out lists what is supported
 
 
+def test_importer_and_lowering_read_one_registry():
+    """What the importer accepts is what the lowering lowers: both read tinykiln.ops.registry, so an op
+    kind cannot be accepted by one and unknown to the other (RELU_N1_TO_1 once was)."""
+    from tinykiln import ops
+    from tinykiln.ops.registry import OPS
+
+    assert set(tflite.SUPPORTED_OPS) == set(OPS)
+    mb = ModelBuilder()
+    x = mb.input((1, 6), "int8", quant=(0.05, 2))
+    y = mb.tensor((1, 6), "int8", quant=(0.01, -3), name="clamped")
+    mb.op("RELU_N1_TO_1", [x], [y])
+    graph = tflite.load(mb.build([x], [y]))
+    assert [op.kind for op in graph.ops] == ["RELU_N1_TO_1"]
+    assert [c.spec.family for c in ops.lower(graph).calls] == ["lut_int8"]
+
+
+def test_rejects_a_fused_activation_that_is_no_clamp():
+    """Fused activations become the output clamp; TANH and SIGN_BIT are none, so the importer says so
+    (the lowering would refuse them too)."""
+    mb = ModelBuilder()
+    x, y = mb.input((1, 4), "float32"), mb.input((1, 4), "float32")
+    z = mb.tensor((1, 4), "float32", name="sum")
+    mb.op("ADD", [x, y], [z], activation="TANH")
+    msg = _reject(mb.build([x, y], [z]))
+    assert "op 0 ADD (output 'sum'): fused activation TANH is not supported" in msg
+
+
 def test_rejects_hybrid_quantization():
     mb = ModelBuilder()
     x = mb.input((1, 8), "float32")

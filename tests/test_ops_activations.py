@@ -1,5 +1,5 @@
-"""Activations and casts end to end (RELU, RELU6, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH, QUANTIZE,
-DEQUANTIZE): single-op .tflite -> import -> lower -> TVM C -> gcc -> compare with LiteRT
+"""Activations and casts end to end (RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, HARD_SWISH, LOGISTIC, TANH,
+QUANTIZE, DEQUANTIZE): single-op .tflite -> import -> lower -> TVM C -> gcc -> compare with LiteRT
 (BUILTIN_REF). int8 bit-exact; float32 within 1e-5 relative (1e-6 absolute near zero)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import kernelrun
 from modelgen import ModelBuilder, reference_run
 from tinykiln import KilnError, ops
 
-KINDS_INT8 = ["RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH"]
+KINDS_INT8 = ["RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH"]
 FIXED_OUT = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
 
 

@@ -183,7 +183,8 @@ def test_conv2d_pads_rows_per_output_row(shape, filters, kernel, stride, dilatio
     from kernelrun import load_graph
 
     from tinykiln.ops import lower, workload_key
-    from tinykiln.ops.conv2d import _recopy, input16_fits, scratch_rows
+    from tinykiln.ops.conv2d import _recopy, scratch_rows
+    from tinykiln.ops.conv2d_input16 import input16_fits
 
     mb = mg.ModelBuilder(11)
     x = mb.input(shape, "int8", name="input")

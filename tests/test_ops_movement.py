@@ -8,7 +8,7 @@ import pytest
 import kernelrun
 from modelgen import ModelBuilder, reference_run
 from tinykiln import KilnError, ops
-from tinykiln import tflite_math as tm
+from tinykiln.ops import rules
 
 Q = (0.05, -7)  # int8 quantization of the data-movement tests (any works)
 
@@ -99,7 +99,7 @@ def test_strided_slice(seed, tmp_path):
                    for i in range(rank)]
         masks = {"begin_mask": int(rng.integers(0, 1 << rank)), "end_mask": int(rng.integers(0, 1 << rank)),
                  "shrink_axis_mask": shrink}
-        ranges, out_shape = tm.strided_slice_ranges(shape, begin, end, strides, **masks)
+        ranges, out_shape = rules.strided_slice_ranges(shape, begin, end, strides, **masks)
         # a shrunk axis must start inside the input (LiteRT reads out of bounds otherwise)
         inside = all(0 <= r[0] < shape[d] for d, r in enumerate(ranges) if shrink >> d & 1)
         if out_shape and 0 not in out_shape and inside:

@@ -8,8 +8,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinykiln import quant
-from tinykiln.quant import INT32_MAX, INT32_MIN
+from tinykiln.fixedpoint import INT32_MAX, INT32_MIN, prepare
+from tinykiln.fixedpoint import reference as ref
+from tinykiln.fixedpoint import te as fte
 
 
 # ---------------------------------------------------------------- an independent scalar model
@@ -64,20 +65,20 @@ def _cases(rng, n=3000):
 
 def test_reference_primitives_on_known_values():
     assert _srdhm(INT32_MIN, INT32_MIN) == INT32_MAX
-    assert int(quant.saturating_rounding_doubling_high_mul(INT32_MIN, INT32_MIN)) == INT32_MAX
+    assert int(ref.srdhm(INT32_MIN, INT32_MIN)) == INT32_MAX
     # half away from zero in both directions
-    assert list(quant.rounding_divide_by_pot([5, -5, 4, -4, 6, -6, 7, -7], 1)) == [3, -3, 2, -2, 3, -3, 4, -4]
-    assert list(quant.rounding_divide_by_pot([-3, 3, -2, 2, -1, 1], 2)) == [-1, 1, -1, 1, 0, 0]
+    assert list(ref.rdbpot([5, -5, 4, -4, 6, -6, 7, -7], 1)) == [3, -3, 2, -2, 3, -3, 4, -4]
+    assert list(ref.rdbpot([-3, 3, -2, 2, -1, 1], 2)) == [-1, 1, -1, 1, 0, 0]
     # x * 0.5 (multiplier 2^30, shift 0): the doubling high mul rounds its ties up (its negative
     # nudge is 1 - 2^30, and C division truncates), unlike RoundingDivideByPOT
-    assert list(quant.multiply_by_quantized_multiplier([3, -3, 1, -1], 1 << 30, 0)) == [2, -1, 1, 0]
-    assert int(quant.multiply_by_quantized_multiplier(100, 1 << 30, 1)) == 100  # 0.5 * 2
-    assert int(quant.multiply_by_quantized_multiplier(100, 1 << 30, -2)) == 13  # 12.5 -> 13
+    assert list(ref.multiply_by_quantized_multiplier([3, -3, 1, -1], 1 << 30, 0)) == [2, -1, 1, 0]
+    assert int(ref.multiply_by_quantized_multiplier(100, 1 << 30, 1)) == 100  # 0.5 * 2
+    assert int(ref.multiply_by_quantized_multiplier(100, 1 << 30, -2)) == 13  # 12.5 -> 13
 
 
 def test_numpy_reference_matches_scalar_model():
     xs, ms, ss = _cases(np.random.default_rng(0))
-    got = quant.multiply_by_quantized_multiplier(xs, ms, ss)
+    got = ref.multiply_by_quantized_multiplier(xs, ms, ss)
     want = [_mbqm(int(x), int(m), int(s)) for x, m, s in zip(xs, ms, ss)]
     assert got.tolist() == want
 
@@ -94,36 +95,36 @@ def test_numpy_reference_matches_scalar_model():
     (0.1, (1717986918, -3)),                  # 0.8*2^31 = 1717986918.4 -> down
 ])
 def test_quantize_multiplier(real, expected):
-    assert quant.quantize_multiplier(real) == expected
+    assert prepare.quantize_multiplier(real) == expected
 
 
 def test_quantize_multiplier_round_trip():
     for real in np.exp(np.random.default_rng(1).uniform(-20, 5, 500)):
-        m, s = quant.quantize_multiplier(float(real))
+        m, s = prepare.quantize_multiplier(float(real))
         assert (1 << 30) <= m < (1 << 31)
         assert abs(m * 2.0 ** (s - 31) - real) <= real * 2.0 ** -30
 
 
 def test_single_rounding_reference():
     # (x * m + 2^(30 - s)) >> (31 - s): ties go toward +infinity
-    assert list(quant.multiply_by_quantized_multiplier_single([3, -3, 1, -1], 1 << 30, 0)) == [2, -1, 1, 0]
-    assert list(quant.multiply_by_quantized_multiplier_single([5, -5, 6, -6], 1 << 30, -1)) == [1, -1, 2, -1]
+    assert list(ref.multiply_by_quantized_multiplier_single([3, -3, 1, -1], 1 << 30, 0)) == [2, -1, 1, 0]
+    assert list(ref.multiply_by_quantized_multiplier_single([5, -5, 6, -6], 1 << 30, -1)) == [1, -1, 2, -1]
     xs, ms, ss = _cases(np.random.default_rng(5))
-    got = quant.multiply_by_quantized_multiplier_single(xs, ms, ss)
+    got = ref.multiply_by_quantized_multiplier_single(xs, ms, ss)
     want = [(int(x) * int(m) + (1 << (30 - int(s)))) >> (31 - int(s)) for x, m, s in zip(xs, ms, ss)]
     assert got.tolist() == want
 
 
 def test_round_half_away_and_activation_ranges():
-    assert quant._round_half_away(2.5) == 3 and quant._round_half_away(-2.5) == -3
-    assert quant.activation_range_int8("NONE", 0.1, 3) == (-128, 127)
-    assert quant.activation_range_int8("RELU", 0.1, 3) == (3, 127)
-    assert quant.activation_range_int8("RELU6", 0.1, -100) == (-100, -40)
-    assert quant.activation_range_int8("RELU6", 0.01, 0) == (0, 127)  # 600 clamps
-    assert quant.activation_range_int8("RELU_N1_TO_1", 0.1, 0) == (-10, 10)
-    assert quant.activation_range_float("RELU6") == (0.0, 6.0)
+    assert prepare.round_half_away(2.5) == 3 and prepare.round_half_away(-2.5) == -3
+    assert prepare.activation_range_int8("NONE", 0.1, 3) == (-128, 127)
+    assert prepare.activation_range_int8("RELU", 0.1, 3) == (3, 127)
+    assert prepare.activation_range_int8("RELU6", 0.1, -100) == (-100, -40)
+    assert prepare.activation_range_int8("RELU6", 0.01, 0) == (0, 127)  # 600 clamps
+    assert prepare.activation_range_int8("RELU_N1_TO_1", 0.1, 0) == (-10, 10)
+    assert prepare.activation_range_float("RELU6") == (0.0, 6.0)
     with pytest.raises(ValueError):
-        quant.activation_range_int8("TANH", 0.1, 0)
+        prepare.activation_range_int8("TANH", 0.1, 0)
 
 
 # ---------------------------------------------------------------- the TE expression, in C
@@ -144,19 +145,19 @@ def mbqm_library(tmp_path_factory):
     x = te.placeholder((n,), "int32", name="x")
     m = te.placeholder((n,), "int32", name="m")
     s = te.placeholder((n,), "int32", name="s")
-    out = te.compute((n,), lambda i: quant.te_multiply_by_quantized_multiplier(x[i], m[i], s[i]), name="out")
+    out = te.compute((n,), lambda i: fte.te_multiply_by_quantized_multiplier(x[i], m[i], s[i]), name="out")
     params = [Param("x", "int32", (n,), "input"), Param("m", "int32", (n,), "input"),
               Param("s", "int32", (n,), "input"), Param("out", "int32", (n,), "output")]
     func = tvm.s_tir.Schedule(te.create_prim_func([x, m, s, out])).mod["main"]
     sources.append(c_function(func, "mbqm_loads", params))
-    single = te.compute((n,), lambda i: quant.te_multiply_by_quantized_multiplier_single(x[i], m[i], s[i]),
+    single = te.compute((n,), lambda i: fte.te_multiply_by_quantized_multiplier_single(x[i], m[i], s[i]),
                         name="out")
     func = tvm.s_tir.Schedule(te.create_prim_func([x, m, s, single])).mod["main"]
     sources.append(c_function(func, "mbqm_single_loads", params))
     constants = {}
     for tag, (mult, shift) in {"a": (INT32_MIN, 0), "b": (1518500250, 3), "c": (1073741824 + 12345, -13)}.items():
         xc = te.placeholder((n,), "int32", name="x")
-        oc = te.compute((n,), lambda i: quant.te_multiply_by_quantized_multiplier(xc[i], mult, shift), name="out")
+        oc = te.compute((n,), lambda i: fte.te_multiply_by_quantized_multiplier(xc[i], mult, shift), name="out")
         func = tvm.s_tir.Schedule(te.create_prim_func([xc, oc])).mod["main"]
         sources.append(c_function(func, f"mbqm_const_{tag}", [params[0], params[3]]))
         constants[tag] = (mult, shift)
@@ -182,7 +183,7 @@ def test_te_expression_matches_reference_with_loaded_multipliers(mbqm_library):
     x, m, s = (np.ascontiguousarray(v, dtype=np.int32) for v in (xs, ms, ss))
     out = np.zeros(n, np.int32)
     lib.mbqm_loads(_ptr(x), _ptr(m), _ptr(s), _ptr(out))
-    want = quant.multiply_by_quantized_multiplier(xs, ms, ss)
+    want = ref.multiply_by_quantized_multiplier(xs, ms, ss)
     bad = np.nonzero(out != want)[0]
     assert bad.size == 0, [(int(xs[i]), int(ms[i]), int(ss[i]), int(out[i]), int(want[i])) for i in bad[:5]]
 
@@ -195,10 +196,10 @@ def test_te_expression_matches_reference_with_constant_multipliers(mbqm_library)
     for tag, (mult, shift) in constants.items():
         out = np.zeros(n, np.int32)
         getattr(lib, f"mbqm_const_{tag}")(_ptr(x), _ptr(out))
-        want = quant.multiply_by_quantized_multiplier(xs, mult, shift)
+        want = ref.multiply_by_quantized_multiplier(xs, mult, shift)
         assert np.array_equal(out, want), tag
     # INT32_MIN * INT32_MIN saturates (constant multiplier INT32_MIN, x = INT32_MIN)
-    assert int(quant.multiply_by_quantized_multiplier(INT32_MIN, INT32_MIN, 0)) == INT32_MAX
+    assert int(ref.multiply_by_quantized_multiplier(INT32_MIN, INT32_MIN, 0)) == INT32_MAX
 
 
 def test_te_single_rounding_matches_reference(mbqm_library):
@@ -209,5 +210,5 @@ def test_te_single_rounding_matches_reference(mbqm_library):
     x, m, s = (np.ascontiguousarray(v, dtype=np.int32) for v in (xs, ms, ss))
     out = np.zeros(n, np.int32)
     lib.mbqm_single_loads(_ptr(x), _ptr(m), _ptr(s), _ptr(out))
-    want = quant.multiply_by_quantized_multiplier_single(xs, ms, ss)
+    want = ref.multiply_by_quantized_multiplier_single(xs, ms, ss)
     assert np.array_equal(out, want.astype(np.int64).astype(np.int32))

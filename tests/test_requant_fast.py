@@ -1,4 +1,4 @@
-"""The fused requantization forms of tinykiln.quant (what every int8 CONV_2D, DEPTHWISE_CONV_2D,
+"""The fused requantization forms of tinykiln.fixedpoint.fused (what every int8 CONV_2D, DEPTHWISE_CONV_2D,
 FULLY_CONNECTED, ADD, SUB and MUL output goes through) against TFLite's MultiplyByQuantizedMultiplier:
 the identities on random and exhaustive inputs (numpy models), the generated C on the host (the
 portable twin of runtime/kernels/tk_rq.h), and models with edge-case quantization (per-channel shifts
@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelgen as mg
-from tinykiln import quant
+from tinykiln.fixedpoint import fused
+from tinykiln.fixedpoint import reference as ref
 
 M_MIN, M_END = 1 << 30, 1 << 31
 
@@ -23,16 +24,16 @@ M_MIN, M_END = 1 << 30, 1 << 31
 # ---------------------------------------------------------------- double rounding (convolutions)
 
 def _want_double(x, m, shift, zp):
-    return quant.multiply_by_quantized_multiplier(x, m, shift) + zp
+    return ref.multiply_by_quantized_multiplier(x, m, shift) + zp
 
 
 @settings(max_examples=400, deadline=None)
 @given(x=st.integers(-(1 << 30), (1 << 30) - 1), m=st.one_of(st.just(0), st.integers(M_MIN, M_END - 1)),
        shift=st.integers(-22, -1), zp=st.integers(-128, 127))
 def test_fused_double_matches_tflite(x, m, shift, zp):
-    shift1 = quant.fused_double_shift(m, shift)
+    shift1 = fused.fused_double_shift(m, shift)
     assert shift1 is not None
-    assert int(quant.requantize_fused_double(x, m, shift1, zp)) == int(_want_double(x, m, shift, zp))
+    assert int(fused.requantize_fused_double(x, m, shift1, zp)) == int(_want_double(x, m, shift, zp))
 
 
 @pytest.mark.parametrize("m", [0, M_MIN, M_MIN + 1, 3 << 29, M_END - 1, 1518500250])
@@ -42,18 +43,18 @@ def test_fused_double_around_every_tie(m):
     x = np.concatenate([np.arange(-70000, 70000), np.arange(-(1 << 30), -(1 << 30) + 4096),
                         np.arange((1 << 30) - 4096, 1 << 30)])
     for shift in range(-22, 0):
-        shift1 = quant.fused_double_shift(m, shift)
+        shift1 = fused.fused_double_shift(m, shift)
         for zp in (-128, -1, 0, 37, 127):
-            got = quant.requantize_fused_double(x, m, shift1, zp)
+            got = fused.requantize_fused_double(x, m, shift1, zp)
             assert np.array_equal(got, _want_double(x, m, shift, zp)), (shift, zp)
 
 
 def test_fused_double_shift_refuses_what_it_cannot_do():
-    assert quant.fused_double_shift(M_MIN, 0) is None    # rs = 0: RoundingDivideByPOT is x itself
-    assert quant.fused_double_shift(M_MIN, 2) is None    # a left shift (multiplier > 1)
-    assert quant.fused_double_shift(M_MIN, -23) is None  # the rounding constant would pass 2^30
-    assert quant.fused_double_shift(M_MIN - 1, -3) is None
-    assert quant.fused_double_shift(M_MIN, -1) == 0 and quant.fused_double_shift(0, 0) == 0
+    assert fused.fused_double_shift(M_MIN, 0) is None    # rs = 0: RoundingDivideByPOT is x itself
+    assert fused.fused_double_shift(M_MIN, 2) is None    # a left shift (multiplier > 1)
+    assert fused.fused_double_shift(M_MIN, -23) is None  # the rounding constant would pass 2^30
+    assert fused.fused_double_shift(M_MIN - 1, -3) is None
+    assert fused.fused_double_shift(M_MIN, -1) == 0 and fused.fused_double_shift(0, 0) == 0
 
 
 # ---------------------------------------------------------------- single rounding (fully connected)
@@ -63,17 +64,17 @@ def test_fused_double_shift_refuses_what_it_cannot_do():
        m=st.one_of(st.just(0), st.integers(M_MIN, M_END - 1)), shift=st.integers(-24, 0),
        zp=st.integers(-128, 127))
 def test_fused_single_matches_tflite(acc, bias, m, shift, zp):
-    assert quant.fused_single_fits(1 << 24, bias, m, shift, zp)
-    offset = quant.fused_single_offset(bias, m, shift, zp)
-    want = quant.multiply_by_quantized_multiplier_single(acc + bias, m, shift) + zp
-    assert int(quant.requantize_fused_single(acc, m, offset, shift)[0]) == int(want)
+    assert fused.fused_single_fits(1 << 24, bias, m, shift, zp)
+    offset = fused.fused_single_offset(bias, m, shift, zp)
+    want = ref.multiply_by_quantized_multiplier_single(acc + bias, m, shift) + zp
+    assert int(fused.requantize_fused_single(acc, m, offset, shift)[0]) == int(want)
 
 
 def test_fused_single_fits_refuses_overflow():
-    assert not quant.fused_single_fits(1 << 31, 0, M_MIN, -1, 0)         # acc + bias could wrap
-    assert not quant.fused_single_fits(1 << 30, (1 << 30) + 5, M_MIN, -1, 0)
-    assert not quant.fused_single_fits(1 << 20, 0, M_END - 1, -32, 127)  # total shift 63
-    assert quant.fused_single_fits(1 << 20, 1000, M_END - 1, -20, -128)
+    assert not fused.fused_single_fits(1 << 31, 0, M_MIN, -1, 0)         # acc + bias could wrap
+    assert not fused.fused_single_fits(1 << 30, (1 << 30) + 5, M_MIN, -1, 0)
+    assert not fused.fused_single_fits(1 << 20, 0, M_END - 1, -32, 127)  # total shift 63
+    assert fused.fused_single_fits(1 << 20, 1000, M_END - 1, -20, -128)
 
 
 # ---------------------------------------------------------------- the generated C on the host
@@ -88,7 +89,7 @@ def fused_library(tmp_path_factory):
     from kernelrun import ROOT
     from tinykiln.codegen import HEADER, c_function
     from tinykiln.kernel import Param
-    from tinykiln.ops.base import requantize
+    from tinykiln.ops.epilogue import requantize
 
     n = 4096
     sources = []
@@ -140,7 +141,7 @@ def test_double_rounding_c_matches_tflite(fused_library):
     shifts = rng.integers(-22, 0, n)
     ms[:4] = 0
     x, m = xs.astype(np.int32), ms.astype(np.int32)
-    s = np.array([quant.fused_double_shift(int(a), int(b)) for a, b in zip(ms, shifts)], np.int32)
+    s = np.array([fused.fused_double_shift(int(a), int(b)) for a, b in zip(ms, shifts)], np.int32)
     out = np.zeros(n, np.int8)
     lib.double_loads(_ptr(x), _ptr(m), _ptr(s), _ptr(out))
     assert np.array_equal(out, _clamp(_want_double(xs, ms, shifts, -7)))
@@ -158,17 +159,17 @@ def test_single_rounding_c_matches_tflite(fused_library):
     bias = rng.integers(-(1 << 20), 1 << 20, n)
     ms = rng.integers(M_MIN, M_END, n)
     shifts = rng.integers(-24, 0, n)  # per-channel: shift <= -1
-    offs = np.array([quant.fused_single_offset(int(b), int(a), int(s), -7) for b, a, s in zip(bias, ms, shifts)])
+    offs = np.array([fused.fused_single_offset(int(b), int(a), int(s), -7) for b, a, s in zip(bias, ms, shifts)])
     x, m, off = acc.astype(np.int32), ms.astype(np.int32), offs.astype(np.int64)
     post = (-1 - shifts).astype(np.int32)
     out = np.zeros(n, np.int8)
     lib.single_loads(_ptr(x), _ptr(m), _ptr(post), _ptr(off), _ptr(out))
-    want = quant.multiply_by_quantized_multiplier_single(acc + bias, ms, shifts) + -7
+    want = ref.multiply_by_quantized_multiplier_single(acc + bias, ms, shifts) + -7
     assert np.array_equal(out, _clamp(want))
     small = (acc >> 12).astype(np.int32)
-    offs = np.array([quant.fused_single_offset(int(b), 1234567890, -3, -7) for b in bias], np.int64)
+    offs = np.array([fused.fused_single_offset(int(b), 1234567890, -3, -7) for b in bias], np.int64)
     lib.single_const(_ptr(small), _ptr(offs), _ptr(out))
-    want = quant.multiply_by_quantized_multiplier_single(small.astype(np.int64) + bias, 1234567890, -3) - 7
+    want = ref.multiply_by_quantized_multiplier_single(small.astype(np.int64) + bias, 1234567890, -3) - 7
     assert np.array_equal(out, _clamp(want))
 
 

@@ -1,4 +1,5 @@
-"""The numpy models in tinykiln.tflite_math agree bit for bit with LiteRT's reference kernels.
+"""The numpy models of tinykiln.ops.reference (and the fixed-point primitives under them, of
+tinykiln.fixedpoint.reference) agree bit for bit with LiteRT's reference kernels.
 
 Each test builds single-op .tflite models over seeded random quantization parameters and inputs
 (plus edge values: -128, 127, all-equal rows, saturating scales) and compares the numpy model with
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 
 from modelgen import ModelBuilder, reference_run
-from tinykiln import tflite_math as tm
+from tinykiln.fixedpoint import INT32_MAX, INT32_MIN, prepare
+from tinykiln.fixedpoint import reference as fp
+from tinykiln.ops import reference as opref
+from tinykiln.ops import rules
 
 
 def _log_uniform(rng, lo, hi):
@@ -46,14 +50,14 @@ def _all_int8_codes(shape=(1, 256)):
 # -- primitives ------------------------------------------------------------------------------------
 
 def test_rounding_primitives_on_edges():
-    assert tm.srdhm32(tm.INT32_MIN, tm.INT32_MIN) == tm.INT32_MAX
-    assert tm.srdhm32(1 << 30, 1 << 30) == 1 << 29
+    assert fp.srdhm(INT32_MIN, INT32_MIN) == INT32_MAX
+    assert fp.srdhm(1 << 30, 1 << 30) == 1 << 29
     # rounding half away from zero: 3/2 -> 2, -3/2 -> -2, 5/4 -> 1, -5/4 -> -1
-    assert list(tm.rdbypot(np.array([3, -3, 5, -5]), np.array([1, 1, 2, 2]))) == [2, -2, 1, -1]
-    assert tm.quantize_multiplier(1.0) == (1 << 30, 1)
-    assert tm.quantize_multiplier(0.5) == (1 << 30, 0)
-    assert tm.quantize_multiplier(0.0) == (0, 0)
-    assert tm.round_half_away(2.5) == 3 and tm.round_half_away(-2.5) == -3
+    assert list(fp.rdbpot(np.array([3, -3, 5, -5]), np.array([1, 1, 2, 2]))) == [2, -2, 1, -1]
+    assert prepare.quantize_multiplier(1.0) == (1 << 30, 1)
+    assert prepare.quantize_multiplier(0.5) == (1 << 30, 0)
+    assert prepare.quantize_multiplier(0.0) == (0, 0)
+    assert prepare.round_half_away(2.5) == 3 and prepare.round_half_away(-2.5) == -3
 
 
 # -- SOFTMAX ---------------------------------------------------------------------------------------
@@ -69,7 +73,7 @@ def test_softmax_int8(seed):
     outs = _run_unary("SOFTMAX", (in_scale, int(rng.integers(-128, 128))), (1 / 256, -128), shape,
                       inputs, beta=beta)
     for v, ref in zip(inputs, outs):
-        np.testing.assert_array_equal(tm.softmax_int8(v, in_scale, beta), ref)
+        np.testing.assert_array_equal(opref.softmax_int8(v, in_scale, beta), ref)
 
 
 def test_softmax_int8_large_beta_saturates_multiplier():
@@ -78,7 +82,7 @@ def test_softmax_int8_large_beta_saturates_multiplier():
     for in_scale, beta in [(1.0, 1e6), (0.5, 100.0), (1e-4, 1.0)]:
         outs = _run_unary("SOFTMAX", (in_scale, 3), (1 / 256, -128), shape, inputs, beta=beta)
         for v, ref in zip(inputs, outs):
-            np.testing.assert_array_equal(tm.softmax_int8(v, in_scale, beta), ref)
+            np.testing.assert_array_equal(opref.softmax_int8(v, in_scale, beta), ref)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -89,7 +93,7 @@ def test_softmax_float(seed):
     x = rng.uniform(-5, 5, size=shape).astype(np.float32)
     (ref,) = _run_unary("SOFTMAX", None, None, shape, [x], dtype_in="float32", dtype_out="float32",
                         beta=beta)
-    np.testing.assert_allclose(tm.softmax_float(x, beta), ref, rtol=1e-6)
+    np.testing.assert_allclose(opref.softmax_float(x, beta), ref, rtol=1e-6)
 
 
 # -- LOGISTIC / TANH (lookup tables) ---------------------------------------------------------------
@@ -103,9 +107,9 @@ def test_lut_activations_int8(kind, seed):
     out_q = (1 / 256, -128) if kind == "LOGISTIC" else (1 / 128, 0)
     x = _all_int8_codes()
     (ref,) = _run_unary(kind, (in_scale, in_zp), out_q, x.shape, [x])
-    fn = tm.logistic_lut_int8 if kind == "LOGISTIC" else tm.tanh_lut_int8
+    fn = opref.logistic_lut_int8 if kind == "LOGISTIC" else opref.tanh_lut_int8
     table = fn(in_scale, in_zp, *out_q)
-    np.testing.assert_array_equal(tm.apply_lut_int8(x, table), ref)
+    np.testing.assert_array_equal(opref.apply_lut_int8(x, table), ref)
 
 
 # -- RELU family -----------------------------------------------------------------------------------
@@ -120,7 +124,7 @@ def test_relu_int8(kind, seed):
     x = _all_int8_codes()
     (ref,) = _run_unary(kind, in_q, out_q, x.shape, [x])
     act_max = None if kind == "RELU" else 6.0
-    np.testing.assert_array_equal(tm.relu_x_int8(x, *in_q, *out_q, 0.0, act_max), ref)
+    np.testing.assert_array_equal(opref.relu_x_int8(x, *in_q, *out_q, 0.0, act_max), ref)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -131,7 +135,7 @@ def test_leaky_relu_int8(seed):
     alpha = float(rng.choice([0.01, 0.1, 0.2, 0.3, rng.uniform(0, 1), 1.5]))
     x = _all_int8_codes()
     (ref,) = _run_unary("LEAKY_RELU", in_q, out_q, x.shape, [x], alpha=alpha)
-    np.testing.assert_array_equal(tm.leaky_relu_int8(x, *in_q, *out_q, alpha), ref)
+    np.testing.assert_array_equal(opref.leaky_relu_int8(x, *in_q, *out_q, alpha), ref)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -139,11 +143,11 @@ def test_hard_swish_int8(seed):
     rng = np.random.default_rng(seed)
     in_q = (_log_uniform(rng, 0.002, 0.5), int(rng.integers(-128, 128)))
     out_q = (_log_uniform(rng, 0.002, 0.5), int(rng.integers(-128, 128)))
-    if tm.hard_swish_params(*in_q, *out_q)["output_exponent"] > 0:
+    if opref.hard_swish_params(*in_q, *out_q)["output_exponent"] > 0:
         out_q = (in_q[0], out_q[1])  # LiteRT rejects an output multiplier above 1
     x = _all_int8_codes()
     (ref,) = _run_unary("HARD_SWISH", in_q, out_q, x.shape, [x])
-    np.testing.assert_array_equal(tm.hard_swish_int8(x, *in_q, *out_q), ref)
+    np.testing.assert_array_equal(opref.hard_swish_int8(x, *in_q, *out_q), ref)
 
 
 # -- QUANTIZE / DEQUANTIZE -------------------------------------------------------------------------
@@ -155,7 +159,7 @@ def test_requantize_int8(seed):
     out_q = (_log_uniform(rng, 0.001, 1.0), int(rng.integers(-128, 128)))
     x = _all_int8_codes()
     (ref,) = _run_unary("QUANTIZE", in_q, out_q, x.shape, [x])
-    np.testing.assert_array_equal(tm.requantize_int8(x, *in_q, *out_q), ref)
+    np.testing.assert_array_equal(opref.requantize_int8(x, *in_q, *out_q), ref)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -168,7 +172,7 @@ def test_quantize_float_to_int8(seed):
     x = np.concatenate([rng.uniform(-200 * s, 200 * s, 500).astype(np.float32), halves,
                         np.float32([0.0, -0.0, 1e6, -1e6])]).reshape(1, -1)
     (ref,) = _run_unary("QUANTIZE", None, out_q, x.shape, [x], dtype_in="float32")
-    np.testing.assert_array_equal(tm.quantize_float_to_int8(x, *out_q), ref)
+    np.testing.assert_array_equal(opref.quantize_float_to_int8(x, *out_q), ref)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -177,7 +181,7 @@ def test_dequantize_int8(seed):
     in_q = (_log_uniform(rng, 1e-4, 10.0), int(rng.integers(-128, 128)))
     x = _all_int8_codes()
     (ref,) = _run_unary("DEQUANTIZE", in_q, None, x.shape, [x], dtype_out="float32")
-    np.testing.assert_array_equal(tm.dequantize_int8(x, *in_q), ref)
+    np.testing.assert_array_equal(opref.dequantize_int8(x, *in_q), ref)
 
 
 # -- MEAN ------------------------------------------------------------------------------------------
@@ -197,7 +201,7 @@ def test_mean_int8(seed):
     outs = _run_unary("MEAN", in_q, out_q, shape, inputs, out_shape=out_shape, extra=[axes],
                       keep_dims=keep_dims)
     for v, ref in zip(inputs, outs):
-        np.testing.assert_array_equal(tm.mean_int8(v, axes, keep_dims, *in_q, *out_q), ref)
+        np.testing.assert_array_equal(opref.mean_int8(v, axes, keep_dims, *in_q, *out_q), ref)
 
 
 @pytest.mark.parametrize("axes", [[1, 2], [3], [0, 2]])
@@ -208,7 +212,7 @@ def test_mean_float(axes):
     x = rng.uniform(-3, 3, size=shape).astype(np.float32)
     (ref,) = _run_unary("MEAN", None, None, shape, [x], out_shape=out_shape, extra=[axes],
                         dtype_in="float32", dtype_out="float32", keep_dims=True)
-    np.testing.assert_allclose(tm.mean_float(x, axes, True), ref, rtol=1e-6)
+    np.testing.assert_allclose(opref.mean_float(x, axes, True), ref, rtol=1e-6)
 
 
 # -- STRIDED_SLICE ---------------------------------------------------------------------------------
@@ -235,13 +239,13 @@ def test_strided_slice(seed):
     rng = np.random.default_rng(seed)
     while True:  # draw until the slice is not empty (LiteRT cannot return an empty tensor here)
         shape, begin, end, strides, masks = _random_slice(rng, seed)
-        _, out_shape = tm.strided_slice_ranges(shape, begin, end, strides, **masks)
+        _, out_shape = rules.strided_slice_ranges(shape, begin, end, strides, **masks)
         if 0 not in out_shape and len(out_shape) > 0:
             break
     x = rng.integers(-128, 128, size=shape).astype(np.int8)
     (ref,) = _run_unary("STRIDED_SLICE", (0.1, 0), (0.1, 0), shape, [x], out_shape=out_shape,
                         extra=[begin, end, strides], **masks)
-    np.testing.assert_array_equal(tm.strided_slice(x, begin, end, strides, **masks), ref)
+    np.testing.assert_array_equal(opref.strided_slice(x, begin, end, strides, **masks), ref)
 
 
 # -- facts the data-movement lowerings rely on -----------------------------------------------------

@@ -1,6 +1,6 @@
 /* tinykiln requantization helpers: the two steps of an int8 output stage that C alone does not get
  * compiled to one instruction inside a loop. TVM-generated kernels call them from the fused
- * requantization expressions of site_scons/tinykiln/quant.py (te_requantize_fused_double,
+ * requantization expressions of site_scons/tinykiln/fixedpoint/fused.py (te_requantize_fused_double,
  * tk_rq_sat8 in every int8 clamp); the arithmetic itself is proved there.
  *
  * Two bodies each, bit-identical:
@@ -22,7 +22,7 @@
 #define TK_RQ_INLINE static inline __attribute__((always_inline))
 
 /* floor((hi * 2^32 + x * m + 2^31) / 2^32): the rounded high word of x * m, plus hi. The callers
- * keep the exact value inside int32 (quant.py checks the bounds at build time). */
+ * keep the exact value inside int32 (fixedpoint/fused.py checks the bounds at build time). */
 TK_RQ_INLINE int32_t tk_rq_mulhi(int32_t x, int32_t m, int32_t hi)
 {
 #if TK_RQ_DSP

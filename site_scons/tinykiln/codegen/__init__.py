@@ -33,35 +33,8 @@ from tinykiln.kernel import KernelSpec
 
 HEADER = "tk_kernel.h"
 
-# The generator's own sources (ops/, codegen/, quant.py) are part of every spec's tool_versions: any
-# change to a compute, a schedule or the rewrite renames the kernels, so no cache (the test cache,
-# SCons) can serve C text from an older generator.
-_SOURCES = (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "ops",
-            Path(__file__).resolve().parents[1] / "quant.py")
-
-
-def _generator_digest() -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for root in _SOURCES:
-        for path in sorted([root] if root.is_file() else root.rglob("*.py")):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-GENERATOR_VERSION = _generator_digest()
-
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
             "int64": "int64_t", "float32": "float", "bool": "int8_t"}
-
-
-def tool_versions() -> dict[str, str]:
-    """What, besides the spec, decides a kernel's C text."""
-    import tvm
-
-    return {"tvm": tvm.__version__, "tinykiln-codegen": GENERATOR_VERSION}
 
 
 def kernel_filename(spec: KernelSpec) -> str:

@@ -9,37 +9,19 @@
     workload_key(spec) -> str                 what a spec computes, without knobs or generator
                                               version (schedule file and tuning record key)
 
-Each op family lives in one module of this package; add a module to FAMILY_MODULES to register it
-(see ops/base.py for what a module exports).
+What is supported, and by which function, is the op registry (ops/registry.py), which the importer
+reads too; each op family lives in one module of this package (see ops/base.py for what it exports).
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any, Callable
+from typing import Any
 
 from tinykiln import KilnError
 from tinykiln.graph import Graph
 from tinykiln.kernel import KernelSpec, LoweredModel
 
 from .base import KernelFamily, LowerContext, workload_key
-
-# One line per family module.
-FAMILY_MODULES = (
-    "conv2d",
-    "depthwise_conv2d",
-    "fully_connected",
-    "pooling",
-    "elementwise",
-    "reshape",
-    "softmax", "activations", "reduce", "movement",
-)
-
-OPS: dict[str, Callable] = {}
-FAMILIES: dict[str, KernelFamily] = {}
-for _name in FAMILY_MODULES:
-    _module = importlib.import_module(f"{__name__}.{_name}")
-    OPS.update(_module.OPS)
-    FAMILIES.update(_module.FAMILIES)
+from .registry import FAMILIES, OPS
 
 
 def kernel_family(name: str) -> KernelFamily:
@@ -59,10 +41,10 @@ def lower(graph: Graph, knobs: dict[str, dict[str, Any]] | None = None) -> Lower
         listed = "; ".join(f"op {op.index} {op.kind} (output '{graph.tensors[op.outputs[0]].name}')"
                            for op in missing)
         raise KilnError(f"no kernel generator for: {listed}")
-    ctx = LowerContext(graph, dict(knobs or {}))
+    ctx = LowerContext(graph, FAMILIES, dict(knobs or {}))
     calls = []
     for op in graph.ops:
-        calls.extend(OPS[op.kind](ctx, op))
+        calls.extend(OPS[op.kind].lower(ctx, op))
     stale = ctx.stale_warning()
     return LoweredModel(calls=calls, aliases=ctx.aliases,
                         warnings=ctx.warnings + ([stale] if stale else []))

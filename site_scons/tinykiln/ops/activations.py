@@ -3,7 +3,7 @@ QUANTIZE, DEQUANTIZE.
 
 int8 -> int8 (all but DEQUANTIZE): an int8 input has only 256 values, so the kernel is a 256-entry
 table lookup, out[i] = table[in[i] + 128]. The table is computed at build time by the numpy models
-of tinykiln.tflite_math, which are proven bit-exact against LiteRT's reference kernels over every
+of tinykiln.ops.reference, which are proven bit-exact against LiteRT's reference kernels over every
 input code (tests/test_tflite_math.py): LiteRT itself uses such a table for LOGISTIC and TANH, and
 for the others the table reproduces its fixed-point arithmetic exactly while costing one load per
 element on the device. Tables are const params, so every int8 activation of one size shares one
@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinykiln import tflite_math as tm
 from tinykiln.kernel import KernelCall
 
+from . import reference as ref
 from .base import KernelFamily, param, quant_params, unsupported
-
-# int8 output quantization LiteRT requires (it rejects the model otherwise)
-_FIXED_OUTPUT = {"LOGISTIC": (1.0 / 256, -128)}
+from .rules import FIXED_OUTPUT_QUANT, fixed_output_quant_ok
 
 
 def _size(tensor) -> int:
@@ -39,24 +37,24 @@ def _int8_table(op, kind, in_q, out_q):
     out_scale, out_zp = out_q
     codes = np.arange(-128, 128, dtype=np.int64)
     if kind == "RELU":
-        return tm.relu_x_int8(codes, in_scale, in_zp, out_scale, out_zp, 0.0, None)
+        return ref.relu_x_int8(codes, in_scale, in_zp, out_scale, out_zp, 0.0, None)
     if kind == "RELU6":
-        return tm.relu_x_int8(codes, in_scale, in_zp, out_scale, out_zp, 0.0, 6.0)
+        return ref.relu_x_int8(codes, in_scale, in_zp, out_scale, out_zp, 0.0, 6.0)
     if kind == "RELU_N1_TO_1":
-        return tm.relu_x_int8(codes, in_scale, in_zp, out_scale, out_zp, -1.0, 1.0)
+        return ref.relu_x_int8(codes, in_scale, in_zp, out_scale, out_zp, -1.0, 1.0)
     if kind == "LEAKY_RELU":
-        return tm.leaky_relu_int8(codes, in_scale, in_zp, out_scale, out_zp, op.attrs.get("alpha", 0.2))
+        return ref.leaky_relu_int8(codes, in_scale, in_zp, out_scale, out_zp, op.attrs.get("alpha", 0.2))
     if kind == "HARD_SWISH":
-        if tm.hard_swish_params(in_scale, in_zp, out_scale, out_zp)["output_exponent"] > 0:
+        if ref.hard_swish_params(in_scale, in_zp, out_scale, out_zp)["output_exponent"] > 0:
             raise unsupported(op, "int8 HARD_SWISH whose output scale is below input scale / 128 "
                                   "(LiteRT rejects it too); requantize the model with a wider output range")
-        return tm.hard_swish_int8(codes, in_scale, in_zp, out_scale, out_zp)
+        return ref.hard_swish_int8(codes, in_scale, in_zp, out_scale, out_zp)
     if kind == "LOGISTIC":
-        return tm.logistic_lut_int8(in_scale, in_zp, out_scale, out_zp)
+        return ref.logistic_lut_int8(in_scale, in_zp, out_scale, out_zp)
     if kind == "TANH":
-        return tm.tanh_lut_int8(in_scale, in_zp, out_scale, out_zp)
+        return ref.tanh_lut_int8(in_scale, in_zp, out_scale, out_zp)
     if kind == "QUANTIZE":
-        return tm.requantize_int8(codes, in_scale, in_zp, out_scale, out_zp)
+        return ref.requantize_int8(codes, in_scale, in_zp, out_scale, out_zp)
     raise unsupported(op, "no int8 table for this op")
 
 
@@ -71,8 +69,8 @@ def lower_activation(ctx, op):
     if x.dtype == "int8" and y.dtype == "int8":
         in_q = quant_params(x, "input", op)
         out_q = quant_params(y, "output", op)
-        expected = _FIXED_OUTPUT.get(kind)
-        if expected and (abs(out_q[0] - expected[0]) > 1e-3 * expected[0] or out_q[1] != expected[1]):
+        if not fixed_output_quant_ok(kind, *out_q):
+            expected = FIXED_OUTPUT_QUANT[kind]
             raise unsupported(op, f"int8 {kind} output quantization must be scale {expected[0]}, "
                                   f"zero point {expected[1]} (got {out_q[0]}, {out_q[1]})")
         table = _int8_table(op, kind, in_q, out_q)
@@ -217,9 +215,6 @@ def _knob_space(spec):
     return {"unroll": [1] + [f for f in (4, 8) if n % f == 0]}
 
 
-_KINDS = ("RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "HARD_SWISH", "LOGISTIC", "TANH",
-          "QUANTIZE", "DEQUANTIZE")
-OPS = {kind: lower_activation for kind in _KINDS}
 FAMILIES = {
     "lut_int8": KernelFamily(_lut_compute, _schedule, _knob_space),
     "unary": KernelFamily(_unary_compute, _schedule, _knob_space),

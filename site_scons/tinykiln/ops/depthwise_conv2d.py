@@ -35,10 +35,10 @@ import numpy as np
 
 from tinykiln.kernel import KernelCall
 
-from .base import (
-    KernelFamily, constant, divisors_up_to, epilogue, float_act_attr, int8_accumulate_quant, padded_input,
-    param, schedule_accumulate, unsupported, window_padding,
-)
+from .accumulate import divisors_up_to, padded_input, schedule_accumulate
+from .base import KernelFamily, constant, param, unsupported
+from .epilogue import epilogue, float_act_attr, int8_accumulate_quant
+from .rules import window_padding
 
 
 def lower_depthwise_conv2d(ctx, op):
@@ -174,7 +174,7 @@ def _schedule_chw16(sch, spec):
     the accumulator on the stack and one tk_mk_dw_s16 call over the window."""
     import tvm
 
-    from .base import alloc_to_param, param_to_alloc
+    from .tir_rewrites import alloc_to_param, param_to_alloc
     from .microkernel import call_on_tiles
 
     a = spec.attrs
@@ -337,7 +337,7 @@ def _schedule_row16(sch, spec):
     from tvm import tirx
     from tvm.s_tir.stmt import SBlock
 
-    from .base import alloc_to_param, param_to_alloc
+    from .tir_rewrites import alloc_to_param, param_to_alloc
     from .microkernel import loops_at
 
     a = spec.attrs
@@ -438,7 +438,6 @@ def knob_space(spec):
     return space
 
 
-OPS = {"DEPTHWISE_CONV_2D": lower_depthwise_conv2d}
 FAMILIES = {
     "depthwise_conv2d_int8": KernelFamily(compute, schedule, knob_space),
     "depthwise_conv2d_float32": KernelFamily(compute, schedule, knob_space),

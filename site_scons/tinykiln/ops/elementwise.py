@@ -6,7 +6,7 @@ SmallerThanOneExp with per-input multipliers), added or subtracted, rescaled to 
 offset by the output zero point and clamped. A rescaled input depends on its int8 value alone, so
 the lowering computes it for all 256 values at build time (TFLite's arithmetic in numpy): the kernel
 reads two int32 tables (SUB negates the second one) and adds, then requantizes the sum with the
-fused form of tinykiln.quant (the sum stays below 2^29). int8 MUL: (x1 - zp1) * (x2 - zp2)
+fused form of tinykiln.fixedpoint.fused (the sum stays below 2^29). int8 MUL: (x1 - zp1) * (x2 - zp2)
 rescaled by s1 * s2 / s_out (computed in float, as TFLite does), + zp_out, clamped.
 All scalars are baked into attrs; no knobs.
 """
@@ -16,14 +16,15 @@ import numpy as np
 
 from tinykiln.kernel import KernelCall
 
-from .base import KernelFamily, clamp_float, float_act_attr, int8_act_attr, param, quant_params, unsupported
+from .base import KernelFamily, param, quant_params, unsupported
+from .epilogue import clamp_float, float_act_attr, int8_act_attr
 
 LEFT_SHIFT = 20
 KINDS = {"ADD": "add", "SUB": "sub", "MUL": "mul"}
 
 
 def lower_binary(ctx, op):
-    from tinykiln.quant import quantize_multiplier, quantize_multiplier_smaller_than_one_exp
+    from tinykiln.fixedpoint.prepare import quantize_multiplier, quantize_multiplier_smaller_than_one_exp
 
     a_index, b_index = op.inputs[0], op.inputs[1]
     a, b, y = ctx.tensor(a_index), ctx.tensor(b_index), ctx.tensor(op.outputs[0])
@@ -83,7 +84,7 @@ def rescaled_inputs(zero_point: int, multiplier: int, shift: int) -> np.ndarray:
     (q - zp) << 20, multiplier, shift), for each int8 value q at index q & 255 (the kernel indexes
     with the byte read as unsigned). Twice: the fused requantization of the sum wants it doubled
     (|2 * rescaled| <= 255 * 2^21, so the doubled sum stays below 2^30)."""
-    from tinykiln.quant import multiply_by_quantized_multiplier
+    from tinykiln.fixedpoint.reference import multiply_by_quantized_multiplier
 
     q = np.arange(256, dtype=np.int64).astype(np.uint8).view(np.int8).astype(np.int64)
     values = (q - zero_point) * (1 << LEFT_SHIFT)
@@ -103,9 +104,9 @@ def _broadcast_index(in_shape, out_rank):
 def compute(spec):
     from tvm import te
 
-    from tinykiln.quant import te_requantize
+    from tinykiln.fixedpoint.fused import te_requantize
 
-    from .base import clamp_int8
+    from .epilogue import clamp_int8
 
     at = spec.attrs
     kind, dtype = spec.family.split("_")
@@ -163,6 +164,5 @@ def schedule(sch, spec):
         sch.unroll(inner)
 
 
-OPS = {"ADD": lower_binary, "SUB": lower_binary, "MUL": lower_binary}
 FAMILIES = {f"{kind}_{dtype}": KernelFamily(compute, schedule)
             for kind in KINDS.values() for dtype in ("int8", "float32")}

@@ -28,10 +28,9 @@ import numpy as np
 
 from tinykiln.kernel import KernelCall
 
-from .base import (
-    KernelFamily, constant, divisors_up_to, epilogue, float_act_attr, int8_accumulate_quant, param,
-    schedule_accumulate, unsupported,
-)
+from .accumulate import divisors_up_to, schedule_accumulate
+from .base import KernelFamily, constant, param, unsupported
+from .epilogue import epilogue, float_act_attr, int8_accumulate_quant
 
 
 # the largest depth whose input16 knob defaults to on (a 512-byte scratch)
@@ -227,7 +226,7 @@ def _schedule_input16(sch, spec, call):
     import tvm
     from tvm import tirx
 
-    from .base import alloc_to_param, param_to_alloc
+    from .tir_rewrites import alloc_to_param, param_to_alloc
     from .microkernel import blockize_dot, call_on_tiles, loops_at
 
     depth, tile = spec.attrs["depth"], spec.knobs["oc_tile"]
@@ -291,7 +290,6 @@ def knob_space(spec):
     return space
 
 
-OPS = {"FULLY_CONNECTED": lower_fully_connected}
 FAMILIES = {
     "fully_connected_int8": KernelFamily(compute, schedule, knob_space),
     "fully_connected_float32": KernelFamily(compute, schedule, knob_space),

@@ -7,7 +7,7 @@ LiteRT's rules, checked in tests/test_tflite_math.py and tests/test_ops_movement
   CONCATENATION  int8 inputs must share the output's quantization and the fused activation must be
                  NONE (LiteRT refuses other models; so do we).
   STRIDED_SLICE  begin/end/strides constant; begin_mask, end_mask, shrink_axis_mask as in
-                 tflite_math.strided_slice_ranges. ellipsis/new-axis masks and offset=True are not
+                 ops/rules.strided_slice_ranges. ellipsis/new-axis masks and offset=True are not
                  supported, nor a shrunk axis with a negative stride (LiteRT leaves that output
                  uninitialised).
   TRANSPOSE      permutation constant.
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinykiln import tflite_math as tm
 from tinykiln.kernel import KernelCall
 
 from .base import KernelFamily, constant, param, quant_params, unsupported
+from .rules import strided_slice_ranges
 
 _DTYPES = ("int8", "float32")
 
@@ -93,7 +93,7 @@ def lower_strided_slice(ctx, op):
         raise unsupported(op, "a shrunk axis with a negative stride (LiteRT's output is undefined)")
     if 0 in strides:
         raise unsupported(op, "a zero stride")
-    ranges, out_shape = tm.strided_slice_ranges(
+    ranges, out_shape = strided_slice_ranges(
         x.shape, begin, end, strides, begin_mask=int(a.get("begin_mask", 0)),
         end_mask=int(a.get("end_mask", 0)), shrink_axis_mask=shrink)
     if any(shrink >> d & 1 and not 0 <= r[0] < x.shape[d] for d, r in enumerate(ranges)):
@@ -196,12 +196,6 @@ def _transpose_compute(spec):
     return [x, te.compute(out_shape, value, name="output")]
 
 
-OPS = {
-    "PAD": lower_pad,
-    "CONCATENATION": lower_concatenation,
-    "STRIDED_SLICE": lower_strided_slice,
-    "TRANSPOSE": lower_transpose,
-}
 FAMILIES = {
     "pad": KernelFamily(_pad_compute),
     "concat": KernelFamily(_concat_compute),

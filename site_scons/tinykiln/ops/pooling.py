@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from tinykiln.kernel import KernelCall
 
-from .base import (
-    KernelFamily, clamp_float, divisors_up_to, float_act_attr, int8_act_attr, param, quant_params,
-    schedule_accumulate, unsupported, window_padding,
-)
+from .accumulate import divisors_up_to, schedule_accumulate
+from .base import KernelFamily, param, quant_params, unsupported
+from .epilogue import clamp_float, float_act_attr, int8_act_attr
+from .rules import window_padding
 
 KINDS = {"AVERAGE_POOL_2D": "avg", "MAX_POOL_2D": "max"}
 
@@ -163,6 +163,5 @@ def knob_space(spec):
     return space
 
 
-OPS = {"AVERAGE_POOL_2D": lower_pool, "MAX_POOL_2D": lower_pool}
 FAMILIES = {f"{kind}_pool2d_{dtype}": KernelFamily(compute, schedule, knob_space)
             for kind in ("avg", "max") for dtype in ("int8", "float32")}

@@ -3,7 +3,7 @@
 int8 is LiteRT's reference_ops::QuantizedMeanOrSum (compute_sum=false), what BUILTIN_REF runs for
 every axis set in ai-edge-litert 2.3: the int32 sum of the raw codes, minus input_zp * count, then
 one MultiplyByQuantizedMultiplier whose multiplier folds input_scale / output_scale and 1 / count
-(tinykiln.tflite_math.mean_multiplier), + output_zp, clamped to int8.
+(tinykiln.ops.reference.mean_multiplier), + output_zp, clamped to int8.
 
 float32 is reference_ops::Mean: a float32 sum in input order, divided by the count.
 """
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinykiln import tflite_math as tm
 from tinykiln.kernel import KernelCall
 
+from . import reference as ref
 from .base import KernelFamily, constant, param, quant_params, unsupported
+from .rules import reduced_shape
 
 
 def lower_mean(ctx, op):
@@ -27,8 +28,7 @@ def lower_mean(ctx, op):
         raise unsupported(op, f"axes {raw_axes} out of range for rank {rank}")
     axes = sorted({a % rank for a in raw_axes})
     keep_dims = bool(op.attrs.get("keep_dims", False))
-    out_shape = [1 if d in axes else n for d, n in enumerate(x.shape)] if keep_dims else \
-        [n for d, n in enumerate(x.shape) if d not in axes]
+    out_shape = reduced_shape(x.shape, axes, keep_dims)
     if int(np.prod(out_shape, dtype=np.int64)) != int(np.prod(y.shape, dtype=np.int64)):
         raise unsupported(op, f"output shape {y.shape} does not match the reduction {out_shape}")
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
@@ -36,7 +36,7 @@ def lower_mean(ctx, op):
     if x.dtype == "int8" and y.dtype == "int8":
         in_scale, in_zp = quant_params(x, "input", op)
         out_scale, out_zp = quant_params(y, "output", op)
-        multiplier, shift = tm.mean_multiplier(in_scale, out_scale, count)
+        multiplier, shift = ref.mean_multiplier(in_scale, out_scale, count)
         attrs.update(input_zp=in_zp, output_zp=out_zp, multiplier=multiplier, shift=shift, count=count)
         family = "mean_int8"
     elif x.dtype == "float32" and y.dtype == "float32":
@@ -52,7 +52,7 @@ def lower_mean(ctx, op):
 def _compute(spec):
     from tvm import te, tirx
 
-    from tinykiln.quant import te_multiply_by_quantized_multiplier
+    from tinykiln.fixedpoint.te import te_multiply_by_quantized_multiplier
 
     a = spec.attrs
     int8 = spec.family == "mean_int8"
@@ -98,7 +98,6 @@ def _schedule(sch, spec):
         sch.decompose_reduction(acc, reduce_loops[0])
 
 
-OPS = {"MEAN": lower_mean}
 FAMILIES = {
     "mean_int8": KernelFamily(_compute, _schedule),
     "mean_float32": KernelFamily(_compute, _schedule),

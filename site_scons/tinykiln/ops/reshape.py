@@ -19,5 +19,4 @@ def lower_alias(ctx, op):
     return []
 
 
-OPS = {"RESHAPE": lower_alias, "SQUEEZE": lower_alias}
 FAMILIES = {}

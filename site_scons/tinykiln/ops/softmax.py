@@ -7,7 +7,7 @@ int8 is LiteRT's reference kernel (reference_ops::Softmax, what BUILTIN_REF runs
     r, n = GetReciprocal(sum)                     Newton-Raphson 1/(1+x), n = bits over unit
     out  = clamp(RoundingDivideByPOT(SRDHM(r, e), n + 23) - 128)
 e depends only on diff, one of 256 values for int8 data, so it is a const table of 256 int32
-computed at build time by the numpy model (tinykiln.tflite_math, proven bit-exact against LiteRT);
+computed at build time by the numpy model (tinykiln.ops.reference, proven bit-exact against LiteRT);
 entries below diff_min are 0, which makes those outputs -128 with no test. The rest is TE integer
 arithmetic (int64 values that stay in the int32 range, so the C compiler sees no overflow). The
 reciprocal is split into small stages: one deep expression makes TVM's simplifier blow up.
@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinykiln import tflite_math as tm
+from tinykiln.fixedpoint import INT32_MAX
+from tinykiln.fixedpoint.reference import exp_on_negative_values, srdhm, wrap32
 from tinykiln.kernel import KernelCall
 
+from . import reference as ref
 from .base import KernelFamily, param, quant_params, unsupported
+from .rules import fixed_output_quant_ok
 
-INT32_MIN = -(1 << 31)
-INT32_MAX = (1 << 31) - 1
 # beyond this row length the int32 sum of exponentials could overflow (LiteRT wraps; we refuse)
 MAX_DEPTH = 4095
 
@@ -45,16 +46,16 @@ def lower_softmax(ctx, op):
     if x.dtype == "int8" and y.dtype == "int8":
         in_scale, _ = quant_params(x, "input", op)
         out_scale, out_zp = quant_params(y, "output", op)
-        if out_zp != -128 or abs(out_scale - 1 / 256) > 1e-3 / 256:
+        if not fixed_output_quant_ok("SOFTMAX", out_scale, out_zp):
             raise unsupported(op, f"int8 SOFTMAX output must have scale 1/256 and zero point -128 "
                                   f"(got {out_scale}, {out_zp}); re-quantize the model")
         if depth > MAX_DEPTH:
             raise unsupported(op, f"int8 SOFTMAX over {depth} classes (at most {MAX_DEPTH})")
         family = "softmax_int8"
-        p = tm.softmax_params(in_scale, beta)
+        p = ref.softmax_params(in_scale, beta)
         diffs = -np.arange(256, dtype=np.int64)  # table[i] = e(diff = -i)
-        rescaled = tm.srdhm32(tm.wrap32(diffs * (1 << p["input_left_shift"])), p["input_multiplier"])
-        exps = tm.exp_on_negative_values(rescaled, tm.SOFTMAX_SCALED_DIFF_INTEGER_BITS)
+        rescaled = srdhm(wrap32(diffs * (1 << p["input_left_shift"])), p["input_multiplier"])
+        exps = exp_on_negative_values(rescaled, ref.SOFTMAX_SCALED_DIFF_INTEGER_BITS)
         exp_table = np.where(diffs >= p["diff_min"], exps, 0).astype(np.int32)
     elif x.dtype == "float32" and y.dtype == "float32":
         attrs["beta"] = beta
@@ -74,48 +75,17 @@ def lower_softmax(ctx, op):
     return [KernelCall(spec, op.index, args + [y_index])]
 
 
-# --------------------------------------------------------------------------- fixed point in TE
-
-def _c(value):
-    from tvm import tirx
-    return tirx.const(int(value), "int64")
-
-
-def _srdhm(a, b):
-    """SaturatingRoundingDoublingHighMul of two int32 values held in int64 expressions."""
-    from tvm import tirx
-
-    ab = a * b
-    nudge = tirx.Select(ab >= _c(0), _c(1 << 30), _c(1 - (1 << 30)))
-    high = tirx.truncdiv(ab + nudge, _c(1 << 31))
-    overflow = tirx.all(a == _c(INT32_MIN), b == _c(INT32_MIN))
-    return tirx.Select(overflow, _c(INT32_MAX), high)
-
-
-def _rdbypot(x, exponent):
-    """RoundingDivideByPOT: x / 2^exponent rounded half away from zero (exponent: int64 expr)."""
-    from tvm import tirx
-
-    mask = (_c(1) << exponent) - _c(1)
-    threshold = (mask >> _c(1)) + tirx.Select(x < _c(0), _c(1), _c(0))
-    return (x >> exponent) + tirx.Select((x & mask) > threshold, _c(1), _c(0))
-
-
-def _saturating_shl(x, exponent: int):
-    """SaturatingRoundingMultiplyByPOT with a positive exponent on an int32 value."""
-    from tvm import tirx
-
-    threshold = (1 << (31 - exponent)) - 1
-    return tirx.Select(x > _c(threshold), _c(INT32_MAX),
-                       tirx.Select(x < _c(-threshold), _c(INT32_MIN), x * _c(1 << exponent)))
-
+# --------------------------------------------------------------------------- TE computes
 
 def _compute_int8(spec):
     from tvm import te, tirx
 
+    from tinykiln.fixedpoint.te import const64 as c64
+    from tinykiln.fixedpoint.te import te_rdbpot_select, te_saturating_shl, te_srdhm_select
+
     a = spec.attrs
     outer, depth = a["outer"], a["depth"]
-    acc_bits = tm.SOFTMAX_ACCUMULATION_INTEGER_BITS
+    acc_bits = ref.SOFTMAX_ACCUMULATION_INTEGER_BITS
     x = te.placeholder((outer, depth), "int8", name="input")
     table = te.placeholder((256,), "int32", name="exp_table")
 
@@ -134,24 +104,24 @@ def _compute_int8(spec):
     j = te.reduce_axis((0, depth), name="j")
     row_sum = te.compute(
         (outer,),
-        lambda r: te.sum(_rdbypot(exp_q31(r, j), _c(acc_bits)).astype("int32"), axis=j),
+        lambda r: te.sum(te_rdbpot_select(exp_q31(r, j), c64(acc_bits)).astype("int32"), axis=j),
         name="row_sum")
     # GetReciprocal: headroom = clz(sum); x = (sum << headroom) - 2^31 in Q0.31 is in [0, 1)
-    headroom = row("headroom", lambda r: _c(32) - sum(
-        tirx.Select(i64(row_sum, r) >= _c(1 << bit), _c(1), _c(0)) for bit in range(31)))
+    headroom = row("headroom", lambda r: c64(32) - sum(
+        tirx.Select(i64(row_sum, r) >= c64(1 << bit), c64(1), c64(0)) for bit in range(31)))
     # one_over_one_plus_x_for_x_in_0_1: half_denominator = (x + 1) / 2 rounded, then Newton-Raphson
     half = row("half", lambda r: tirx.truncdiv(
-        (i64(row_sum, r) << i64(headroom, r)) - _c(1 << 31) + _c(INT32_MAX) + _c(1), _c(2)))
-    estimate = row("newton0", lambda r: _c(1515870810) + _srdhm(i64(half, r), _c(-1010580540)))
+        (i64(row_sum, r) << i64(headroom, r)) - c64(1 << 31) + c64(INT32_MAX) + c64(1), c64(2)))
+    estimate = row("newton0", lambda r: c64(1515870810) + te_srdhm_select(i64(half, r), c64(-1010580540)))
     for step in range(1, 4):
         prev = estimate
-        product = row(f"hx{step}", lambda r, prev=prev: _srdhm(i64(half, r), i64(prev, r)))
-        estimate = row(f"newton{step}", lambda r, prev=prev, product=product: i64(prev, r) + _saturating_shl(
-            _srdhm(i64(prev, r), _c(1 << 29) - i64(product, r)), 2))
-    recip = row("recip", lambda r: _saturating_shl(i64(estimate, r), 1))
+        product = row(f"hx{step}", lambda r, prev=prev: te_srdhm_select(i64(half, r), i64(prev, r)))
+        estimate = row(f"newton{step}", lambda r, prev=prev, product=product: i64(prev, r) + te_saturating_shl(
+            te_srdhm_select(i64(prev, r), c64(1 << 29) - i64(product, r)), 2))
+    recip = row("recip", lambda r: te_saturating_shl(i64(estimate, r), 1))
 
     def scaled(r, c):
-        return _srdhm(i64(recip, r), exp_q31(r, c))
+        return te_srdhm_select(i64(recip, r), exp_q31(r, c))
 
     prod = te.compute((outer, depth), lambda r, c: scaled(r, c).astype("int32"), name="prod")
 
@@ -159,9 +129,9 @@ def _compute_int8(spec):
         # exponent = num_bits_over_unit + 31 - 8 = (12 - headroom) + 23. LiteRT CHECKs it is at most
         # 31 (it aborts on rows whose sum needs more); the clamp also gives TVM's simplifier a
         # bounded shift (with an unbounded one it folds the whole expression to a constant).
-        exponent = tirx.min(tirx.max(_c(acc_bits + 31 - 8) - i64(headroom, r), _c(0)), _c(31))
-        unsat = _rdbypot(i64(prod, r, c), exponent)
-        return tirx.max(tirx.min(unsat - _c(128), _c(127)), _c(-128)).astype("int8")
+        exponent = tirx.min(tirx.max(c64(acc_bits + 31 - 8) - i64(headroom, r), c64(0)), c64(31))
+        unsat = te_rdbpot_select(i64(prod, r, c), exponent)
+        return tirx.max(tirx.min(unsat - c64(128), c64(127)), c64(-128)).astype("int8")
 
     output = te.compute((outer, depth), out, name="output")
     return [x, table, output]
@@ -220,7 +190,6 @@ def _knob_space(spec):
     return {"unroll": [1] + [f for f in (2, 4) if depth % f == 0]}
 
 
-OPS = {"SOFTMAX": lower_softmax}
 FAMILIES = {
     "softmax_int8": KernelFamily(_compute_int8, _schedule, _knob_space),
     "softmax_float32": KernelFamily(_compute_float32, _schedule, _knob_space),

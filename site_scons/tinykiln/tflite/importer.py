@@ -2,7 +2,8 @@
 
 reader.py turns the bytes into plain records (or says the file is corrupt); this module judges them:
 tensor by tensor (dtype, static shape, quantization, constant data), then op by op (supported kind,
-dtypes, the op's own rules in ops.py). Problems are collected, not raised one by one, so the user sees
+dtypes, the op's own rules): what is supported, and how each op is checked, is the op registry
+(tinykiln.ops.registry), which the lowering reads too. Problems are collected, not raised one by one, so the user sees
 every offending op in one KilnError.
 """
 from __future__ import annotations
@@ -14,12 +15,11 @@ import numpy as np
 
 from .. import KilnError
 from ..graph import DTYPES, Graph, Op, Quantization, Tensor
-from . import ops as opcheck
+from ..ops.checks import OpView
+from ..ops.registry import OPS
 from .reader import TENSOR_TYPE_NAMES, CorruptFile, RawModel, RawTensor, read
 
-SUPPORTED_OPS = tuple(opcheck.CHECKERS)
-# Activation dtypes the compiler handles; other IR dtypes only appear as constant operands.
-ACTIVATION_DTYPES = ("int8", "float32")
+SUPPORTED_OPS = tuple(OPS)
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 MAX_TENSOR_BYTES = 1 << 31
 
@@ -236,7 +236,7 @@ class _Importer:
             kind = code.name
             if kind == "CUSTOM":
                 problems.append(f"custom op '{code.custom_code or '?'}' is not supported")
-            elif kind not in opcheck.CHECKERS:
+            elif kind not in OPS:
                 problems.append(f"unsupported op {kind}")
         op = Op(index, kind, list(rop.inputs), list(rop.outputs))
 
@@ -263,24 +263,26 @@ class _Importer:
         if problems:
             return problems, op
 
-        expected = opcheck.EXPECTED_OPTIONS.get(kind)
+        expected = OPS[kind].options
         if expected and rop.options_type not in ("NONE", expected):
             problems.append(f"carries {rop.options_type}, expected {expected}")
             return problems, op
 
-        view = opcheck.OpView(kind, [tensors[t] if t >= 0 else None for t in rop.inputs],
-                              [tensors[t] for t in rop.outputs], rop.options, rop.options_type)
+        view = OpView(kind, [tensors[t] if t >= 0 else None for t in rop.inputs],
+                      [tensors[t] for t in rop.outputs], rop.options, rop.options_type, TENSOR_TYPE_NAMES)
         problems += self._dtypes(view)
         if problems:
             return problems, op
-        op.attrs = opcheck.CHECKERS[kind](view)
+        op.attrs = OPS[kind].check(view)
         return view.problems, op
 
     @staticmethod
     def _dtypes(v) -> list[str]:
-        """Dtype and quantization rules every op shares; the op's operands are checked in ops.py."""
+        """The op's activation dtypes against the registry's, and the quantization rules every op
+        shares; the op's operands are checked by its checker."""
         kind = v.kind
-        operand_idx = opcheck.OPERAND_INPUTS.get(kind, ())
+        support = OPS[kind]
+        operand_idx = support.operands
         acts = [t for i, t in enumerate(v.inputs) if t is not None and i not in operand_idx] + v.outputs
         if not acts:
             return ["has no activation operands"]
@@ -292,21 +294,17 @@ class _Importer:
                 return [f"dynamic-range (hybrid) quantization: float32 activations with {w.dtype} weights "
                         f"'{w.name}' are not supported; quantize the whole model to int8 (representative "
                         "dataset) or keep it float32"]
-        if kind == "QUANTIZE":
-            allowed = ({"float32", "int8"}, {"int8"})
-        elif kind == "DEQUANTIZE":
-            allowed = ({"int8"}, {"float32"})
-        else:
-            allowed = None
-        if allowed:
+        inputs = list(dict.fromkeys(i for i, _ in support.dtypes))
+        if any(i != o for i, o in support.dtypes):  # a cast (QUANTIZE, DEQUANTIZE)
+            allowed = (set(inputs), {o for _, o in support.dtypes})
             outs = v.outputs
             if x.dtype not in allowed[0] or any(t.dtype not in allowed[1] for t in outs):
                 problems.append(f"{kind} from {x.dtype} to {'/'.join(t.dtype for t in outs)} is not supported "
                                 f"(supported: {' or '.join(sorted(allowed[0]))} to {'/'.join(allowed[1])})")
         else:
             kinds = sorted({t.dtype for t in acts})
-            if any(d not in ACTIVATION_DTYPES for d in kinds):
-                problems.append(f"{'/'.join(kinds)} activations are not supported (int8 or float32)")
+            if any(d not in inputs for d in kinds):
+                problems.append(f"{'/'.join(kinds)} activations are not supported ({' or '.join(inputs)})")
             elif len(kinds) > 1:
                 problems.append(f"mixes {' and '.join(kinds)} activations")
         for t in acts:

@@ -1,9 +1,11 @@
-"""numpy models of the integer (and float) arithmetic LiteRT's reference kernels (BUILTIN_REF) run.
+"""numpy models of what LiteRT's reference kernels (BUILTIN_REF) compute, op by op.
 
-These are the executable specification the TE computes in ops/ are checked against, and they are
-themselves checked bit for bit against LiteRT in tests/test_tflite_math.py. Each function names the
-LiteRT code path it models; when LiteRT has several paths, the one BUILTIN_REF takes in
-ai-edge-litert 2.3.0 (found by testing, not by reading alone) is the one modelled.
+The executable specification of the ops: tests check the generated kernels against them, and the
+lowering folds them into constants at build time (the int8 activation tables, SOFTMAX's exponential
+table, MEAN's multiplier). They are themselves checked bit for bit against LiteRT in
+tests/test_tflite_math.py. Each function names the LiteRT code path it models; when LiteRT has
+several paths, the one BUILTIN_REF takes in ai-edge-litert 2.3.0 (found by testing, not by reading
+alone) is the one modelled. The fixed-point primitives they are made of are tinykiln.fixedpoint's.
 
 Conventions: integer inputs may be any integer numpy array; arithmetic runs in int64 and the
 results are wrapped or saturated exactly where the C++ code wraps or saturates. Float arithmetic
@@ -17,123 +19,23 @@ import math
 
 import numpy as np
 
-INT32_MIN = -(1 << 31)
-INT32_MAX = (1 << 31) - 1
-
-
-# -- scalar helpers used at build time ------------------------------------------------------------
-
-def round_half_away(x: float) -> float:
-    """C's round()/TfLiteRound: halves go away from zero (Python's round() goes to even)."""
-    return math.copysign(math.floor(abs(x) + 0.5), x)
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite QuantizeMultiplier (double-rounding build): real ~= m * 2^(shift - 31), m in [2^30, 2^31)."""
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = int(round_half_away(q * (1 << 31)))
-    if q_fixed == (1 << 31):
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        shift, q_fixed = 0, 0
-    return q_fixed, shift
-
-
-def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
-    """TFLite QuantizeMultiplierGreaterThanOne: the same with a left shift >= 0."""
-    m, shift = quantize_multiplier(real)
-    return m, shift
+from tinykiln.fixedpoint import INT32_MAX
+from tinykiln.fixedpoint.prepare import (
+    clamp_range_int8, quantize_multiplier, quantize_multiplier_greater_than_one, round_half_away,
+)
+from tinykiln.fixedpoint.reference import (
+    exp_on_negative_values, get_reciprocal, multiply_by_quantized_multiplier, rdbpot, rdbpot16,
+    saturating_shl16, sdhm16, srdhm, srdhm16, wrap16, wrap32,
+)
+from .rules import strided_slice_ranges
 
 
 def f32(x) -> np.float32:
     return np.float32(x)
 
 
-# -- gemmlowp / TFLite fixed-point primitives (vectorised) ----------------------------------------
-
 def _i64(x) -> np.ndarray:
     return np.asarray(x, dtype=np.int64)
-
-
-def wrap32(x) -> np.ndarray:
-    """Two's complement wrap to int32 (what C's int32 arithmetic does on every target we run on)."""
-    x = _i64(x)
-    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
-def wrap16(x) -> np.ndarray:
-    x = _i64(x)
-    return ((x + (1 << 15)) & 0xFFFF) - (1 << 15)
-
-
-def srdhm32(a, b) -> np.ndarray:
-    """gemmlowp SaturatingRoundingDoublingHighMul for int32: round(a*b / 2^31), halves away from 0."""
-    a, b = _i64(a), _i64(b)
-    overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    s = ab + nudge
-    # C++ integer division truncates toward zero
-    q = np.where(s >= 0, s >> 31, -((-s) >> 31))
-    return np.where(overflow, INT32_MAX, q)
-
-
-def srdhm16(a, b) -> np.ndarray:
-    """gemmlowp SaturatingRoundingDoublingHighMul for int16."""
-    a, b = _i64(a), _i64(b)
-    overflow = (a == -32768) & (b == -32768)
-    ab = a * b
-    nudge = np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
-    s = ab + nudge
-    q = np.where(s >= 0, s >> 15, -((-s) >> 15))
-    return np.where(overflow, 32767, q)
-
-
-def sdhm16(a, b) -> np.ndarray:
-    """TFLite's SaturatingDoublingHighMul (int16, truncating toward zero: SQDMULH)."""
-    a, b = _i64(a), _i64(b)
-    overflow = (a == -32768) & (b == -32768)
-    ab = a * b
-    q = np.where(ab >= 0, ab >> 15, -((-ab) >> 15))
-    return np.where(overflow, 32767, q)
-
-
-def rdbypot(x, exponent) -> np.ndarray:
-    """gemmlowp RoundingDivideByPOT on int32 values: x / 2^exponent, halves away from zero."""
-    x = _i64(x)
-    e = _i64(exponent)
-    mask = (np.int64(1) << e) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> e) + (remainder > threshold)
-
-
-def rdbypot16(x, exponent: int) -> np.ndarray:
-    """gemmlowp RoundingDivideByPOT on int16 values (mask and threshold are int16 too)."""
-    x = _i64(x)
-    mask = int(wrap16((1 << exponent) - 1))
-    remainder = wrap16(x & mask)
-    threshold = wrap16((mask >> 1) + (x < 0))
-    return wrap16((x >> exponent) + (remainder > threshold))
-
-
-def saturating_shl32(x, exponent: int) -> np.ndarray:
-    """gemmlowp SaturatingRoundingMultiplyByPOT with a positive exponent (int32)."""
-    x = _i64(x)
-    threshold = (1 << (31 - exponent)) - 1
-    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, wrap32(x << exponent)))
-
-
-def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
-    """TFLite MultiplyByQuantizedMultiplier (double rounding, the default build LiteRT ships)."""
-    x = _i64(x)
-    shift = _i64(shift)
-    left = np.maximum(shift, 0)
-    right = np.maximum(-shift, 0)
-    return rdbypot(srdhm32(wrap32(x * (np.int64(1) << left)), multiplier), right)
 
 
 # -- elementwise activations ----------------------------------------------------------------------
@@ -141,21 +43,10 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
 def relu_x_int8(q, in_scale, in_zp, out_scale, out_zp, act_min: float, act_max: float | None):
     """RELU / RELU6 / RELU_N1_TO_1 on int8 (activations.cc QuantizedReluX -> ReluX): requantize the
     input to the output scale, then clamp to the quantized activation range."""
-    qmin, qmax = activation_range_int8(out_scale, out_zp, act_min, act_max)
+    qmin, qmax = clamp_range_int8(out_scale, out_zp, act_min, math.inf if act_max is None else act_max)
     m, s = quantize_multiplier(float(np.float64(np.float32(in_scale)) / np.float64(np.float32(out_scale))))
     y = out_zp + multiply_by_quantized_multiplier(_i64(q) - in_zp, m, s)
     return np.clip(y, qmin, qmax).astype(np.int8)
-
-
-def activation_range_int8(out_scale, out_zp, act_min: float, act_max: float | None) -> tuple[int, int]:
-    """Quantized bounds of a ReLU-like clamp, as QuantizedReluX computes them: float division by the
-    output scale, roundf, then limited to the int8 range. act_max None means unbounded."""
-    lo = max(-128, out_zp + int(round_half_away(float(f32(act_min) / f32(out_scale)))))
-    if act_max is None:
-        hi = 127
-    else:
-        hi = min(127, out_zp + int(round_half_away(float(f32(act_max) / f32(out_scale)))))
-    return lo, hi
 
 
 def leaky_relu_int8(q, in_scale, in_zp, out_scale, out_zp, alpha: float):
@@ -194,10 +85,6 @@ def hard_swish_params(in_scale, in_zp, out_scale, out_zp) -> dict:
     }
 
 
-def _saturating_shl16(x, amount: int):
-    return np.clip(_i64(x) * (1 << amount), -32768, 32767)
-
-
 def hard_swish_int8(q, in_scale, in_zp, out_scale, out_zp):
     """HARD_SWISH on int8 (reference_ops::HardSwish, 16-bit fixed point)."""
     p = hard_swish_params(in_scale, in_zp, out_scale, out_zp)
@@ -209,15 +96,15 @@ def hard_swish_int8(q, in_scale, in_zp, out_scale, out_zp):
     r = x_hires
     e = p["reluish_exponent"]
     if e > 0:
-        r = _saturating_shl16(r, e - 1)
+        r = saturating_shl16(r, e - 1)
     r = wrap16(srdhm16(r, p["reluish_multiplier"]))
     if e > 0:
-        r = _saturating_shl16(r, 1)
+        r = saturating_shl16(r, 1)
     if e < 0:
-        r = rdbypot16(r, -e)
+        r = rdbpot16(r, -e)
     r = wrap16((r + (1 << 15)) >> 1)
     pre = wrap16(sdhm16(r, x_pre_out))
-    out = rdbypot16(pre, -p["output_exponent"])
+    out = rdbpot16(pre, -p["output_exponent"])
     out = wrap16(out + p["output_zero_point"])
     return np.clip(out, -128, 127).astype(np.int8)
 
@@ -295,77 +182,6 @@ def softmax_params(in_scale, beta) -> dict:
     return {"input_multiplier": m, "input_left_shift": left_shift, "diff_min": diff_min}
 
 
-def _exp_on_interval_neg_quarter_to_0(a):
-    """gemmlowp exp_on_interval_between_negative_one_quarter_and_0_excl, Q0.31 in and out."""
-    constant_term = 1895147668
-    constant_1_over_3 = 715827883
-    x = a + (1 << 28)
-    x2 = srdhm32(x, x)
-    x3 = srdhm32(x2, x)
-    x4 = srdhm32(x2, x2)
-    x4_over_4 = rdbypot(x4, 2)
-    t = rdbypot(srdhm32(x4_over_4 + x3, constant_1_over_3) + x2, 1)
-    return constant_term + srdhm32(constant_term, x + t)
-
-
-_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
-               (2, 39332535), (3, 720401), (4, 242))
-
-
-def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
-    """gemmlowp exp_on_negative_values: a is Q(integer_bits).(31-integer_bits) <= 0; result Q0.31."""
-    a = _i64(a)
-    frac = 31 - integer_bits
-    one_quarter = 1 << (frac - 2)
-    mask = one_quarter - 1
-    a_mod_q_minus_q = (a & mask) - one_quarter
-    result = _exp_on_interval_neg_quarter_to_0(saturating_shl32(a_mod_q_minus_q, integer_bits))
-    remainder = a_mod_q_minus_q - a
-    for exponent, multiplier in _EXP_BARREL:
-        if integer_bits > exponent:
-            bit = 1 << (frac + exponent)
-            result = np.where((remainder & bit) != 0, srdhm32(result, multiplier), result)
-    if integer_bits > 5:
-        clamp = -(1 << (36 - integer_bits))
-        result = np.where(a < clamp, 0, result)
-    return np.where(a == 0, INT32_MAX, result)
-
-
-def _one_over_one_plus_x_for_x_in_0_1(a):
-    """gemmlowp one_over_one_plus_x_for_x_in_0_1 (Newton-Raphson), Q0.31 in and out."""
-    a = _i64(a)
-    s = a + INT32_MAX
-    half_denominator = np.where(s >= 0, (s + 1) // 2, -((-(s - 1)) // 2))  # (sum + sign) / 2 in C
-    constant_48_over_17 = 1515870810
-    constant_neg_32_over_17 = -1010580540
-    x = constant_48_over_17 + srdhm32(half_denominator, constant_neg_32_over_17)
-    for _ in range(3):
-        half_denominator_times_x = srdhm32(half_denominator, x)
-        one_minus = (1 << 29) - half_denominator_times_x
-        x = x + saturating_shl32(srdhm32(x, one_minus), 2)
-    return saturating_shl32(x, 1)
-
-
-def _clz32(x):
-    x = _i64(x) & 0xFFFFFFFF
-    out = np.full(x.shape, 32, dtype=np.int64)
-    nz = x != 0
-    out[nz] = 31 - np.floor(np.log2(x[nz].astype(np.float64))).astype(np.int64)
-    # log2 of a float64 is exact for powers of two and monotonic: fix any off-by-one at the edges
-    hi = np.where(nz, (x >> (31 - out)) , 1)
-    out = np.where(nz & (hi == 0), out - 1, out)
-    return out
-
-
-def get_reciprocal(x, x_integer_digits: int):
-    """TFLite GetReciprocal: (reciprocal in Q0.31, num_bits_over_unit)."""
-    x = _i64(x)
-    headroom_plus_one = _clz32(x)
-    num_bits_over_unit = x_integer_digits - headroom_plus_one
-    shifted_sum_minus_one = wrap32(((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31))
-    return _one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
-
-
 def softmax_int8(q, in_scale, beta) -> np.ndarray:
     """SOFTMAX int8 -> int8 (output scale 1/256, zero point -128): reference_ops::Softmax, the
     gemmlowp fixed-point path (exp in Q5.26 -> Q0.31, sum in Q12.19, Newton-Raphson reciprocal)."""
@@ -373,13 +189,13 @@ def softmax_int8(q, in_scale, beta) -> np.ndarray:
     q = _i64(q)
     diff = q - q.max(axis=-1, keepdims=True)
     valid = diff >= p["diff_min"]
-    rescaled = srdhm32(wrap32(diff * (1 << p["input_left_shift"])), p["input_multiplier"])
+    rescaled = srdhm(wrap32(diff * (1 << p["input_left_shift"])), p["input_multiplier"])
     exps = exp_on_negative_values(rescaled, SOFTMAX_SCALED_DIFF_INTEGER_BITS)
-    acc_terms = np.where(valid, rdbypot(exps, SOFTMAX_ACCUMULATION_INTEGER_BITS), 0)
+    acc_terms = np.where(valid, rdbpot(exps, SOFTMAX_ACCUMULATION_INTEGER_BITS), 0)
     sum_of_exps = acc_terms.sum(axis=-1, keepdims=True)
     recip, bits_over_unit = get_reciprocal(sum_of_exps, SOFTMAX_ACCUMULATION_INTEGER_BITS)
     exponent = bits_over_unit + 31 - 8
-    unsat = rdbypot(srdhm32(recip, exps), exponent)
+    unsat = rdbpot(srdhm(recip, exps), exponent)
     out = np.clip(unsat - 128, -128, 127)
     return np.where(valid, out, -128).astype(np.int8)
 
@@ -459,53 +275,6 @@ def mean_float(x, axes, keep_dims: bool) -> np.ndarray:
 
 
 # -- data movement --------------------------------------------------------------------------------
-
-def strided_slice_ranges(shape, begin, end, strides, begin_mask=0, end_mask=0, ellipsis_mask=0,
-                         new_axis_mask=0, shrink_axis_mask=0, offset=False):
-    """Resolve TFLite STRIDED_SLICE operands to (start, stop, stride) per input dimension plus the
-    output shape. Supports the masks TFLite supports on the reference path (ellipsis and new-axis
-    masks are rejected by callers before this point if nonzero)."""
-    if ellipsis_mask or new_axis_mask:
-        raise ValueError("ellipsis_mask and new_axis_mask are not supported")
-    rank = len(shape)
-    begin = list(begin) + [0] * (rank - len(begin))
-    end = list(end) + [0] * (rank - len(end))
-    strides = list(strides) + [1] * (rank - len(strides))
-    n_given = len(begin)
-    ranges, out_shape = [], []
-    for i in range(rank):
-        dim = shape[i]
-        stride = strides[i]
-        if stride == 0:
-            raise ValueError("stride 0")
-        b, e = begin[i], end[i]
-        if offset:
-            e = b + e
-        shrink = bool(shrink_axis_mask >> i & 1)
-        # start
-        if begin_mask >> i & 1:
-            start = 0 if stride > 0 else dim - 1
-        else:
-            start = b + dim if b < 0 else b
-            start = min(max(start, 0), dim) if stride > 0 else min(max(start, -1), dim - 1)
-        if shrink:
-            stop = start + 1
-            stride = 1
-        elif end_mask >> i & 1:
-            stop = dim if stride > 0 else -1
-        else:
-            stop = e + dim if e < 0 else e
-            stop = min(max(stop, 0), dim) if stride > 0 else min(max(stop, -1), dim - 1)
-        ranges.append((start, stop, stride))
-        if stride > 0:
-            n = max(0, -(-(stop - start) // stride))
-        else:
-            n = max(0, -(-(start - stop) // -stride))
-        if not shrink:
-            out_shape.append(n)
-    del n_given
-    return ranges, tuple(out_shape)
-
 
 def strided_slice(x, begin, end, strides, **masks) -> np.ndarray:
     x = np.asarray(x)

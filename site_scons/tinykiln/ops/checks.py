@@ -1,4 +1,5 @@
-"""Per-op checks and attrs: what each supported TFLite op must look like, and its IR attributes.
+"""The importer's per-op checks and attrs: what each supported TFLite op must look like, and its IR
+attributes (ops/registry.py says which checker an op kind has).
 
 Each checker gets an OpView (the op's tensors, already converted to graph.Tensor, and its raw builtin
 options) and returns the op's attrs. It reports everything later stages could not handle through
@@ -11,7 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..graph import Tensor
+from tinykiln.fixedpoint.prepare import CLAMPS
+from tinykiln.graph import Tensor
+
+from .rules import FIXED_OUTPUT_QUANT, conv_out, fixed_output_quant_ok, reduced_shape, strided_slice_ranges
 
 ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT")
 PADDINGS = ("SAME", "VALID")
@@ -24,6 +28,7 @@ class OpView:
     outputs: list[Tensor]
     options: dict
     options_type: str
+    tensor_types: dict = field(default_factory=dict)  # the format's TensorType codes -> names
     problems: list[str] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
@@ -76,7 +81,11 @@ class OpView:
         if not 0 <= code < len(ACTIVATIONS):
             self.fail(f"unknown fused activation code {code}")
             return "NONE"
-        return ACTIVATIONS[code]
+        name = ACTIVATIONS[code]
+        if name not in CLAMPS:
+            # the lowering folds fused activations into the output clamp
+            self.fail(f"fused activation {name} is not supported ({', '.join(CLAMPS)} are)")
+        return name
 
     def padding(self) -> str:
         code = self.options.get("padding", 0)
@@ -87,10 +96,8 @@ class OpView:
 
     def known_bias_type(self) -> None:
         """quantized_bias_type: LiteRT ignores it for int8 but refuses codes that are no TensorType."""
-        from .reader import TENSOR_TYPE_NAMES
-
         code = self.options.get("quantized_bias_type", 0)
-        if code not in TENSOR_TYPE_NAMES:
+        if code not in self.tensor_types:
             self.fail(f"unknown quantized_bias_type {code}")
 
     def positive_pair(self, name: str, h_key: str, w_key: str) -> tuple[int, int]:
@@ -103,14 +110,6 @@ class OpView:
     def shape_is(self, t: Tensor, shape, role: str = "output") -> None:
         if tuple(t.shape) != tuple(shape):
             self.fail(f"{role} '{t.name}' has shape {list(t.shape)}, the op computes {list(shape)}")
-
-
-def conv_out(size: int, k: int, stride: int, dilation: int, padding: str) -> int:
-    """Spatial output size of a convolution or pooling window (TFLite's ComputeOutSize)."""
-    effective = (k - 1) * dilation + 1
-    if padding == "SAME":
-        return (size + stride - 1) // stride
-    return (size - effective + stride) // stride
 
 
 # -- quantization rules (int8 path) -----------------------------------------------------------------
@@ -250,7 +249,7 @@ def elementwise_binary(v: OpView) -> dict:
 
 
 def same_shape(v: OpView) -> dict:
-    """Elementwise unary ops: LOGISTIC, TANH, RELU, RELU6, HARD_SWISH, QUANTIZE, DEQUANTIZE."""
+    """Elementwise unary ops: LOGISTIC, TANH, RELU, RELU6, RELU_N1_TO_1, HARD_SWISH, QUANTIZE, DEQUANTIZE."""
     if v.need((1, 1)):
         v.shape_is(v.y, v.x.shape)
         if v.kind in FIXED_OUTPUT_QUANT:
@@ -258,16 +257,12 @@ def same_shape(v: OpView) -> dict:
     return {}
 
 
-# int8 output quantization that LiteRT's kernels require (checked in their Prepare)
-FIXED_OUTPUT_QUANT = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
-
-
 def _fixed_output_quant(v: OpView) -> None:
     q = v.y.quant
     if v.y.dtype != "int8" or q is None:
         return
-    scale, zp = FIXED_OUTPUT_QUANT[v.kind]
-    if abs(q.scale[0] - scale) > scale * 1e-3 or q.zero_point[0] != zp:
+    if not fixed_output_quant_ok(v.kind, q.scale[0], q.zero_point[0]):
+        scale, zp = FIXED_OUTPUT_QUANT[v.kind]
         v.fail(f"int8 output '{v.y.name}' must have scale 1/{round(1 / scale)} and zero point {zp} "
                f"(has {q.scale[0]:g}, {q.zero_point[0]})")
 
@@ -393,12 +388,7 @@ def mean(v: OpView) -> dict:
     if any(not -rank <= a < rank for a in values):
         v.fail(f"axes {values} out of range for rank {rank}")
         return attrs
-    reduced = {a % rank for a in values}
-    if attrs["keep_dims"]:
-        want = [1 if i in reduced else s for i, s in enumerate(v.x.shape)]
-    else:
-        want = [s for i, s in enumerate(v.x.shape) if i not in reduced]
-    v.shape_is(v.y, want)
+    v.shape_is(v.y, reduced_shape(v.x.shape, {a % rank for a in values}, attrs["keep_dims"]))
     return attrs
 
 
@@ -417,23 +407,10 @@ def strided_slice(v: OpView) -> dict:
     if attrs["ellipsis_mask"] or attrs["new_axis_mask"]:
         v.fail("ellipsis_mask and new_axis_mask are not supported")
     if not v.problems:
-        v.shape_is(v.y, _strided_slice_shape(v.x.shape, *(t.data.tolist() for t in v.inputs[1:]), attrs))
+        begin, end, strides = (t.data.tolist() for t in v.inputs[1:])
+        masks = {k: attrs[k] for k in ("begin_mask", "end_mask", "shrink_axis_mask", "offset")}
+        v.shape_is(v.y, strided_slice_ranges(v.x.shape, begin, end, strides, **masks)[1])
     return attrs
-
-
-def _strided_slice_shape(shape, begin, end, strides, attrs) -> list[int]:
-    """Output shape of STRIDED_SLICE; TFLite clamps indices the way Python slices do."""
-    out = []
-    for axis, dim in enumerate(shape):
-        bit = 1 << axis
-        start = None if attrs["begin_mask"] & bit else begin[axis]
-        if attrs["shrink_axis_mask"] & bit:
-            continue  # one element, axis removed
-        stop = None if attrs["end_mask"] & bit else end[axis]
-        if attrs["offset"] and stop is not None:
-            stop += begin[axis]
-        out.append(len(range(dim)[slice(start, stop, strides[axis])]))
-    return out
 
 
 def transpose(v: OpView) -> dict:
@@ -449,62 +426,3 @@ def transpose(v: OpView) -> dict:
         return {}
     v.shape_is(v.y, [v.x.shape[p] for p in values])
     return {}
-
-
-CHECKERS = {
-    "CONV_2D": conv_2d,
-    "DEPTHWISE_CONV_2D": depthwise_conv_2d,
-    "FULLY_CONNECTED": fully_connected,
-    "AVERAGE_POOL_2D": pool_2d,
-    "MAX_POOL_2D": pool_2d,
-    "ADD": elementwise_binary,
-    "SUB": elementwise_binary,
-    "MUL": elementwise_binary,
-    "RESHAPE": reshape,
-    "SQUEEZE": squeeze,
-    "SOFTMAX": softmax,
-    "QUANTIZE": same_shape,
-    "DEQUANTIZE": same_shape,
-    "PAD": pad,
-    "CONCATENATION": concatenation,
-    "MEAN": mean,
-    "LOGISTIC": same_shape,
-    "TANH": same_shape,
-    "RELU": same_shape,
-    "RELU6": same_shape,
-    "LEAKY_RELU": leaky_relu,
-    "HARD_SWISH": same_shape,
-    "STRIDED_SLICE": strided_slice,
-    "TRANSPOSE": transpose,
-}
-
-# The builtin options table each op must carry (None: options are ignored). An op with options of
-# another type is malformed; one without options gets the schema defaults, as in TFLite.
-EXPECTED_OPTIONS = {
-    "CONV_2D": "Conv2DOptions",
-    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
-    "FULLY_CONNECTED": "FullyConnectedOptions",
-    "AVERAGE_POOL_2D": "Pool2DOptions",
-    "MAX_POOL_2D": "Pool2DOptions",
-    "ADD": "AddOptions",
-    "SUB": "SubOptions",
-    "MUL": "MulOptions",
-    "SOFTMAX": "SoftmaxOptions",
-    "CONCATENATION": "ConcatenationOptions",
-    "MEAN": "ReducerOptions",
-    "LEAKY_RELU": "LeakyReluOptions",
-    "STRIDED_SLICE": "StridedSliceOptions",
-    "SQUEEZE": "SqueezeOptions",
-}
-
-# Inputs that are weights or operands rather than activations, per op: (index, ...).
-OPERAND_INPUTS = {
-    "CONV_2D": (1, 2),
-    "DEPTHWISE_CONV_2D": (1, 2),
-    "FULLY_CONNECTED": (1, 2),
-    "RESHAPE": (1,),
-    "PAD": (1,),
-    "MEAN": (1,),
-    "STRIDED_SLICE": (1, 2, 3),
-    "TRANSPOSE": (1,),
-}

@@ -1,0 +1,75 @@
+"""The op registry: every TFLite op kind the compiler supports, in one table that both the importer
+(tflite/importer.py: is the op supported, with these dtypes? its checks and attrs) and the lowering
+(ops.lower: which function lowers it) read.
+
+    OPS[kind] = OpSupport(check, lower, dtypes, options, operands)
+        check     the importer's rules of the op (ops/checks.py): problems via view.fail, returns attrs
+        lower     lower(ctx, op) -> [KernelCall] (the family module's lowering)
+        dtypes    the (input, output) activation dtypes it is compiled for
+        options   the builtin options table the op must carry (None: options are ignored)
+        operands  inputs that are weights or operands rather than activations
+    FAMILIES[name] = KernelFamily  every kernel family of the family modules
+
+To add an op kind: its checker in ops/checks.py, its lowering and kernel family in a family module
+(ops/<family>.py, listed in FAMILY_MODULES), and one row here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import (
+    activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
+    softmax,
+)
+from .base import KernelFamily
+
+# Activations of one dtype in, the same out: every op but the casts
+SAME = (("int8", "int8"), ("float32", "float32"))
+
+
+@dataclass(frozen=True)
+class OpSupport:
+    check: Callable[[checks.OpView], dict]
+    lower: Callable
+    dtypes: tuple[tuple[str, str], ...] = SAME
+    options: str | None = None
+    operands: tuple[int, ...] = ()
+
+
+OPS: dict[str, OpSupport] = {
+    "CONV_2D": OpSupport(checks.conv_2d, conv2d.lower_conv2d, options="Conv2DOptions", operands=(1, 2)),
+    "DEPTHWISE_CONV_2D": OpSupport(checks.depthwise_conv_2d, depthwise_conv2d.lower_depthwise_conv2d,
+                                   options="DepthwiseConv2DOptions", operands=(1, 2)),
+    "FULLY_CONNECTED": OpSupport(checks.fully_connected, fully_connected.lower_fully_connected,
+                                 options="FullyConnectedOptions", operands=(1, 2)),
+    "AVERAGE_POOL_2D": OpSupport(checks.pool_2d, pooling.lower_pool, options="Pool2DOptions"),
+    "MAX_POOL_2D": OpSupport(checks.pool_2d, pooling.lower_pool, options="Pool2DOptions"),
+    "ADD": OpSupport(checks.elementwise_binary, elementwise.lower_binary, options="AddOptions"),
+    "SUB": OpSupport(checks.elementwise_binary, elementwise.lower_binary, options="SubOptions"),
+    "MUL": OpSupport(checks.elementwise_binary, elementwise.lower_binary, options="MulOptions"),
+    "RESHAPE": OpSupport(checks.reshape, reshape.lower_alias, operands=(1,)),
+    "SQUEEZE": OpSupport(checks.squeeze, reshape.lower_alias, options="SqueezeOptions"),
+    "SOFTMAX": OpSupport(checks.softmax, softmax.lower_softmax, options="SoftmaxOptions"),
+    "QUANTIZE": OpSupport(checks.same_shape, activations.lower_activation,
+                          dtypes=(("float32", "int8"), ("int8", "int8"))),
+    "DEQUANTIZE": OpSupport(checks.same_shape, activations.lower_activation, dtypes=(("int8", "float32"),)),
+    "PAD": OpSupport(checks.pad, movement.lower_pad, operands=(1,)),
+    "CONCATENATION": OpSupport(checks.concatenation, movement.lower_concatenation, options="ConcatenationOptions"),
+    "MEAN": OpSupport(checks.mean, reduce.lower_mean, options="ReducerOptions", operands=(1,)),
+    "LOGISTIC": OpSupport(checks.same_shape, activations.lower_activation),
+    "TANH": OpSupport(checks.same_shape, activations.lower_activation),
+    "RELU": OpSupport(checks.same_shape, activations.lower_activation),
+    "RELU6": OpSupport(checks.same_shape, activations.lower_activation),
+    "RELU_N1_TO_1": OpSupport(checks.same_shape, activations.lower_activation),
+    "LEAKY_RELU": OpSupport(checks.leaky_relu, activations.lower_activation, options="LeakyReluOptions"),
+    "HARD_SWISH": OpSupport(checks.same_shape, activations.lower_activation),
+    "STRIDED_SLICE": OpSupport(checks.strided_slice, movement.lower_strided_slice, options="StridedSliceOptions",
+                               operands=(1, 2, 3)),
+    "TRANSPOSE": OpSupport(checks.transpose, movement.lower_transpose, operands=(1,)),
+}
+
+FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
+                  reduce, movement)
+FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
+                                     for name, family in module.FAMILIES.items()}

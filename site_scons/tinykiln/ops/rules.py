@@ -1,0 +1,105 @@
+"""TFLite's shape and quantization rules, the one statement of each that the importer's checks
+(ops/checks.py) and the lowering both apply.
+
+    conv_out(size, k, stride, dilation, padding) -> int        ComputeOutSize
+    conv_padding(padding, size, k, stride, dilation, out)      ComputePaddingHeightWidth
+    window_padding(...)                                        the same, covering partial windows
+    FIXED_OUTPUT_QUANT, fixed_output_quant_ok(kind, scale, zp) int8 outputs LiteRT's Prepare imposes
+    strided_slice_ranges(shape, begin, end, strides, ...)      STRIDED_SLICE's per-axis ranges, shape
+    reduced_shape(shape, axes, keep_dims)                      MEAN's output shape
+"""
+from __future__ import annotations
+
+
+def conv_out(size: int, k: int, stride: int, dilation: int, padding: str) -> int:
+    """Spatial output size of a convolution or pooling window (TFLite's ComputeOutSize)."""
+    effective = (k - 1) * dilation + 1
+    if padding == "SAME":
+        return (size + stride - 1) // stride
+    return (size - effective + stride) // stride
+
+
+def conv_padding(padding: str, size: int, kernel: int, stride: int, dilation: int, out: int) -> tuple[int, int]:
+    """Rows (or columns) of padding before and after, as TFLite's ComputePaddingHeightWidth: SAME puts
+    the odd row after; VALID pads nothing (the output size then excludes the partial windows)."""
+    if padding == "VALID":
+        return 0, 0
+    effective = (kernel - 1) * dilation + 1
+    total = max(0, (out - 1) * stride + effective - size)
+    return total // 2, total - total // 2
+
+
+def window_padding(padding: str, size: int, kernel: int, stride: int, dilation: int, out: int) -> tuple[int, int]:
+    """Like conv_padding, but `after` also covers windows that run off the end with VALID padding
+    (never read: TFLite's output size excludes them), so computes can index a padded input safely."""
+    before, _ = conv_padding(padding, size, kernel, stride, dilation, out)
+    effective = (kernel - 1) * dilation + 1
+    after = max(0, (out - 1) * stride + effective - size - before)
+    return before, after
+
+
+# int8 output quantization (scale, zero point) that LiteRT's kernels require (checked in their Prepare)
+FIXED_OUTPUT_QUANT = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+
+
+def fixed_output_quant_ok(kind: str, scale: float, zero_point: int) -> bool:
+    """Whether an int8 output of `kind` has the quantization LiteRT requires (any, for kinds that
+    impose none); the scale to within 0.1 %, as converters write it."""
+    if kind not in FIXED_OUTPUT_QUANT:
+        return True
+    want_scale, want_zp = FIXED_OUTPUT_QUANT[kind]
+    return abs(scale - want_scale) <= want_scale * 1e-3 and zero_point == want_zp
+
+
+def reduced_shape(shape, axes, keep_dims: bool) -> list[int]:
+    """Output shape of a reduction (MEAN) over `axes` (normalised to 0..rank-1)."""
+    if keep_dims:
+        return [1 if i in axes else s for i, s in enumerate(shape)]
+    return [s for i, s in enumerate(shape) if i not in axes]
+
+
+def strided_slice_ranges(shape, begin, end, strides, begin_mask=0, end_mask=0, ellipsis_mask=0,
+                         new_axis_mask=0, shrink_axis_mask=0, offset=False):
+    """Resolve TFLite STRIDED_SLICE operands to (start, stop, stride) per input dimension plus the
+    output shape. Supports the masks TFLite supports on the reference path (ellipsis and new-axis
+    masks are rejected by callers before this point if nonzero)."""
+    if ellipsis_mask or new_axis_mask:
+        raise ValueError("ellipsis_mask and new_axis_mask are not supported")
+    rank = len(shape)
+    begin = list(begin) + [0] * (rank - len(begin))
+    end = list(end) + [0] * (rank - len(end))
+    strides = list(strides) + [1] * (rank - len(strides))
+    n_given = len(begin)
+    ranges, out_shape = [], []
+    for i in range(rank):
+        dim = shape[i]
+        stride = strides[i]
+        if stride == 0:
+            raise ValueError("stride 0")
+        b, e = begin[i], end[i]
+        if offset:
+            e = b + e
+        shrink = bool(shrink_axis_mask >> i & 1)
+        # start
+        if begin_mask >> i & 1:
+            start = 0 if stride > 0 else dim - 1
+        else:
+            start = b + dim if b < 0 else b
+            start = min(max(start, 0), dim) if stride > 0 else min(max(start, -1), dim - 1)
+        if shrink:
+            stop = start + 1
+            stride = 1
+        elif end_mask >> i & 1:
+            stop = dim if stride > 0 else -1
+        else:
+            stop = e + dim if e < 0 else e
+            stop = min(max(stop, 0), dim) if stride > 0 else min(max(stop, -1), dim - 1)
+        ranges.append((start, stop, stride))
+        if stride > 0:
+            n = max(0, -(-(stop - start) // stride))
+        else:
+            n = max(0, -(-(start - stop) // -stride))
+        if not shrink:
+            out_shape.append(n)
+    del n_given
+    return ranges, tuple(out_shape)
