@@ -92,3 +92,16 @@ def test_imports_are_followed_through_relative_and_lazy_imports(tmp_path, monkey
     assert got == {"a.py", "sub/__init__.py", "sub/c.py", "sub/d.py", "sub/e.py"}
     whole = {p.relative_to(pkg).as_posix() for p in sources.module_files(["tinykiln.a"], whole=["tinykiln.sub"])}
     assert "sub/unused.py" in whole
+
+
+def test_each_spec_carries_the_digest_of_its_own_familys_generator(cifar10):
+    c = pipeline.compile(cifar10)
+    digests = {}
+    for spec in c.kernels.values():
+        module = f"tinykiln.ops.{'conv2d' if spec.family.startswith('conv2d') else spec.family.rsplit('_', 1)[0]}"
+        if spec.family.startswith(("max_pool", "avg_pool")):
+            module = "tinykiln.ops.pooling"
+        assert spec.tool_versions["tinykiln-codegen"] == sources.generator_digest(module), spec.family
+        digests[module] = spec.tool_versions["tinykiln-codegen"]
+    # an edit of pooling.py renames pooling kernels only: the families' digests differ
+    assert len(set(digests.values())) == len(digests) >= 3

@@ -6,9 +6,10 @@
 What it builds, under build/<board>/<variant>/<model>/ (each file its own target):
 
     kernels/<tk_family_hash>.c   one per distinct kernel spec (TVM codegen). Depends on the spec's
-                                 canonical text (op, shapes, quantization, knobs, tool versions) and
-                                 on the sources of its op family, nothing else: a changed layer
-                                 regenerates its kernel only; identical layers share one file.
+                                 canonical text alone (op, shapes, quantization, knobs, and the
+                                 digest of the sources that generate its family: tinykiln.sources),
+                                 so a changed layer or generator regenerates those kernels only;
+                                 identical layers share one file.
     gen/model.c, model.h, weights.c, tk_models.c
                                  the AOT model (tinykiln.aot) with the static arena plan; depend on
                                  the digest of their own text.
@@ -72,14 +73,6 @@ def _text_action(text):
         return 0
 
     return write
-
-
-def _family_sources(spec) -> list[str]:
-    """The Python files whose change can change this kernel's C (tinykiln.sources decides)."""
-    from tinykiln import ops, sources
-
-    module = ops.kernel_family(spec.family).compute.__module__
-    return [str(p) for p in sources.generator_files(module)]
 
 
 def _model_report_action(model, lowered, plan, result, kernel_names, report_path):
@@ -150,7 +143,6 @@ def model_sources(env, spec, outdir=None) -> ModelSources:
     for name, kspec in compiled.kernels.items():
         node = env.Command(kernel_dir.File(f"{name}.c"), env.Value(kspec.canonical()),
                            Action(_kernel_action(kspec), f"TVM {name}.c"))
-        env.Depends(node, [env.File(f) for f in _family_sources(kspec)])
         env.SideEffect(kernel_dir.File(".tvm-lock"), node)  # one TVM generation at a time
         kernels[name] = node[0]
 

@@ -11,15 +11,16 @@ text (caches key on it). `name_key` hashes the spec without its knobs (tool vers
 function and file name (kernels/<function_name>.c). Naming by the job means a knob change rewrites
 that kernel's C file only (then its object and the link): model.c calls the same function.
 `workload_key` hashes only what the kernel computes (family, params, attrs: no knobs, no tool
-versions): the key of a schedule file entry, so an edit of the generator (whose digest is in
-tool_versions) keeps committed schedule files valid; the knobs they hold are checked against the
-family's current knob space when lowering (ops/base.py). A knob that changes a
-const or scratch param (a weight layout, int16 weights, a scratch copy) also changes what the AOT
-step writes: weights.c (all kernels' constants in one file), model.h (the weights' size, the arena
-size if a scratch param changes size) and model.c (the kernel's prototype, the plan); those two C
-files recompile too (tests/test_incremental.py pins both rebuild sets). Within
-one model a workload has one set of knobs, so a name has one body; two models linked together that
-give one workload different knobs must not share that kernel's object (site_tools/kiln_embed.py checks).
+versions): the key of a schedule file entry, so an edit of the generator (the digest of the files
+that generate the family, tinykiln.sources, is in tool_versions) keeps committed schedule files
+valid; the knobs they hold are checked against the family's current knob space when lowering
+(ops/base.py). A knob that changes a const or scratch param (a weight layout, int16 weights, a
+scratch copy) also changes what the AOT step writes: weights.c (all kernels' constants in one file),
+model.h (the weights' size, the arena size if a scratch param changes size) and model.c (the
+kernel's prototype, the plan); those two C files recompile too (tests/test_incremental.py pins both
+rebuild sets). Within one model a workload has one set of knobs, so a name has one body; two models
+linked together that give one workload different knobs must not share that kernel's object
+(site_tools/kiln_embed.py checks).
 
 Scalars (shapes, zero points, activation bounds, per-tensor multipliers) are baked into the C text via
 `attrs`; arrays (weights re-laid out for the schedule, folded biases, per-channel multipliers and

@@ -4,8 +4,12 @@
                                              they import, directly or not (read from their source:
                                              nothing is imported)
     generator_files(module) -> [Path]        what generates one kernel family's C: the family's
-                                             module, what it imports, and tinykiln.codegen
+                                             module, what it imports, and tinykiln.codegen (the
+                                             registry that codegen looks families up in counts,
+                                             the other families it lists do not)
     generator_digest(module) -> str          12 hex digits of those files (names and bytes)
+    kernel_tool_versions(module) -> dict     what lowering stamps into a spec of that family:
+                                             TVM's version and the generator digest
     pipeline_files() / pipeline_digest()     what the pipeline's result (graph, lowering, plan, AOT
                                              text) depends on: tinykiln.pipeline and everything it
                                              imports, the importer, the op families and codegen
@@ -34,6 +38,9 @@ _ROOT = Path(__file__).resolve().parent  # site_scons/tinykiln
 _PIPELINE_ROOTS = ("tinykiln.pipeline", "tinykiln.tflite", "tinykiln.codegen")
 _PIPELINE_WHOLE = ("tinykiln.ops",)
 _PACKAGES = ("apache-tvm", "tflite", "numpy")
+# Codegen finds a spec's family by name through these; what they import (every family) does not
+# generate this family's code.
+_FAMILY_LOOKUP = ("tinykiln.ops", "tinykiln.ops.registry")
 
 
 def _path_of(module: str) -> Path | None:
@@ -68,9 +75,10 @@ def _imports(path: Path, module: str) -> set[str]:
     return {m for m in found if m.split(".")[0] == PACKAGE and _path_of(m) is not None}
 
 
-def module_files(modules, whole=()) -> list[Path]:
-    """The files of `modules` and of every tinykiln module they import; a subpackage in `whole`
-    counts with all its modules (they may be loaded by name, as tinykiln.ops loads its families)."""
+def module_files(modules, whole=(), unfollowed=()) -> list[Path]:
+    """The files of `modules` and of every tinykiln module they import. A subpackage in `whole`
+    counts with all its modules (they may be loaded by name, as tinykiln.ops loads its families);
+    a module in `unfollowed` counts, but not what it imports."""
     seen: dict[str, Path] = {}
     todo = list(modules) + list(whole)
     while todo:
@@ -81,7 +89,8 @@ def module_files(modules, whole=()) -> list[Path]:
         seen[module] = path
         if module in whole and path.name == "__init__.py":
             todo.extend(f"{module}.{p.stem}" for p in path.parent.glob("*.py") if p.stem != "__init__")
-        todo.extend(_imports(path, module))
+        if module not in unfollowed:
+            todo.extend(_imports(path, module))
     return sorted(set(seen.values()))
 
 
@@ -95,12 +104,18 @@ def _digest(files: list[Path]) -> str:
 
 @functools.cache
 def generator_files(module: str) -> tuple[Path, ...]:
-    return tuple(module_files([module, "tinykiln.codegen"]))
+    return tuple(module_files([module, "tinykiln.codegen"], unfollowed=_FAMILY_LOOKUP))
 
 
 @functools.cache
 def generator_digest(module: str) -> str:
     return _digest(list(generator_files(module)))
+
+
+def kernel_tool_versions(module: str) -> dict[str, str]:
+    import tvm  # lowering has imported it already
+
+    return {"tvm": tvm.__version__, "tinykiln-codegen": generator_digest(module)}
 
 
 @functools.cache

@@ -72,9 +72,11 @@ class LowerContext:
 
     def spec(self, family: str, params: list[Param], attrs: dict[str, Any]) -> KernelSpec:
         """A spec with its knobs resolved: tuned values for this workload if any, else defaults."""
-        from tinykiln.generator import tool_versions
+        from tinykiln import sources
 
-        spec = KernelSpec(family=family, params=tuple(params), attrs=attrs, tool_versions=tool_versions())
+        generator = self.families[family].compute.__module__
+        spec = KernelSpec(family=family, params=tuple(params), attrs=attrs,
+                          tool_versions=sources.kernel_tool_versions(generator))
         space = self.families[family].knob_space(spec)
         chosen = {name: values[0] for name, values in space.items()}
         key = workload_key(spec)
