@@ -168,7 +168,7 @@ def _deploy(env, firmware):
         return 0
 
     method = device.kind(target.board, options, device.RUN)
-    verb = "RUN" if method in ("qemu", "host") else "FLASH"
+    verb = "FLASH" if method in device.PROBES else "RUN"
     alias = env.Alias("run", elf, env.Action(deploy, f"{verb} {elf} ({method})"))
     env.AlwaysBuild(alias)
     env.Default(alias)

@@ -234,7 +234,7 @@ def _validate_alias(env, model, elf, report_json):
     try:
         n = int(opts.get("n", 10))
         seed = int(opts.get("seed", 12345))
-        float(opts.get("timeout", 60))
+        float(opts.get("timeout", 60))  # checked here for this message; DeviceOptions carries it
     except ValueError:
         raise KilnError("n=, seed= and timeout= take numbers, e.g. n=10") from None
     if n < 0:
