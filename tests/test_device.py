@@ -192,3 +192,56 @@ def test_qemu_dies_with_the_process_that_started_it(selftest_elf, tmp_path):
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def _sleeper(tmp_path):
+    """A stand-in for a host build that never ends by itself."""
+    prog = tmp_path / "firmware"
+    prog.write_text("#!/bin/sh\nexec sleep 600\n")
+    prog.chmod(0o755)
+    return prog
+
+
+@pytest.mark.parametrize("console", [device.TERMINAL, device.CAPTURE, device.SERIAL])
+def test_a_host_device_stops_its_process_when_the_block_raises(tmp_path, console):
+    with pytest.raises(KeyboardInterrupt):
+        with device.open(board("host"), DeviceOptions(), SESSION) as dev:
+            dev.start(_sleeper(tmp_path), console)
+            pid = dev.proc.pid
+            assert _running(pid)
+            raise KeyboardInterrupt
+    assert not _running(pid)
+
+
+def test_a_host_run_past_its_timeout_is_killed_with_a_clear_error(tmp_path):
+    with device.open(board("host"), DeviceOptions(), RUN) as dev:
+        dev.start(_sleeper(tmp_path), device.CAPTURE)
+        with pytest.raises(KilnError, match="host: the program did not exit within 0.2 s and was killed"):
+            dev.wait(0.2)
+        assert not _running(dev.proc.pid)
+
+
+def test_a_host_process_dies_with_the_process_that_started_it(tmp_path):
+    script = tmp_path / "holder.py"
+    script.write_text(textwrap.dedent(f"""
+        import time
+        from tinykiln import boards, device
+        dev = device.open(boards.load_board({str(ROOT)!r}, "host"), device.DeviceOptions())
+        dev.start({str(_sleeper(tmp_path))!r}, device.CAPTURE)
+        print(dev.proc.pid, flush=True)
+        time.sleep(600)
+    """))
+    holder = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env=scons_env(), stdin=subprocess.DEVNULL)
+    try:
+        pid = int(holder.stdout.readline())
+        assert _running(pid)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid), "the host process outlived the process that started it"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
