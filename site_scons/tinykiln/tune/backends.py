@@ -26,7 +26,8 @@ def _local(board, elf, timeout):
     return measure.run_bench(board, elf, timeout)  # looked up per call: the tests replace it
 
 
-def choose(board, opts: dict, options: device.DeviceOptions, devices: int) -> Backend:
+def choose(board, options: device.DeviceOptions, devices: int) -> Backend:
+    """The backend the options mean (see the module doc); a KilnError for a port that does not open."""
     if options.tracker:
         from . import rpc
 

@@ -102,7 +102,7 @@ def _setup(root: Path, opts: dict, jobs: int) -> Run:
         raise KilnError("tune=1 tunes a model: add model=<name or .tflite path>")
     trials = _int_option(opts, "trials", 8, 1)
     devices = _int_option(opts, "devices", 2, 1)
-    backend = backends.choose(board, opts, options, devices)
+    backend = backends.choose(board, options, devices)
     model = models.resolve(root, opts["model"])
     schedule_path = Path(opts["schedules"]) if opts.get("schedules") else \
         schedules.model_schedule_path(model.directory, board.name)
