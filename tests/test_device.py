@@ -10,7 +10,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import ROOT, scons_env
+from conftest import ROOT, run_scons, scons_env
 
 from tinykiln import KilnError, boards, device
 from tinykiln.device import DeviceOptions
@@ -122,10 +122,13 @@ def test_options_from_the_scons_dict():
         DeviceOptions.from_opts({"timeout": "soon"})
 
 
-@pytest.fixture
-def selftest_elf(scons, kiln_build_dir):
-    assert scons("board=mps2-an500").returncode == 0
-    return kiln_build_dir / "mps2-an500" / "release" / "selftest" / "selftest.elf"
+@pytest.fixture(scope="module")
+def selftest_elf(tmp_path_factory):
+    """mps2-an500's self-test, built in a folder of its own (the session's build folder is left to
+    the tests that check what a first build prints)."""
+    build = tmp_path_factory.mktemp("device-build")
+    assert run_scons("board=mps2-an500", builddir=build).returncode == 0
+    return build / "mps2-an500" / "release" / "selftest" / "selftest.elf"
 
 
 def _running(pid: int) -> bool:
