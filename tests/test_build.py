@@ -7,7 +7,7 @@ import serial
 
 from conftest import ROOT
 from tinykiln import boards
-from tinykiln.runner import qemu
+from tinykiln.device import qemu
 
 EMULATED = [b for b in boards.board_names(ROOT) if boards.load_board(ROOT, b).emulator]
 ALL_BOARDS = boards.board_names(ROOT)

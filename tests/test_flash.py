@@ -4,7 +4,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from tinykiln import KilnError, boards, flash
+from tinykiln import KilnError, boards, device, flash
 
 
 @pytest.mark.parametrize("board,flasher", [
@@ -52,7 +52,7 @@ def test_qemu_flash_runs_and_returns_status(scons):
 
 def test_qemu_timeout_kills_with_clear_message(scons, kiln_build_dir):
     assert scons("board=mps2-an500").returncode == 0
-    from tinykiln.runner import qemu
+    from tinykiln.device import qemu
 
     b = boards.load_board(ROOT, "mps2-an500")
     elf = kiln_build_dir / "mps2-an500" / "release" / "selftest" / "selftest.elf"
@@ -63,8 +63,9 @@ def test_qemu_timeout_kills_with_clear_message(scons, kiln_build_dir):
 
 
 def test_choose_method_defaults_to_first():
-    assert flash.choose_method(boards.load_board(ROOT, "pynq-z1")) == "openocd"
-    assert flash.choose_method(boards.load_board(ROOT, "pynq-z1"), "qemu") == "qemu"
+    pynq = boards.load_board(ROOT, "pynq-z1")
+    assert device.kind(pynq, device.DeviceOptions()) == "openocd"
+    assert device.kind(pynq, device.DeviceOptions(flasher="qemu")) == "qemu"
 
 
 def test_ext_mem_elf_has_qspi_bytes_and_pyocd_refuses_them(scons, kiln_build_dir):

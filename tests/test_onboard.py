@@ -20,7 +20,7 @@ from conftest import ROOT
 from modelgen import ModelBuilder, binary
 from tinykiln import KilnError, boards
 from tinykiln.runner import protocol as p
-from tinykiln.runner import qemu
+from tinykiln.device import qemu
 from tinykiln.runner.airunner import AiRunner
 from tinykiln.runner.transports import open_url
 

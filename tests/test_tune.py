@@ -1,4 +1,4 @@
-"""tune=1 (tinykiln/tune.py): candidates measured on QEMU in kernel benchmark firmwares, a resumable
+"""tune=1 (tinykiln/tune/): candidates measured on QEMU in kernel benchmark firmwares, a resumable
 log, the schedule file, and a tuned build that validates bit-exact and is not slower."""
 import json
 import re
@@ -8,6 +8,8 @@ import pytest
 from conftest import ROOT
 
 from tinykiln import KilnError, tune
+from tinykiln.tune import candidates, driver, measure
+from tinykiln.tune import log as tune_log
 from tinykiln.kernel import KernelSpec, Param
 
 BOARD = "mps2-an500"
@@ -44,31 +46,31 @@ TICK = 40
 def test_candidates_default_first_no_repeats_and_stable():
     spec = KernelSpec("fully_connected_int8", (Param("x", "int8", (1, 8), "input"),), {"units": 8})
     space = {"a": [1, 2, 3], "b": [False, True], "c": ["x", "y"]}
-    first = tune.candidates(spec, space, 5)
+    first = candidates.candidates(spec, space, 5)
     assert first[0].knobs == {"a": 1, "b": False, "c": "x"} and first[0].index == 0
     assert len({c.key for c in first}) == 5
-    assert [c.knobs for c in tune.candidates(spec, space, 5)] == [c.knobs for c in first]
-    assert len(tune.candidates(spec, space, 100)) == 12  # the whole space, once each
+    assert [c.knobs for c in candidates.candidates(spec, space, 5)] == [c.knobs for c in first]
+    assert len(candidates.candidates(spec, space, 100)) == 12  # the whole space, once each
 
 
 def test_read_log_skips_a_torn_last_line(tmp_path):
     log = tmp_path / "log.jsonl"
     log.write_text(json.dumps({"kernel": "k", "knobs": {"a": 1}, "count": 5, "ok": True}) + "\n"
                    + '{"kernel": "k", "kno')
-    done = tune.read_log(log)
+    done = tune_log.read_log(log)
     assert list(done) == [("k", '{"a": 1}')]
 
 
 def test_trials_must_be_a_number():
     with pytest.raises(KilnError, match="trials="):
-        tune._int_option({"trials": "many"}, "trials", 8, 1)
+        driver._int_option({"trials": "many"}, "trials", 8, 1)
 
 
 def test_a_wrong_output_never_wins(tmp_path, monkeypatch):
     """A candidate whose output differs from the default's is rejected and logged, even when it is
     the fastest; the schedule keeps the default knobs."""
     model = _tiny_model(tmp_path / "fc.tflite", conv=False)
-    real = tune.run_bench
+    real = measure.run_bench
 
     def lying(board, elf, timeout):
         count, unit, digest = real(board, elf, timeout)
@@ -76,7 +78,7 @@ def test_a_wrong_output_never_wins(tmp_path, monkeypatch):
             return count, unit, digest
         return 1, unit, "0" * 16  # fast and wrong
 
-    monkeypatch.setattr(tune, "run_bench", lying)
+    monkeypatch.setattr(measure, "run_bench", lying)
     sched = tmp_path / "s.json"
     opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
             "trials": "3", "devices": "2", "schedules": str(sched), "werror": True, "timeout": "60"}
@@ -128,7 +130,7 @@ def test_tune_end_to_end_resumes_and_validates(scons, tmp_path):
 
 def test_an_interrupted_run_resumes_without_measuring_again(tmp_path, monkeypatch):
     model = _tiny_model(tmp_path / "fc.tflite", conv=False)
-    real = tune.run_bench
+    real = measure.run_bench
     calls = []
 
     def interrupted_after_four(board, elf, timeout):
@@ -139,14 +141,14 @@ def test_an_interrupted_run_resumes_without_measuring_again(tmp_path, monkeypatc
 
     opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
             "trials": "3", "devices": "1", "schedules": str(tmp_path / "s.json"), "timeout": "60"}
-    monkeypatch.setattr(tune, "run_bench", interrupted_after_four)
+    monkeypatch.setattr(measure, "run_bench", interrupted_after_four)
     with pytest.raises(KeyboardInterrupt):
         tune.main(ROOT, opts)
     log = tmp_path / "build" / BOARD / "release" / "fc" / "tune" / "log.jsonl"
     assert len(log.read_text().splitlines()) == 4 and not (tmp_path / "s.json").exists()
 
     again = []
-    monkeypatch.setattr(tune, "run_bench", lambda *a: again.append(a[1]) or real(*a))
+    monkeypatch.setattr(measure, "run_bench", lambda *a: again.append(a[1]) or real(*a))
     assert tune.main(ROOT, opts) == 0
     assert len(again) == 2 and not set(again) & set(calls)  # only the two trials not yet logged
     assert len(log.read_text().splitlines()) == 6
@@ -157,8 +159,8 @@ def test_a_tuned_model_that_fails_validation_leaves_the_schedule_as_it_was(tmp_p
     sched = tmp_path / "s.json"
     sched.write_text('{"format": 1, "model": "fc", "board": "mps2-an500", "kernels": {}}\n')
     before = sched.read_text()
-    real = tune._whole_model
-    monkeypatch.setattr(tune, "_whole_model",
+    real = driver._whole_model
+    monkeypatch.setattr(driver, "_whole_model",
                         lambda *a: None if a[-1] == "tuned" else real(*a))  # as if validation failed
     opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
             "trials": "2", "devices": "2", "schedules": str(sched), "timeout": "60"}
@@ -173,9 +175,9 @@ def test_a_close_candidate_with_less_code_wins():
     close_small = {"ok": True, "count": 100_400, "code_bytes": 2_000, "knobs": {"unroll": False}}
     far_tiny = {"ok": True, "count": 101_000, "code_bytes": 500, "knobs": {"oc_tile": 1}}
     wrong_tiny = {"ok": False, "count": 90_000, "code_bytes": 100, "knobs": {"oc_tile": 2}}
-    assert tune.choose_best([fast_big, close_small, far_tiny, wrong_tiny]) is close_small
-    assert tune.choose_best([fast_big, far_tiny]) is fast_big
-    assert tune.choose_best([fast_big, close_small], slack=0.0) is fast_big
-    assert tune.choose_best([wrong_tiny]) is None
+    assert candidates.choose_best([fast_big, close_small, far_tiny, wrong_tiny]) is close_small
+    assert candidates.choose_best([fast_big, far_tiny]) is fast_big
+    assert candidates.choose_best([fast_big, close_small], slack=0.0) is fast_big
+    assert candidates.choose_best([wrong_tiny]) is None
     old = {"ok": True, "count": 99_000, "knobs": {}}  # a log line from before code bytes were kept
-    assert tune.choose_best([old, close_small]) is old
+    assert candidates.choose_best([old, close_small]) is old

@@ -1,4 +1,4 @@
-"""tune=1 port=: candidates measured on real boards (tinykiln/tune_devices.py) -- flash the bench ELF,
+"""tune=1 port=: candidates measured on real boards (tinykiln/tune/ports.py) -- flash the bench ELF,
 read its TKBENCH line from the console port through pyserial.
 
 No board is attached here, so the one step that needs hardware -- flashing -- is replaced: the fake
@@ -18,7 +18,8 @@ import pytest
 from conftest import ROOT, scons_env
 from test_tune import _tiny_model
 
-from tinykiln import KilnError, boards, flash, tune, tune_devices
+from tinykiln import KilnError, boards, flash, tune
+from tinykiln.tune import bench, driver, measure, ports
 
 BOARD = "mps2-an500"
 
@@ -55,7 +56,7 @@ class Adapter:
 def _qemu_flasher(adapters):
     """flash(board, elf, flasher, port): boot `elf` in QEMU, its console relayed to the port's
     adapter, and return at once (a flashed board runs on its own)."""
-    from tinykiln.runner import qemu
+    from tinykiln.device import qemu
 
     def flash(board, elf, flasher, port):
         adapter = adapters[port]
@@ -93,9 +94,9 @@ def _qemu_flasher(adapters):
 def test_tune_on_two_port_devices_matches_qemu(tmp_path, monkeypatch):
     model = _tiny_model(tmp_path / "fc.tflite", conv=False)
     adapters = [Adapter(), Adapter()]
-    monkeypatch.setattr(tune_devices, "flash_elf", _qemu_flasher({a.url: a for a in adapters}))
+    monkeypatch.setattr(ports, "flash_elf", _qemu_flasher({a.url: a for a in adapters}))
     # USB enumeration is hardware too: each adapter stands for a probe with its own serial number
-    monkeypatch.setattr(tune_devices, "probe_serial", lambda port: f"SN{port.rsplit(':', 1)[1]}")
+    monkeypatch.setattr(flash, "probe_serial", lambda port: f"SN{port.rsplit(':', 1)[1]}")
     sched = tmp_path / "s.json"
     opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
             "trials": "2", "devices": "1", "schedules": str(sched), "timeout": "60",
@@ -113,7 +114,7 @@ def test_tune_on_two_port_devices_matches_qemu(tmp_path, monkeypatch):
     # The counts and digests read over the port are the ones QEMU prints on stdout.
     by_elf = {}
     for elf in flashed:
-        by_elf[elf] = tune.run_bench(boards.load_board(ROOT, BOARD), elf, 60)
+        by_elf[elf] = measure.run_bench(boards.load_board(ROOT, BOARD), elf, 60)
     got = sorted((r["count"], r["unit"], r["digest"]) for r in records)
     assert got == sorted(by_elf.values())
     assert json.loads(sched.read_text())["kernels"]
@@ -127,12 +128,12 @@ def _bench_elf(tmp_path) -> Path:
     graph = tflite.load(str(_tiny_model(tmp_path / "fc.tflite", conv=False)))
     call = ops.lower(graph).calls[0]
     (tmp_path / "kernel.c").write_text(codegen.kernel_c(call.spec))
-    (tmp_path / "bench.c").write_text(tune.bench_c(graph, call))
+    (tmp_path / "bench.c").write_text(bench.bench_c(graph, call))
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps([{"name": "bench", "sources": [str(tmp_path / "kernel.c"),
                                                                    str(tmp_path / "bench.c")]}]))
     opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build")}
-    assert tune._scons(ROOT, opts, [f"tune_bench={manifest}"], jobs=2) == 0
+    assert driver._scons(ROOT, opts, [f"tune_bench={manifest}"], jobs=2) == 0
     return tmp_path / "build" / BOARD / "release" / "bench" / "bench.elf"
 
 
@@ -148,7 +149,7 @@ def _fake_board_output(adapter, data: bytes):
 def test_a_silent_port_times_out_clearly():
     adapter = Adapter()
     board = boards.load_board(ROOT, BOARD)
-    device = tune_devices.PortDevice(board, adapter.url, flash=_fake_board_output(adapter, b""))
+    device = ports.PortDevice(board, adapter.url, flash=_fake_board_output(adapter, b""))
     started = time.monotonic()
     with pytest.raises(KilnError, match=r"bench\.elf on socket://.*silent device: nothing arrived "
                                         r"within 1 s"):
@@ -166,7 +167,7 @@ def test_a_silent_port_times_out_clearly():
 def test_a_garbled_or_failing_console_is_a_clear_error(data, message):
     adapter = Adapter()
     board = boards.load_board(ROOT, BOARD)
-    device = tune_devices.PortDevice(board, adapter.url, flash=_fake_board_output(adapter, data))
+    device = ports.PortDevice(board, adapter.url, flash=_fake_board_output(adapter, data))
     with pytest.raises(KilnError, match=message):
         device.run(Path("bench.elf"), timeout=1)
     adapter.close()
@@ -178,7 +179,7 @@ def test_read_result_skips_a_banner_and_reads_the_line():
     conn = serial.serial_for_url("loop://", timeout=0.2)
     conn.write(b"tk: nucleo-f746zg 216 MHz\r\nTKBENCH count=1234 unit=cpu-cycles "
                b"digest=00112233aabbccdd\r\n")
-    assert tune_devices.read_result(conn, 2, "x") == (1234, "cpu-cycles", "00112233aabbccdd")
+    assert ports.read_result(conn, 2, "x") == (1234, "cpu-cycles", "00112233aabbccdd")
 
 
 @pytest.mark.parametrize("flasher", ["openocd", "pyocd"])
@@ -189,7 +190,7 @@ def test_no_probe_fails_fast_with_the_flashers_message(tmp_path, flasher):
     elf = tmp_path / "bench.elf"
     shutil.copy("/bin/true", elf)  # any ELF: the flasher stops before reading it (no probe)
     board = boards.load_board(ROOT, "nucleo-f746zg")
-    device = tune_devices.PortDevice(board, "loop://", flasher=flasher)
+    device = ports.PortDevice(board, "loop://", flasher=flasher)
     started = time.monotonic()
     with pytest.raises(KilnError, match=f"flashing nucleo-f746zg with {flasher}: no debug probe found"):
         device.run(elf, timeout=5)
@@ -198,13 +199,13 @@ def test_no_probe_fails_fast_with_the_flashers_message(tmp_path, flasher):
 
 def test_port_errors_are_clear():
     with pytest.raises(KilnError, match="cannot open the console port /dev/ttyNOPE0"):
-        tune_devices.open_port("/dev/ttyNOPE0")
+        ports.open_port("/dev/ttyNOPE0")
     with pytest.raises(KilnError, match="cannot open the console port /dev/ttyNOPE0"):
         tune.main(ROOT, {"board": "nucleo-f746zg", "variant": "release", "builddir": "build",
                          "model": "cifar10", "port": "/dev/ttyNOPE0"})
     with pytest.raises(KilnError, match="listed twice"):
-        tune_devices.parse_ports("/dev/ttyACM0, /dev/ttyACM0")
-    assert tune_devices.parse_ports("/dev/ttyACM0,serial:/dev/ttyACM1:921600") == \
+        ports.parse_ports("/dev/ttyACM0, /dev/ttyACM0")
+    assert ports.parse_ports("/dev/ttyACM0,serial:/dev/ttyACM1:921600") == \
         ["/dev/ttyACM0", "serial:/dev/ttyACM1:921600"]
     with pytest.raises(KilnError, match="give its console with port=/dev/ttyACM0"):
         tune.main(ROOT, {"board": "nucleo-f746zg", "variant": "release", "builddir": "build",
@@ -216,18 +217,18 @@ def test_rpc_device_server_with_a_port_flashes_and_reads(tmp_path, monkeypatch):
     not QEMU's stdout; same result as run_bench."""
     import subprocess
 
-    from tinykiln import tune_rpc
+    from tinykiln.tune import rpc as tune_rpc
 
     elf = _bench_elf(tmp_path)
     adapter = Adapter()
-    monkeypatch.setattr(tune_devices, "flash_elf", _qemu_flasher({adapter.url: adapter}))
+    monkeypatch.setattr(ports, "flash_elf", _qemu_flasher({adapter.url: adapter}))
     monkeypatch.setenv(tune_rpc.CONSOLE_ENV, adapter.url)
     try:
         got = tune_rpc.measure(BOARD, elf, 30)
     finally:
         adapter.close()
     assert adapter.flashed == [elf]
-    assert got == tune.run_bench(boards.load_board(ROOT, BOARD), elf, 30)
+    assert got == measure.run_bench(boards.load_board(ROOT, BOARD), elf, 30)
 
     def server(*args):
         return subprocess.run([sys.executable, "-m", "tinykiln.tune_rpc", "--tracker",
@@ -242,13 +243,13 @@ def test_rpc_device_server_with_a_port_flashes_and_reads(tmp_path, monkeypatch):
 
 def test_several_ports_need_to_know_their_probes(tmp_path):
     board = boards.load_board(ROOT, "nucleo-f746zg")
-    assert tune_devices.probe_serial("socket://127.0.0.1:5") is None
-    assert tune_devices.probe_serial("/dev/ttyNOPE0") is None
+    assert flash.probe_serial("socket://127.0.0.1:5") is None
+    assert flash.probe_serial("/dev/ttyNOPE0") is None
     with pytest.raises(KilnError, match="cannot tell which debug probe flashes the board of "
                                         "socket://127.0.0.1:5, socket://127.0.0.1:6"):
-        tune_devices.runner(board, ["socket://127.0.0.1:5", "socket://127.0.0.1:6"])
+        ports.runner(board, ["socket://127.0.0.1:5", "socket://127.0.0.1:6"])
     # One port: the first probe found is the board's (nothing to choose from).
-    assert callable(tune_devices.runner(board, ["loop://"]))
+    assert callable(ports.runner(board, ["loop://"]))
     elf = tmp_path / "bench.elf"
     import shutil
 
@@ -265,10 +266,10 @@ def test_flashing_a_named_probe_that_is_absent_fails_fast(tmp_path, monkeypatch,
 
     elf = tmp_path / "bench.elf"
     shutil.copy("/bin/true", elf)
-    monkeypatch.setattr(tune_devices, "probe_serial", lambda port: "066DFF123")
+    monkeypatch.setattr(flash, "probe_serial", lambda port: "066DFF123")
     board = boards.load_board(ROOT, "nucleo-f746zg")
     started = time.monotonic()
     with pytest.raises(KilnError, match=f"with {flasher} through the probe with serial 066DFF123 "
                                         f"\\(the one of /dev/ttyACM7\\) failed"):
-        tune_devices.flash_elf(board, elf, flasher, "/dev/ttyACM7")
+        ports.flash_elf(board, elf, flasher, "/dev/ttyACM7")
     assert time.monotonic() - started < 60

@@ -98,27 +98,26 @@ def _help_text(root: Path) -> str:
 
 def _deploy(env, firmware):
     """run=1 / flash=1: an always-run `run` alias after the firmware; its status is the exit."""
-    from tinykiln import flash
+    from tinykiln import device
+    from tinykiln.device.deploy import deploy as deploy_firmware
 
     opts = env["KILN_OPTIONS"]
     if not (opts["run"] or opts["flash"]):
         return None
     elf = firmware[0]
     target = env["KILN_TARGET"]
-    timeout = float(opts["timeout"])
+    options = device.DeviceOptions.from_opts(opts)
 
     @kiln_action
     def deploy(target_nodes, source, env):
-        status = flash.deploy(target.board, str(source[0]), flasher=opts["flasher"],
-                              run=opts["run"], port=opts["port"], timeout=timeout,
-                              probe=opts["probe"])
+        status = deploy_firmware(target.board, str(source[0]), options, run=opts["run"])
         if status != 0:
             _exit_with(status)
             raise SCons.Errors.UserError(f"the firmware exited with status {status}")
         return 0
 
-    method = flash.choose_method(target.board, opts["flasher"])
-    verb = "RUN" if method in ("qemu", "host") else "FLASH"
+    method = device.kind(target.board, options, device.RUN)
+    verb = "FLASH" if method in device.PROBES else "RUN"
     alias = env.Alias("run", elf, env.Action(deploy, f"{verb} {elf} ({method})"))
     env.AlwaysBuild(alias)
     env.Default(alias)

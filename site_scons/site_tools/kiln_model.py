@@ -188,8 +188,9 @@ def _kiln_model(env, spec_text, app="validation"):
 
 
 def _validate_alias(env, model, elf, report_json):
-    """The always-run `validate` alias: flash first if asked (hardware), then runner.model_run."""
-    from tinykiln import flash
+    """The always-run `validate` alias: runner.model_run on the device tinykiln.device picks (a
+    hardware board is flashed first with flash=1)."""
+    from tinykiln import device
 
     target = env["KILN_TARGET"]
     board = target.board
@@ -197,22 +198,13 @@ def _validate_alias(env, model, elf, report_json):
     try:
         n = int(opts.get("n", 10))
         seed = int(opts.get("seed", 12345))
-        timeout = float(opts.get("timeout", 60))
+        float(opts.get("timeout", 60))  # checked here for this message; DeviceOptions carries it
     except ValueError:
         raise KilnError("n=, seed= and timeout= take numbers, e.g. n=10") from None
     if n < 0:
         raise KilnError("n= must be 0 or more")
-    port = opts.get("port", "")
-    # No port, no flash=1 and an emulator (pynq-z1 is hardware first): run=1 means emulate.
-    emulate = not opts.get("flasher") and not port and not opts.get("flash") and board.emulator
-    method = "qemu" if emulate else flash.choose_method(board, opts.get("flasher", ""))
-    on_hardware = method not in ("qemu", "host")
-    if on_hardware and not port:
-        raise KilnError(f"board {board.name} is hardware: validation talks to it over its console; "
-                        f"give port=/dev/ttyACM0 (add flash=1 to program it first)")
-    if method == "qemu" and not board.emulator:
-        raise KilnError(f"board {board.name} has no emulator")
-    program_first = on_hardware and bool(opts.get("flash"))
+    options = device.DeviceOptions.from_opts(opts)
+    method = device.kind(board, options, device.SESSION)  # a wrong combination stops here
     profile = bool(opts.get("profile"))
     if opts.get("samples"):
         model = models.with_samples(model, [f for f in opts["samples"].split(",") if f],
@@ -222,20 +214,15 @@ def _validate_alias(env, model, elf, report_json):
     def run_on_device(target_nodes, source, env):
         from tinykiln.runner import model_run
 
-        elf_path = str(source[0])
-        if program_first:
-            flash.deploy(board, elf_path, flasher=method, run=False, port=port, timeout=timeout,
-                         probe=opts.get("probe", ""))
-        use_port = port if on_hardware else ""
-        ok = model_run.run_model(board, elf_path, model, n=n, seed=seed, profile=profile,
-                                 port=use_port, timeout=timeout, report_path=report_json.abspath)
+        ok = model_run.run_model(board, str(source[0]), model, options, n=n, seed=seed,
+                                 profile=profile, report_path=report_json.abspath)
         sys.stdout.flush()
         if not ok:
             raise SCons.Errors.UserError(f"validation of {model.name} on {board.name} failed "
                                          f"(mismatches above)")
         return 0
 
-    where = {"qemu": "QEMU", "host": "host"}.get(method, port)
+    where = {"qemu": "QEMU", "host": "host"}.get(method, options.port)
     alias = env.Alias("validate", [elf, report_json],
                       Action(run_on_device, f"RUN {model.name} on {board.name} ({where})"))
     env.AlwaysBuild(alias)

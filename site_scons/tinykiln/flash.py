@@ -1,9 +1,8 @@
-"""Putting firmware on a board: flash=1 / run=1 with flasher=qemu|openocd|pyocd|host.
+"""Programming a real board through its debug probe (openocd, pyocd) and reading its console
+until the firmware ends: the tools behind tinykiln.device's ProbeDevice (which decides when).
 
-Each method returns the run's exit status (QEMU and host runs end with the firmware's status;
-a flashed board returns 0 once programmed, or, with run=1 and port=, the status the firmware
-printed as "tk: exit N"). Every failure is a KilnError that says what to do, never a hang: every
-external tool runs under a timeout, pyocd with -W (it waits forever for a probe otherwise).
+Every failure is a KilnError that says what to do, never a hang: every external tool runs under a
+timeout, pyocd with -W (it waits forever for a probe otherwise).
 
 With several boards on one host, `probe=` names the debug probe (its USB serial number) that
 openocd (`adapter serial`) and pyocd (`-u`) use; by default it is the probe behind the console
@@ -26,18 +25,6 @@ from tinykiln import KilnError
 from tinykiln.boards import Board
 
 PROBE_TIMEOUT = 60  # seconds for a programming tool to finish (they fail fast without a probe)
-
-
-def choose_method(board: Board, flasher: str = "") -> str:
-    methods = board.flash_methods
-    if not methods:
-        raise KilnError(f"board {board.name} has no flash method in board.toml")
-    if not flasher:
-        return methods[0]
-    if flasher not in methods:
-        raise KilnError(f"flasher={flasher} is not available for board {board.name}; "
-                        f"it supports: {', '.join(methods)}")
-    return flasher
 
 
 def entry_point(elf) -> int:
@@ -203,16 +190,6 @@ def flash_pyocd(board: Board, elf, probe: str | None = None, port: str = "") -> 
     return 0
 
 
-def run_host(elf, timeout: float) -> int:
-    """Run a host build as a process, console on this terminal; signals become 128+N."""
-    try:
-        proc = subprocess.run([str(Path(elf).resolve())], timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise KilnError(f"host: the program did not exit within {timeout:g} s and was killed; "
-                        f"raise the limit with timeout=SECONDS") from None
-    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-
-
 _EXIT_LINE = re.compile(rb"tk: exit (-?\d+)")
 
 
@@ -245,24 +222,3 @@ def flash_board(board: Board, elf, method: str, probe: str | None = None, port: 
     """Program a real board with openocd or pyocd (through the probe with serial `probe`, if
     given: the one of console `port`, for the messages); 0, or a KilnError."""
     return (flash_openocd if method == "openocd" else flash_pyocd)(board, elf, probe, port)
-
-
-def deploy(board: Board, elf, *, flasher: str = "", run: bool = False, port: str = "",
-           timeout: float = 60.0, probe: str = "") -> int:
-    """flash=1 / run=1: put `elf` on `board` with the chosen method; the exit status."""
-    method = choose_method(board, flasher)
-    if method == "qemu":
-        from tinykiln.runner import qemu
-
-        return qemu.run(board, elf, timeout=timeout)
-    if method == "host":
-        return run_host(elf, timeout)
-    chosen = choose_probe(probe, port)
-    status = flash_board(board, elf, method, chosen, port if chosen and not probe else "")
-    through = f" (probe {chosen})" if chosen else ""
-    print(f"flashed {elf} to {board.name} with {method}{through}", flush=True)
-    if run and port:
-        return monitor(port, timeout)
-    if run:
-        print("run=1: give port=/dev/ttyACM0 (the board's console) to see the output", flush=True)
-    return status

@@ -46,7 +46,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import KilnError, boards, models
+from . import KilnError, boards, device, models
+from .device import process
 
 KEYS = {"boards", "models", "variants", "validate", "n", "timeout", "run_timeout", "options", "exclude",
         "row"}
@@ -157,10 +158,7 @@ def load(root: Path, path: str | os.PathLike) -> tuple[list[Row], dict]:
 
 def _runnable(root: Path, board_name: str) -> str:
     """'host', 'qemu' or '' (hardware only: build only)."""
-    board = boards.load_board(root, board_name)
-    if board.is_host:
-        return "host"
-    return "qemu" if board.emulator else ""
+    return device.local_kind(boards.load_board(root, board_name)) or ""
 
 
 def scons_command(root: Path, row: Row, builddir: Path, settings: dict, cache: str = "") -> list[str]:
@@ -184,9 +182,9 @@ def _child_env(root: Path) -> dict:
     return env
 
 
-def _stop(proc: subprocess.Popen, builddir: Path) -> None:
-    """Stop a row's scons: SIGINT first (the runner's QEMU session ends with it), then SIGKILL; then
-    any QEMU still running this row's firmware (QEMU runs in a session of its own)."""
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a row's scons: SIGINT first (its Device stops QEMU), then SIGKILL (its QEMU dies with
+    it: tinykiln.device.process)."""
     try:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=20)
@@ -196,24 +194,6 @@ def _stop(proc: subprocess.Popen, builddir: Path) -> None:
         except ProcessLookupError:
             pass
         proc.wait()
-    for pid in _qemu_pids(builddir):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _qemu_pids(builddir: Path) -> list[int]:
-    """QEMU processes whose command line names a file under builddir (Linux /proc)."""
-    pids, needle = [], str(builddir) + os.sep
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and b"qemu-system" in argv[0] and any(needle.encode() in a for a in argv):
-            pids.append(int(entry.name))
-    return pids
 
 
 def _tail(text: str, lines: int = 12) -> str:
@@ -233,12 +213,13 @@ def run_row(root: Path, row: Row, out: Path, settings: dict, cache: str = "") ->
     with open(log, "w") as f:
         f.write(" ".join(cmd) + "\n\n")
         f.flush()
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=_child_env(root), start_new_session=True)
+        # its own process group (stopped as one); it dies with this process
+        proc = process.popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env=_child_env(root), start_new_session=True)
         try:
             status = proc.wait(timeout=settings["timeout"])
         except subprocess.TimeoutExpired:
-            _stop(proc, builddir)
+            _stop(proc)
             f.write(f"\nmatrix: timed out after {settings['timeout']:.0f} s\n")
             status = -1
     seconds = time.monotonic() - start

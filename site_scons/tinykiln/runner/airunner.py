@@ -66,12 +66,16 @@ class AiRunner:
 
     # --- connection -------------------------------------------------------------------------
 
-    def connect(self, url: str, timeout: float | None = None) -> "AiRunner":
-        """Open `url`, then read the model description. `timeout` bounds the first reply (a board
-        that boots slowly may need more than the per-command timeout)."""
+    def connect(self, console, timeout: float | None = None) -> "AiRunner":
+        """Open `console` (a URL, see transports.open_url, or a transport already open, as a host
+        Device's console is), then read the model description. `timeout` bounds the first reply
+        (a board that boots slowly may need more than the per-command timeout)."""
         self.close()
-        self.url = url
-        self.transport = open_url(url)
+        if isinstance(console, str):
+            self.url = console
+            self.transport = open_url(console)
+        else:
+            self.transport = console
         self.reader = p.FrameReader(self.transport)
         try:
             self.info = self._read_info(timeout or max(self.timeout, 10.0))

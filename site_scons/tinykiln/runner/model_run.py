@@ -1,14 +1,15 @@
 """run=1 / validate=1 / profile=1 for a model firmware: connect, show a sample's top classes,
 validate against LiteRT, count cycles, profile the layers, print the summary, fill report.json.
 
-    ok = run_model(board, "build/mps2-an500/release/cifar10/cifar10.elf", model, n=10,
-                   report_path=".../report.json", profile=True)
+    ok = run_model(board, "build/mps2-an500/release/cifar10/cifar10.elf", model,
+                   DeviceOptions(), n=10, report_path=".../report.json", profile=True)
 
-Where the firmware runs (the same code path for each, only the URL differs):
+Where the firmware runs is tinykiln.device's decision (purpose SESSION); the same code path for
+each, only the console differs:
     board=host        the ELF as a process on a pipe
     emulated board    QEMU with -icount shift=0 and the console on a TCP port (socket://): the
                       counter is then an instruction count, deterministic from run to run
-    hardware          port= (a serial port or pyserial URL), after flash=1 put the firmware there
+    hardware          port= (a serial port or pyserial URL); with flash=1 it is programmed first
 
 report.json gains "validation", the per-inference count under the name of what the device counts
 ("instructions_per_inference" under QEMU, "cycles_per_inference" on hardware, "ns_per_inference"
@@ -17,13 +18,13 @@ on host) and, with profile=1, "profile" (runner/profile.py) plus profile.png bes
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from tinykiln import KilnError, report, sizes
+from tinykiln import KilnError, device, report, sizes
+from tinykiln.device.deploy import program
 
 from . import profile as prof
 from . import validate as v
@@ -33,23 +34,6 @@ from .reference import Reference
 # What the device's counter unit is called in report.json and in the summary.
 COUNT_KEYS = {"instructions": "instructions_per_inference", "cpu-cycles": "cycles_per_inference",
               "ns": "ns_per_inference"}
-
-
-@contextlib.contextmanager
-def device(board, elf: str, port: str = ""):
-    """(url, qemu Session or None) for as long as the context lasts."""
-    if board.is_host:
-        yield f"pipe:{elf}", None
-    elif port:
-        yield port, None
-    elif board.emulator:
-        from . import qemu
-
-        with qemu.start(board, elf, serial="tcp") as session:
-            yield session.url, session
-    else:
-        raise KilnError(f"board {board.name} is hardware: give its console with port=/dev/ttyACM0 "
-                        f"(with flash=1 to program it first)")
 
 
 def top_classes(output: np.ndarray, desc, labels: list[str], k: int = 3) -> str:
@@ -79,35 +63,41 @@ def _count_line(unit: str, median: int | None, runs: int, emulated: bool) -> str
     return f"{what} per inference: {median:,} (median of {runs} runs){note}"
 
 
-def run_model(board, elf: str, model, *, n: int = 10, seed: int = v.DEFAULT_SEED,
-              profile: bool = False, port: str = "", timeout: float = 60.0,
-              report_path: str | None = None, out=None) -> bool:
-    """Everything run=1 does once the firmware is built (and flashed); True if validation passed.
-    Raises KilnError if the device misbehaves (with what it printed, e.g. a fault report)."""
+def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int = 10,
+              seed: int = v.DEFAULT_SEED, profile: bool = False, report_path: str | None = None,
+              out=None) -> bool:
+    """Everything run=1 does once the firmware is built: program it first when options say flash=1
+    (hardware), then the session; True if validation passed. Raises KilnError if the device
+    misbehaves (with what it printed, e.g. a fault report)."""
     from tinykiln import models
 
     out = out or sys.stdout
+    timeout = options.timeout
 
     def say(line=""):
         print(line, file=out, flush=True)
 
     reference = Reference(model.path)
-    with device(board, elf, port) as (url, qemu_session):
+    with device.open(board, options, device.SESSION) as dev:
+        if dev.kind in device.PROBES and options.flash:
+            program(dev, elf)
+        dev.start(elf, device.SERIAL)
         try:
-            outcome = _session(url, model, reference, n, seed, profile, timeout, say, models)
+            outcome = _session(dev.serial, model, reference, n, seed, profile, timeout, say, models)
         except KilnError as e:
-            if qemu_session is not None:
-                raise KilnError(f"{e}{_qemu_note(qemu_session)}") from None
+            note = dev.exit_note()
+            if note:
+                raise KilnError(f"{e}{note}") from None
             raise
-        if qemu_session is not None:
-            status = qemu_session.wait(timeout=10)
+        if dev.kind == device.QEMU:
+            status = dev.wait(timeout=10)
             if status != 0:
-                raise KilnError(f"QEMU ended with status {status} after the run{_qemu_note(qemu_session)}")
+                raise KilnError(f"QEMU ended with status {status} after the run{dev.exit_note()}")
     result, info, layers, invoke_total = outcome
 
     say(v.verdict_line(result, model.name, board.name))
     median = v._median(result.cycles)
-    emulated = qemu_session is not None
+    emulated = dev.kind == device.QEMU
     say(_count_line(info.cycle_unit, median, len(result.cycles), emulated))
     flash_bytes = image_bytes(elf)
     say(f"memory: arena {info.arena_size:,} B, weights {info.weights_size:,} B, flash (image) "
@@ -116,7 +106,7 @@ def run_model(board, elf: str, model, *, n: int = 10, seed: int = v.DEFAULT_SEED
     blocks = {}
     block = result.to_json()
     block["seed"] = seed
-    block["where"] = "qemu" if emulated else ("host" if board.is_host else "device")
+    block["where"] = {device.QEMU: "qemu", device.HOST: "host"}.get(dev.kind, "device")
     blocks["validation"] = block
     if median is not None:
         blocks[COUNT_KEYS.get(info.cycle_unit, "cycles_per_inference")] = median
@@ -137,9 +127,9 @@ def run_model(board, elf: str, model, *, n: int = 10, seed: int = v.DEFAULT_SEED
     return result.passed
 
 
-def _session(url, model, reference, n, seed, profile, timeout, say, models):
+def _session(console, model, reference, n, seed, profile, timeout, say, models):
     runner = AiRunner(timeout=min(timeout, 10.0), invoke_timeout=timeout)
-    with runner.connect(url, timeout=timeout):
+    with runner.connect(console, timeout=timeout):
         info = runner.info
         say(f"{info.model} on {info.board} ({info.core}, {info.clock_hz / 1e6:g} MHz), counter: "
             f"{info.cycle_unit}, build {info.build_id}")
@@ -171,20 +161,3 @@ def _graph(model):
         return tflite.load(str(model.path))
     except KilnError:
         return None
-
-
-def _qemu_note(session) -> str:
-    """QEMU's exit status and whatever it printed itself, for an error message."""
-    try:
-        status = session.proc.wait(timeout=5.0)
-    except subprocess.TimeoutExpired:  # still running: it is killed when the context ends
-        return ""
-    text = "\n".join(line for line in session.text().strip().splitlines()
-                     if "waiting for connection" not in line).strip()
-    note = f"\n(QEMU exited with status {status}"
-    if status == 3:
-        note += ": the firmware's fault status"
-    note += ")"
-    if text:
-        note += f"; QEMU printed:\n{text[-600:]}"
-    return note

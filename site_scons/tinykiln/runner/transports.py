@@ -18,6 +18,7 @@ import threading
 import time
 
 from tinykiln import KilnError
+from tinykiln.device import process
 
 
 class PipeTransport:
@@ -25,7 +26,7 @@ class PipeTransport:
 
     def __init__(self, argv: list[str]):
         try:
-            self.proc = subprocess.Popen(
+            self.proc = process.popen(  # it dies with this process
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 bufsize=0,
             )

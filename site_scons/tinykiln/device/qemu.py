@@ -1,6 +1,6 @@
 """Boot a board's firmware in QEMU: console on the terminal or on a TCP port, exit status back.
 
-    from tinykiln.runner import qemu
+    from tinykiln.device import qemu
     status = qemu.run(board, "fw.elf", timeout=60)            # console -> sys.stdout
     with qemu.start(board, "fw.elf", serial="tcp") as q:      # console on a TCP server port
         port = serial.serial_for_url(q.url)                   # "socket://127.0.0.1:NNNNN"
@@ -9,8 +9,8 @@
 
 Always: semihosting on (the firmware exits through it), `-icount shift=0` unless disabled (one
 instruction = 1 ns of virtual time: timer counts are instruction counts, deterministic), QEMU's
-output drained by threads (a full pipe stalls the guest), and a timeout that kills QEMU with a
-clear error instead of hanging.
+output drained by threads (a full pipe stalls the guest), a timeout that kills QEMU with a
+clear error instead of hanging, and QEMU dies with the process that started it (process.popen).
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ import threading
 import time
 
 from tinykiln import KilnError
+
+from . import process
 
 QEMU = "qemu-system-arm"
 # "QEMU waiting for connection on: disconnected:tcp:127.0.0.1:NNNNN,server=on"
@@ -71,8 +73,8 @@ class Session:
         self._errors = errors  # the same for its stderr
         self._lock = threading.Lock()
         self._port_seen = threading.Event()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.proc = process.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, start_new_session=True)
         self._threads = [threading.Thread(target=self._drain, args=(self.proc.stdout, True), daemon=True),
                          threading.Thread(target=self._drain, args=(self.proc.stderr, False), daemon=True)]
         for t in self._threads:

@@ -3,7 +3,7 @@
 tune=1 with port=/dev/ttyACM0 (or a board without an emulator) measures each candidate on the board
 itself, with its own cycle counter (DWT CYCCNT on Cortex-M7): for each benchmark the console port
 is opened first (the board starts printing the moment the flasher resets it), the ELF is flashed
-with the board's flasher (tinykiln.flash: openocd or pyocd), and the line
+with the board's flasher (a tinykiln.device probe device: openocd or pyocd), and the line
 `TKBENCH count=N unit=U digest=D` is read from the port. Several boards on one host are several
 ports: port=/dev/ttyACM0,/dev/ttyACM1 is two devices, each measuring one benchmark at a time.
 
@@ -13,8 +13,9 @@ ports: port=/dev/ttyACM0,/dev/ttyACM1 is two devices, each measuring one benchma
 
 A port is anything pyserial opens: /dev/ttyACM0 (at the board's [console] baud), serial:/dev/X:BAUD
 (another rate), rfc2217://host:port, socket://host:port. With several ports the flasher programs the
-probe whose USB serial number the port's device carries (probe_serial). Every failure is a KilnError naming the cause:
-no probe (the flasher's own message), a silent port, a garbled line, a firmware that exits non-zero.
+probe whose USB serial number the port's device carries (flash.probe_serial). Every failure is a
+KilnError naming the cause: no probe (the flasher's own message), a silent port, a garbled line, a
+firmware that exits non-zero.
 """
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ import threading
 import time
 from pathlib import Path
 
-from tinykiln import KilnError
-from tinykiln.flash import probe_serial  # by name here: the tests replace it (no USB here)
+from tinykiln import KilnError, device
+from tinykiln import flash as board_flash
+
+from .bench import RESULT_RE
 
 BAUD = 115200
-_RESULT_RE = re.compile(rb"TKBENCH count=(\d+) unit=(\S+) digest=([0-9a-f]{16})\s*$")
+_RESULT_RE = re.compile(RESULT_RE.pattern.encode() + rb"\s*$")  # the whole line, nothing after
 _EXIT_RE = re.compile(rb"tk: exit (-?\d+)")
 
 
@@ -109,18 +112,9 @@ def flash_elf(board, elf: Path, flasher: str = "", port: str = "") -> None:
     """Program `elf` into the board with its flasher (openocd / pyocd); it resets and runs. When
     the port's USB serial number is known, only the probe with that serial is used (the board of
     that console, with several boards on one host)."""
-    from tinykiln import flash
-
-    methods = [m for m in board.flash_methods if m not in ("qemu", "host")]
-    if not methods:
-        raise KilnError(f"board {board.name} has no flash method for a real board (openocd or "
-                        f"pyocd in board.toml [flash]): tune=1 port= cannot program it")
-    method = flash.choose_method(board, flasher or methods[0])
-    if method in ("qemu", "host"):
-        raise KilnError(f"flasher={method} does not program a board: with port= pick one of "
-                        f"{', '.join(methods)}")
-    probe = probe_serial(port) if port else None
-    flash.flash_board(board, elf, method, probe, port)
+    options = device.DeviceOptions(flasher=flasher, port=port, flash=True)
+    with device.open(board, options, device.BENCH) as dev:
+        dev.flash(elf)
 
 
 class PortDevice:
@@ -149,7 +143,7 @@ class PortDevice:
 def runner(board, ports: list[str], flasher: str = "", flash=None):
     """run(board, elf, timeout) on whichever of the `ports` devices is free."""
     if flash is None and len(ports) > 1:
-        unknown = [p for p in ports if probe_serial(p) is None]
+        unknown = [p for p in ports if board_flash.probe_serial(p) is None]
         if unknown:
             raise KilnError(f"port={','.join(ports)}: cannot tell which debug probe flashes the board "
                             f"of {', '.join(unknown)} (no USB serial number found for it), so a "
