@@ -62,8 +62,8 @@ def test_read_log_skips_a_torn_last_line(tmp_path):
 
 
 def test_trials_must_be_a_number():
-    with pytest.raises(KilnError, match="trials="):
-        driver._int_option({"trials": "many"}, "trials", 8, 1)
+    with pytest.raises(KilnError, match="trials=many takes a whole number"):
+        tune.main(ROOT, {"board": BOARD, "model": "cifar10", "trials": "many"})
 
 
 def test_a_wrong_output_never_wins(tmp_path, monkeypatch):

@@ -181,13 +181,13 @@ def _kiln_model(env, spec_text, app="validation"):
                             f"answer them: drop app= (or the option)")
         env.KilnDeploy(firmware)
     elif opts.get("validate") or opts.get("run") or opts.get("profile"):
-        _validate_alias(env, model, elf, report_json)
+        _validate_alias(env, ms, elf, report_json)
     elif opts.get("flash"):
         env.KilnDeploy(firmware)  # flash only; validate=1 port= would check it too
     return firmware
 
 
-def _validate_alias(env, model, elf, report_json):
+def _validate_alias(env, ms, elf, report_json):
     """The always-run `validate` alias: runner.model_run on the device tinykiln.device picks (a
     hardware board is flashed first with flash=1)."""
     from tinykiln import device
@@ -195,27 +195,23 @@ def _validate_alias(env, model, elf, report_json):
     target = env["KILN_TARGET"]
     board = target.board
     opts = env["KILN_OPTIONS"]
-    try:
-        n = int(opts.get("n", 10))
-        seed = int(opts.get("seed", 12345))
-        float(opts.get("timeout", 60))  # checked here for this message; DeviceOptions carries it
-    except ValueError:
-        raise KilnError("n=, seed= and timeout= take numbers, e.g. n=10") from None
-    if n < 0:
-        raise KilnError("n= must be 0 or more")
+    model, n, seed, profile = ms.model, opts.n, opts.seed, opts.profile
     options = device.DeviceOptions.from_opts(opts)
     method = device.kind(board, options, device.SESSION)  # a wrong combination stops here
-    profile = bool(opts.get("profile"))
-    if opts.get("samples"):
-        model = models.with_samples(model, [f for f in opts["samples"].split(",") if f],
-                                    max_runs=max(n, 4))
+    if opts.samples:
+        model = models.with_samples(model, [f for f in opts.samples.split(",") if f], max_runs=max(n, 4))
+    # The run reads the graph the build compiled (layer names for the profile) back from the
+    # pipeline cache: closing over it would make SCons pickle the whole graph to sign the action.
+    cache = str(paths.pipeline_cache(Path(ms.outdir.abspath)))
 
     @kiln_action
     def run_on_device(target_nodes, source, env):
         from tinykiln.runner import model_run
 
+        compiled = pipeline.load_cached(cache)
         ok = model_run.run_model(board, str(source[0]), model, options, n=n, seed=seed,
-                                 profile=profile, report_path=report_json.abspath)
+                                 profile=profile, report_path=report_json.abspath,
+                                 graph=compiled.graph if compiled else None)
         sys.stdout.flush()
         if not ok:
             raise SCons.Errors.UserError(f"validation of {model.name} on {board.name} failed "

@@ -6,7 +6,8 @@
     run(args, jobs=1, log=None, capture=False, timeout=None) -> CompletedProcess
                                         log: a file that takes stdout and stderr; capture: text
                                         output in .stdout/.stderr and .output (both)
-    popen(args, jobs=1, stdout=None) -> Popen   in a session of its own, for callers that stop it
+    popen(args, jobs=1, stdout=None) -> Popen   in a session of its own, for callers that stop it;
+                                        it dies with this process (tinykiln.device.process)
 
 The child reads no standard input: a build never waits on a terminal.
 """
@@ -51,5 +52,7 @@ def run(args, jobs: int = 1, log: Path | None = None, capture: bool = False,
 
 
 def popen(args, jobs: int = 1, stdout=None) -> subprocess.Popen:
-    return subprocess.Popen(command(args, jobs), stdout=stdout, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=environment(), start_new_session=True)
+    from tinykiln.device import process  # the child dies with this process, even on SIGKILL
+
+    return process.popen(command(args, jobs), stdout=stdout, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, env=environment(), start_new_session=True)

@@ -46,8 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import KilnError, boards, device, models
-from .device import process
+from . import KilnError, boards, child_scons, device, models, paths
 
 KEYS = {"boards", "models", "variants", "validate", "n", "timeout", "run_timeout", "options", "exclude",
         "row"}
@@ -161,9 +160,9 @@ def _runnable(root: Path, board_name: str) -> str:
     return device.local_kind(boards.load_board(root, board_name)) or ""
 
 
-def scons_command(root: Path, row: Row, builddir: Path, settings: dict, cache: str = "") -> list[str]:
-    cmd = [sys.executable, "-m", "SCons", "-Q", "-j1", "-C", str(root), f"board={row.board}",
-           f"variant={row.variant}", f"model={row.model}", f"builddir={builddir}"]
+def scons_args(root: Path, row: Row, builddir: Path, settings: dict, cache: str = "") -> list[str]:
+    """The options of a row's child scons (tinykiln.child_scons starts it)."""
+    cmd = [f"board={row.board}", f"variant={row.variant}", f"model={row.model}", f"builddir={builddir}"]
     where = _runnable(root, row.board)
     if settings["validate"] and where:
         cmd += ["validate=1", f"n={settings['n']}", f"flasher={where}"]
@@ -172,14 +171,6 @@ def scons_command(root: Path, row: Row, builddir: Path, settings: dict, cache: s
     if cache:
         cmd.append(f"cache={cache}")
     return cmd + row.options
-
-
-def _child_env(root: Path) -> dict:
-    env = dict(os.environ)
-    site = str(root / "site_scons")
-    if site not in env.get("PYTHONPATH", "").split(os.pathsep):
-        env["PYTHONPATH"] = site + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -202,20 +193,20 @@ def _tail(text: str, lines: int = 12) -> str:
 
 def run_row(root: Path, row: Row, out: Path, settings: dict, cache: str = "") -> Result:
     builddir = out / f"{row.board}-{row.variant}"
-    cmd = scons_command(root, row, builddir, settings, cache)
+    args = scons_args(root, row, builddir, settings, cache)
     log = out / "logs" / f"{row.slug}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    report = builddir / row.board / row.variant / models.resolve(root, row.model).name / "report.json"
+    name = models.resolve(root, row.model).name
+    report = paths.firmware_dir(builddir, row.board, row.variant, name) / "report.json"
     if report.exists():
         report.unlink()  # a row that fails before linking must not show an earlier run's figures
     start = time.monotonic()
     # The log fills while the row runs (tail -f it); the result is read from it afterwards.
     with open(log, "w") as f:
-        f.write(" ".join(cmd) + "\n\n")
+        f.write(" ".join(child_scons.command(args)) + "\n\n")
         f.flush()
         # its own process group (stopped as one); it dies with this process
-        proc = process.popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env=_child_env(root), start_new_session=True)
+        proc = child_scons.popen(args, stdout=f)
         try:
             status = proc.wait(timeout=settings["timeout"])
         except subprocess.TimeoutExpired:
@@ -353,8 +344,7 @@ def main(root, matrix_file, jobs: int = 1, builddir: str = "build", cache: str =
     except KilnError as e:
         sys.stderr.write(f"kiln: error: {e}\n")
         return 2
-    base = Path(builddir) if os.path.isabs(builddir) else root / builddir
-    out = base / "matrix"
+    out = paths.matrix_dir(paths.build_root(builddir))
     print(f"matrix: {len(rows)} rows from {matrix_file}, {jobs} at a time; logs in {out / 'logs'}",
           flush=True)
     results = run(root, rows, settings, out, jobs=jobs, cache=cache,

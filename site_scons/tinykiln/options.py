@@ -3,6 +3,8 @@
     OPTIONS                          the table: key, type, default, help (./kiln -h prints it)
     parse({"n": "5", ...}) -> Options     every value converted and checked; a bad value is one
                                      KilnError naming each bad option and what it takes
+    typed(opts) -> Options           Options as they are, a dict of texts parsed (tools called from
+                                     Python or tests with a plain dict)
     Options                          attribute access (opts.n) and read-only mapping access
                                      (opts["n"], opts.get("n")), for the build and every tool
 
@@ -78,7 +80,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("use_tuned", bool, True, "with model=: build with the knobs of the schedule file; 0: every "
            "kernel with its default knobs"),
     Option("tune", bool, False, "with model=: measure candidate schedules of every kernel on the "
-           "(emulated) board and write the best into the schedule file (tinykiln/tune.py)"),
+           "(emulated) board and write the best into the schedule file (tinykiln/tune/)"),
     Option("trials", int, 8, "with tune=1: candidate schedules per kernel, the default included", minimum=1),
     Option("devices", int, 2, "with tune=1: QEMU instances measuring at the same time", minimum=1),
     Option("tracker", str, "", "with tune=1: measure on devices behind a TVM RPC tracker (host:port) "
@@ -180,3 +182,7 @@ def parse(raw: Mapping[str, Any]) -> Options:
     if problems:
         raise KilnError("bad option value: " + "; ".join(problems))
     return Options(values)
+
+
+def typed(opts: Mapping[str, Any] | None) -> Options:
+    return opts if isinstance(opts, Options) else parse(dict(opts or {}))

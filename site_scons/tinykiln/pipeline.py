@@ -6,6 +6,7 @@
     compiled.texts            {"model.h", "model.c", "weights.c", "tk_models.c": C text}
     compiled.graph / .lowered / .plan / .aot    the stages' results (graph IR, kernel calls,
                               arena plan, AOT texts and sizes) for reports and run-time code
+    pipeline.load_cached(path)  what a build cached there, for run-time code (no second import)
 
 Stages, data flowing one way: tflite.load (graph IR) -> ops.lower (kernel calls, with the schedule
 knobs) -> memplan.plan (static arena) -> aot.generate (model.c, model.h, weights.c). Kernel C is
@@ -127,14 +128,27 @@ def cache_key(model: models.Model, knobs: dict, expose_layers: bool = False) -> 
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _cached(path: Path, wanted: str, compute: Callable[[], Compiled]) -> Compiled:
+def load_cached(path: str | os.PathLike) -> Compiled | None:
+    """The result a build compiled and cached at `path` (run-time code reads it instead of importing
+    the model again); None if there is none."""
+    stored = _read(Path(path))
+    return stored["value"] if stored is not None else None
+
+
+def _read(path: Path) -> dict | None:
     try:
         with path.open("rb") as f:
             stored = pickle.load(f)
-        if isinstance(stored, dict) and stored.get("key") == wanted:
-            return stored["value"]
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
-        pass  # missing or from another tinykiln: compute it again
+        return None  # missing or from another tinykiln
+    ok = isinstance(stored, dict) and isinstance(stored.get("value"), Compiled)
+    return stored if ok else None
+
+
+def _cached(path: Path, wanted: str, compute: Callable[[], Compiled]) -> Compiled:
+    stored = _read(path)
+    if stored is not None and stored.get("key") == wanted:
+        return stored["value"]
     value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinykiln import KilnError
+from tinykiln import options as kiln_options
 
-DEFAULT_TIMEOUT = 60.0  # seconds a run may last (scons' timeout= default)
+DEFAULT_TIMEOUT = kiln_options.BY_KEY["timeout"].default  # seconds a run may last
 
 
 @dataclass(frozen=True)
@@ -23,13 +23,8 @@ class DeviceOptions:
     tracker: str = ""  # tracker=host:port: devices behind a TVM RPC tracker (tune=1)
 
     @classmethod
-    def from_opts(cls, opts: dict) -> "DeviceOptions":
-        """The device options of a scons options dict (strings, or bools for flags)."""
-        try:
-            timeout = float(opts.get("timeout") or DEFAULT_TIMEOUT)
-        except ValueError:
-            raise KilnError(f"timeout={opts.get('timeout')} takes a number of seconds, e.g. "
-                            f"timeout=60") from None
-        return cls(flasher=opts.get("flasher") or "", port=opts.get("port") or "",
-                   probe=opts.get("probe") or "", flash=bool(opts.get("flash")), timeout=timeout,
-                   tracker=opts.get("tracker") or "")
+    def from_opts(cls, opts) -> "DeviceOptions":
+        """The device options of the build's options (tinykiln.options; a dict of texts is parsed)."""
+        opts = kiln_options.typed(opts)
+        return cls(flasher=opts.flasher, port=opts.port, probe=opts.probe, flash=opts.flash,
+                   timeout=opts.timeout, tracker=opts.tracker)

@@ -18,40 +18,33 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykiln import KilnError, aot, boards, memplan
+from tinykiln import KilnError, boards, paths, pipeline
 
 from .airunner import AiRunner
 from .validate import random_inputs
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 def build_debug_firmware(model_path: str, workdir: Path) -> tuple[Path, object]:
-    """The host validation firmware of `model_path` with every op output as a graph output."""
-    from tinykiln import codegen, ops, tflite
-
-    graph = tflite.load(model_path)
-    original_outputs = list(graph.outputs)
-    graph.outputs = original_outputs + [o for op in graph.ops for o in op.outputs
-                                        if o not in original_outputs and not graph.tensor(o).is_constant]
-    lowered = ops.lower(graph)
-    plan = memplan.plan(graph, lowered)
-    result = aot.generate(graph, lowered, plan, "layers")
-    files = {"model.h": result.model_h, "model.c": result.model_c, "weights.c": result.weights_c,
-             "tk_models.c": aot.registry_c(["layers"])}
-    for call in lowered.calls:
-        files[f"{call.spec.function_name}.c"] = codegen.kernel_c(call.spec)
-    files["board_info.c"] = boards.board_info_c(boards.resolve(ROOT, "host", boards.DEFAULT_VARIANT))
+    """The host validation firmware of `model_path` with every op output as a graph output, built
+    with the host board's flags, macros and sources (the release variant)."""
+    compiled = pipeline.compile(str(model_path), knobs={}, expose_layers=True)
+    graph = compiled.graph
+    target = boards.resolve(paths.ROOT, "host", boards.DEFAULT_VARIANT)
+    files = dict(compiled.texts)
+    for name in compiled.kernels:
+        files[f"{name}.c"] = compiled.kernel_c(name)
+    files["board_info.c"] = boards.board_info_c(target)
     for name, text in files.items():
         (workdir / name).write_text(text)
-    sources = [str(workdir / n) for n in files if n.endswith(".c")] + [
-        str(ROOT / p) for p in ("runtime/ai/ai_runtime.c", "runtime/protocol/tk_proto.c",
-                                "runtime/apps/validation/main.c", "boards/common/host/board.c")]
-    sources += [str(p) for p in sorted((ROOT / "runtime/src").glob("*.c"))]
+    runtime = paths.ROOT / "runtime"
+    sources = [str(workdir / n) for n in files if n.endswith(".c")]
+    sources += [str(runtime / p) for p in ("ai/ai_runtime.c", "protocol/tk_proto.c", "apps/validation/main.c")]
+    sources += [str(p) for p in target.board.sources] + [str(p) for p in sorted((runtime / "src").glob("*.c"))]
+    includes = [workdir] + [runtime / d for d in ("ai", "include", "kernels", "protocol")]
     exe = workdir / "firmware"
-    cmd = ["gcc", "-O1", "-std=gnu11", f"-DAI_MAX_IO={len(graph.outputs) + len(graph.inputs)}",
-           f"-I{workdir}", f"-I{ROOT / 'runtime/ai'}", f"-I{ROOT / 'runtime/include'}",
-           f"-I{ROOT / 'runtime/kernels'}", f"-I{ROOT / 'runtime/protocol'}", *sources, "-o", str(exe), "-lm"]
+    cmd = ["gcc", *target.cflags, "-std=gnu11", *[f"-D{d}" for d in target.defines],
+           f"-DAI_MAX_IO={len(graph.outputs) + len(graph.inputs)}", *[f"-I{d}" for d in includes],
+           *sources, *target.variant.ldflags, "-o", str(exe), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise KilnError(f"building the layer-debug firmware failed:\n{proc.stderr[-2000:]}")

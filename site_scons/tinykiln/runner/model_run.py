@@ -65,7 +65,7 @@ def _count_line(unit: str, median: int | None, runs: int, emulated: bool) -> str
 
 def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int = 10,
               seed: int = v.DEFAULT_SEED, profile: bool = False, report_path: str | None = None,
-              out=None) -> bool:
+              out=None, graph=None) -> bool:
     """Everything run=1 does once the firmware is built: program it first when options say flash=1
     (hardware), then the session; True if validation passed. Raises KilnError if the device
     misbehaves (with what it printed, e.g. a fault report)."""
@@ -111,8 +111,7 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
     if median is not None:
         blocks[COUNT_KEYS.get(info.cycle_unit, "cycles_per_inference")] = median
     if layers is not None:
-        graph = _graph(model)
-        rows = prof.layer_rows(layers, graph)
+        rows = prof.layer_rows(layers, graph)  # the compiled graph names the layers (None: kernels only)
         say("")
         say(f"per-layer profile ({info.cycle_unit}, one profiled inference):")
         say(prof.table(rows, info.cycle_unit))
@@ -152,12 +151,3 @@ def _session(console, model, reference, n, seed, profile, timeout, say, models):
         with contextlib.suppress(KilnError):
             runner.exit(0)
     return result, info, layers, invoke_total
-
-
-def _graph(model):
-    from tinykiln import tflite
-
-    try:
-        return tflite.load(str(model.path))
-    except KilnError:
-        return None

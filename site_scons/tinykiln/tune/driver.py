@@ -10,14 +10,12 @@ import collections
 import concurrent.futures
 import json
 import math
-import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinykiln import KilnError, boards, device, models, schedules
+from tinykiln import KilnError, boards, child_scons, device, models, options, paths, pipeline, schedules
 
 from . import backends
 from .bench import bench_c, kernel_bytes
@@ -25,33 +23,15 @@ from .candidates import candidates, choose_best
 from .log import append, read_log
 
 
-def _int_option(opts: dict, name: str, default: int, low: int) -> int:
-    try:
-        value = int(opts.get(name) or default)
-    except ValueError:
-        raise KilnError(f"{name}= takes a whole number, e.g. {name}={default}") from None
-    if value < low:
-        raise KilnError(f"{name}= must be at least {low}")
-    return value
-
-
-def _scons(root: Path, opts: dict, args: list[str], jobs: int, log: Path | None = None) -> int:
-    cmd = [sys.executable, "-m", "SCons", "-Q", f"-j{jobs}", "-C", str(root),
-           f"board={opts['board']}", f"variant={opts['variant']}", f"builddir={opts['builddir']}"]
-    if opts.get("werror"):
-        cmd.append("werror=1")
-    if opts.get("cache"):
-        cmd.append(f"cache={opts['cache']}")
-    cmd += args
-    env = dict(os.environ)
-    site = str(root / "site_scons")
-    if site not in env.get("PYTHONPATH", "").split(os.pathsep):
-        env["PYTHONPATH"] = site + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    if log is None:
-        return subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL).returncode
-    with open(log, "w") as f:
-        return subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=f,
-                              stderr=subprocess.STDOUT).returncode
+def _scons(root: Path, opts, args: list[str], jobs: int, log: Path | None = None) -> int:
+    """A child build for the same board, variant and build folder as this run."""
+    opts = options.typed(opts)
+    common = [f"board={opts.board}", f"variant={opts.variant}", f"builddir={opts.builddir}"]
+    if opts.werror:
+        common.append("werror=1")
+    if opts.cache:
+        common.append(f"cache={opts.cache}")
+    return child_scons.run(common + list(args), jobs=jobs, log=log).returncode
 
 
 def _whole_model(root, opts, model_spec, extra, build_dir, tune_dir, tag) -> int | None:
@@ -69,7 +49,7 @@ def _whole_model(root, opts, model_spec, extra, build_dir, tune_dir, tag) -> int
 class Run:
     """One tune=1 run: what it tunes, where its files go, how it measures."""
     root: Path
-    opts: dict
+    opts: options.Options
     jobs: int
     target: object  # boards.Target
     model: object  # models.Model
@@ -88,33 +68,31 @@ class Run:
 
     def elf(self, name: str) -> Path:
         # KilnFirmware puts firmware N at <build>/N/N.elf
-        return self.builddir / self.board.name / self.target.variant.name / name / (name + ".elf")
+        return paths.firmware_dir(self.builddir, self.board.name, self.target.variant.name, name) / f"{name}.elf"
 
 
-def _setup(root: Path, opts: dict, jobs: int) -> Run:
+def _setup(root: Path, opts, jobs: int) -> Run:
     """Check the options and set up the run's folders; a KilnError if something is missing."""
-    target = boards.resolve(root, opts["board"], opts["variant"])
+    opts = options.typed(opts)
+    target = boards.resolve(root, opts.board, opts.variant)
     board = target.board
-    options = device.DeviceOptions.from_opts(opts)
-    if not options.tracker and not options.port:
-        device.kind(board, options, device.BENCH)  # a board without emulator needs port=
-    if not opts.get("model"):
+    dev_options = device.DeviceOptions.from_opts(opts)
+    if not dev_options.tracker and not dev_options.port:
+        device.kind(board, dev_options, device.BENCH)  # a board without emulator needs port=
+    if not opts.model:
         raise KilnError("tune=1 tunes a model: add model=<name or .tflite path>")
-    trials = _int_option(opts, "trials", 8, 1)
-    devices = _int_option(opts, "devices", 2, 1)
-    backend = backends.choose(board, options, devices)
-    model = models.resolve(root, opts["model"])
-    schedule_path = Path(opts["schedules"]) if opts.get("schedules") else \
+    backend = backends.choose(board, dev_options, opts.devices)
+    model = models.resolve(root, opts.model)
+    schedule_path = Path(opts.schedules) if opts.schedules else \
         schedules.model_schedule_path(model.directory, board.name)
     if schedule_path is None:
         raise KilnError(f"model {model.name} is a .tflite path, not a models/<name>/ directory: give "
                         f"the schedule file to write with schedules=<path>")
-    builddir = Path(opts["builddir"])
-    builddir = builddir if builddir.is_absolute() else root / builddir
-    build_dir = builddir / board.name / target.variant.name / model.name
-    tune_dir = build_dir / "tune"
+    builddir = paths.build_root(opts.builddir)
+    build_dir = paths.firmware_dir(builddir, board.name, target.variant.name, model.name)
+    tune_dir = paths.tune_dir(build_dir)
     tune_dir.mkdir(parents=True, exist_ok=True)
-    return Run(root, opts, jobs, target, model, trials, options.timeout, backend, schedule_path,
+    return Run(root, opts, jobs, target, model, opts.trials, dev_options.timeout, backend, schedule_path,
                builddir, build_dir, tune_dir, tune_dir / "log.jsonl")
 
 
@@ -280,15 +258,15 @@ def _print_summary(results: dict, calls_per_key, before, after) -> None:
           f"{after if after is not None else '-':>12}", flush=True)
 
 
-def main(root: Path, opts: dict, jobs: int = 2) -> int:
-    from tinykiln import ops, tflite
+def main(root: Path, opts, jobs: int = 2) -> int:
+    from tinykiln import ops
 
     started = time.monotonic()
     run = _setup(Path(root), opts, jobs)
+    opts = run.opts
     done = read_log(run.log_path)
-    graph = tflite.load(str(run.model.path))
-    graph.name = run.model.name
-    base = ops.lower(graph)
+    compiled = pipeline.compile(run.model, knobs={})  # every kernel with its default knobs
+    graph, base = compiled.graph, compiled.lowered
     calls_per_key = collections.Counter(call.spec.workload_key for call in base.calls)
     kernels = _tunable_kernels(base, ops)
     # The log is keyed by workload, which survives generator edits; a trial measured by another
