@@ -7,7 +7,7 @@
                                         log: a file that takes stdout and stderr; capture: text
                                         output in .stdout/.stderr and .output (both)
     popen(args, jobs=1, stdout=None) -> Popen   in a session of its own, for callers that stop it;
-                                        it dies with this process (tinykiln.device.process)
+                                        it dies with this process (tinykiln.processes)
 
 The child reads no standard input: a build never waits on a terminal.
 """
@@ -52,7 +52,7 @@ def run(args, jobs: int = 1, log: Path | None = None, capture: bool = False,
 
 
 def popen(args, jobs: int = 1, stdout=None) -> subprocess.Popen:
-    from tinykiln.device import process  # the child dies with this process, even on SIGKILL
+    from tinykiln import processes  # the child dies with this process, even on SIGKILL
 
-    return process.popen(command(args, jobs), stdout=stdout, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, env=environment(), start_new_session=True)
+    return processes.popen(command(args, jobs), stdout=stdout, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, env=environment(), start_new_session=True)

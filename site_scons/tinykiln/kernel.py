@@ -17,7 +17,7 @@ valid; the knobs they hold are checked against the family's current knob space w
 (ops/base.py). A knob that changes a const or scratch param (a weight layout, int16 weights, a
 scratch copy) also changes what the AOT step writes: weights.c (all kernels' constants in one file),
 model.h (the weights' size, the arena size if a scratch param changes size) and model.c (the
-kernel's prototype, the plan); those two C files recompile too (tests/test_incremental.py pins both
+kernel's prototype, the plan); those two C files recompile too (tests/e2e/test_incremental.py pins both
 rebuild sets). Within one model a workload has one set of knobs, so a name has one body; two models
 linked together that give one workload different knobs must not share that kernel's object
 (site_tools/kiln_embed.py checks).

@@ -175,7 +175,7 @@ def scons_args(root: Path, row: Row, builddir: Path, settings: dict, cache: str 
 
 def _stop(proc: subprocess.Popen) -> None:
     """Stop a row's scons: SIGINT first (its Device stops QEMU), then SIGKILL (its QEMU dies with
-    it: tinykiln.device.process)."""
+    it: tinykiln.processes)."""
     try:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=20)

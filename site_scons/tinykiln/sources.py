@@ -69,9 +69,11 @@ def _imports(path: Path, module: str) -> set[str]:
                 origin = ".".join(base + ([node.module] if node.module else []))
             else:
                 origin = node.module or ""
-            found.add(origin)
-            # `from pkg import name` may name a submodule
-            found.update(f"{origin}.{alias.name}" for alias in node.names)
+            # `from pkg import name` may name a submodule; then it needs that, not pkg's own code
+            names = [f"{origin}.{alias.name}" for alias in node.names]
+            found.update(names)
+            if not all(_path_of(n) is not None for n in names):
+                found.add(origin)
     return {m for m in found if m.split(".")[0] == PACKAGE and _path_of(m) is not None}
 
 

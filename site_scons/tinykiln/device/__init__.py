@@ -12,7 +12,7 @@ Modules:
     devices   Device and its kinds: QemuDevice, HostDevice, ProbeDevice (life cycle, console)
     rpc       RpcDevice: a device server behind a TVM RPC tracker
     qemu      the qemu-system-arm command line and session
-    process   child processes that die with their parent
+    (children that die with their parent: tinykiln.processes, which runner/ uses too)
     deploy    run=1 / flash=1 of an app: put it there, run it, the exit status
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@
 
 QemuDevice (tinykiln.device.qemu), HostDevice (the host build as a child process) and ProbeDevice
 (a real board programmed with openocd / pyocd through tinykiln.flash, console on port=).
-Their children die with this process (device.process), even when it is killed.
+Their children die with this process (tinykiln.processes), even when it is killed.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tinykiln import KilnError
 
-from . import process
+from tinykiln import processes as process
 
 TERMINAL, CAPTURE, SERIAL = "terminal", "capture", "serial"  # where start() puts the console
 

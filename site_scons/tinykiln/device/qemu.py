@@ -24,7 +24,7 @@ import time
 
 from tinykiln import KilnError
 
-from . import process
+from tinykiln import processes as process
 
 QEMU = "qemu-system-arm"
 # "QEMU waiting for connection on: disconnected:tcp:127.0.0.1:NNNNN,server=on"

@@ -5,7 +5,7 @@ are wrapped or saturated exactly where the C++ code wraps or saturates. Names fo
     srdhm    SaturatingRoundingDoublingHighMul      rdbpot   RoundingDivideByPOT
     sdhm16   SaturatingDoublingHighMul (int16)      saturating_shl32   SaturatingRoundingMultiplyByPOT
 (the 16 suffix: the int16 overloads). Checked bit for bit against an independent scalar model and
-against LiteRT in tests/test_quant.py and tests/test_tflite_math.py.
+against LiteRT in tests/kernels/test_quant.py and tests/kernels/test_tflite_math.py.
 """
 from __future__ import annotations
 

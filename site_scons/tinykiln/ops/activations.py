@@ -4,7 +4,7 @@ QUANTIZE, DEQUANTIZE.
 int8 -> int8 (all but DEQUANTIZE): an int8 input has only 256 values, so the kernel is a 256-entry
 table lookup, out[i] = table[in[i] + 128]. The table is computed at build time by the numpy models
 of tinykiln.ops.reference, which are proven bit-exact against LiteRT's reference kernels over every
-input code (tests/test_tflite_math.py): LiteRT itself uses such a table for LOGISTIC and TANH, and
+input code (tests/kernels/test_tflite_math.py): LiteRT itself uses such a table for LOGISTIC and TANH, and
 for the others the table reproduces its fixed-point arithmetic exactly while costing one load per
 element on the device. Tables are const params, so every int8 activation of one size shares one
 kernel.

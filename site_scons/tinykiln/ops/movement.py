@@ -1,7 +1,7 @@
 """Data movement: PAD, CONCATENATION, STRIDED_SLICE, TRANSPOSE (int8 and float32 alike).
 
 These copy values without arithmetic, so they are exact by construction; what matters is matching
-LiteRT's rules, checked in tests/test_tflite_math.py and tests/test_ops_movement.py:
+LiteRT's rules, checked in tests/kernels/test_tflite_math.py and tests/kernels/test_ops_movement.py:
   PAD            fills with the output zero point (int8) or 0.0, and copies codes unchanged even if
                  the output quantization differs.
   CONCATENATION  int8 inputs must share the output's quantization and the fused activation must be

@@ -3,7 +3,7 @@
 The executable specification of the ops: tests check the generated kernels against them, and the
 lowering folds them into constants at build time (the int8 activation tables, SOFTMAX's exponential
 table, MEAN's multiplier). They are themselves checked bit for bit against LiteRT in
-tests/test_tflite_math.py. Each function names the LiteRT code path it models; when LiteRT has
+tests/kernels/test_tflite_math.py. Each function names the LiteRT code path it models; when LiteRT has
 several paths, the one BUILTIN_REF takes in ai-edge-litert 2.3.0 (found by testing, not by reading
 alone) is the one modelled. The fixed-point primitives they are made of are tinykiln.fixedpoint's.
 

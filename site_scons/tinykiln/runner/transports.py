@@ -18,7 +18,7 @@ import threading
 import time
 
 from tinykiln import KilnError
-from tinykiln.device import process
+from tinykiln import processes as process
 
 
 class PipeTransport:

@@ -1,6 +1,6 @@
 """export=1: the folder is complete, self-contained (compiles with plain arm-none-eabi-gcc through its
 own Make snippet, -Werror), described by model.json, zipped, incremental; the CMake snippet links.
-The existing-firmware example that uses it runs in tests/test_examples.py."""
+The existing-firmware example that uses it runs in tests/e2e/test_examples.py."""
 from __future__ import annotations
 
 import json

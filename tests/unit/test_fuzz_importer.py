@@ -4,7 +4,7 @@ Never another exception, a crash or a hang (each case has a time limit). The def
 short deterministic campaign; the slow suite runs >= 10,000 cases in a child process, so that a crash
 in native code would be reported as a failure instead of killing pytest.
 
-Run by hand: python tests/test_fuzz_importer.py 50000
+Run by hand: python tests/unit/test_fuzz_importer.py 50000
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # when run as a script: modelgen
 import modelgen  # noqa: E402
 from tinykiln import KilnError, tflite  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED_MODELS = REPO.parent / "shared" / "models"
 CASE_SECONDS = 5.0
 

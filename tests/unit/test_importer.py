@@ -10,7 +10,7 @@ import modelgen
 from modelgen import ModelBuilder
 from tinykiln import KilnError, tflite
 
-SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+SHARED_MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
 needs_shared = pytest.mark.skipif(not SHARED_MODELS.is_dir(), reason=f"{SHARED_MODELS} is absent (public test models)")
 
 

@@ -14,7 +14,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-MODELS = pathlib.Path(__file__).resolve().parent.parent / "models"
+MODELS = pathlib.Path(__file__).resolve().parents[2] / "models"
 MODEL_DIRS = sorted(p.parent for p in MODELS.glob("*/model.toml"))
 REQUIRED_KEYS = ["name", "description", "source", "licence", "model", "labels",
                  "weights", "inputs", "outputs"]

@@ -14,7 +14,7 @@ from tinykiln import KilnError, aot, memplan
 from tinykiln.graph import Graph, Op, Quantization, Tensor
 from tinykiln.kernel import KernelCall, KernelSpec, LoweredModel, Param
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CFLAGS = ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wstrict-prototypes",
           "-Wmissing-prototypes"]
 

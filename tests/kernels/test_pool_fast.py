@@ -108,7 +108,7 @@ def test_branches_on_boards(scons, board, tmp_path):
 def test_shared_models_are_bit_exact(scons, board, name):
     from pathlib import Path
 
-    model = Path(__file__).resolve().parents[2] / "shared" / "models" / f"{name}.tflite"
+    model = Path(__file__).resolve().parents[3] / "shared" / "models" / f"{name}.tflite"
     if not model.exists():
         pytest.skip(f"{model} not found")
     result = scons(f"board={board}", f"model={model}", "validate=1", "n=3", "werror=1", "use_tuned=0")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "models"
 if not SHARED.is_dir():
     SHARED = Path("/work/shared/models")
 

@@ -179,7 +179,7 @@ def test_widths_chain_on_boards(scons, board, tmp_path):
 def test_kws_is_bit_exact(scons, board):
     from pathlib import Path
 
-    model = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_kws_dscnn_int8.tflite"
+    model = Path(__file__).resolve().parents[3] / "shared" / "models" / "mlperf_kws_dscnn_int8.tflite"
     if not model.exists():
         pytest.skip(f"{model} not found")
     result = scons(f"board={board}", f"model={model}", "validate=1", "n=3", "werror=1", "use_tuned=0")

@@ -2,7 +2,7 @@
 scons (or tune, or test) that started it, even when that one is killed with SIGKILL and no
 cleanup code runs.
 
-    proc = process.popen(argv, stdout=subprocess.PIPE, ...)   # subprocess.Popen's arguments
+    proc = processes.popen(argv, stdout=subprocess.PIPE, ...)   # subprocess.Popen's arguments
 
 On Linux the child asks the kernel for SIGKILL when its parent goes (prctl PR_SET_PDEATHSIG), set
 between fork and exec. The kernel ties that to the *thread* that forked: start a child from a
