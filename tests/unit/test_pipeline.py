@@ -81,7 +81,8 @@ def test_imports_are_followed_through_relative_and_lazy_imports(tmp_path, monkey
     pkg = tmp_path / "tinykiln"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("def f():\n    from tinykiln.sub import c\n")
+    (pkg / "a.py").write_text("def f():\n    from tinykiln.sub import c\n")  # a submodule: not sub's own code
+    (pkg / "b.py").write_text("from tinykiln.sub import x\n")  # a name sub defines: sub and what it imports
     (pkg / "sub" / "__init__.py").write_text("from .d import x\n")
     (pkg / "sub" / "c.py").write_text("from . import e\n")
     (pkg / "sub" / "d.py").write_text("x = 1\n")
@@ -89,7 +90,9 @@ def test_imports_are_followed_through_relative_and_lazy_imports(tmp_path, monkey
     (pkg / "sub" / "unused.py").write_text("")
     monkeypatch.setattr(sources, "_ROOT", pkg)
     got = {p.relative_to(pkg).as_posix() for p in sources.module_files(["tinykiln.a"])}
-    assert got == {"a.py", "sub/__init__.py", "sub/c.py", "sub/d.py", "sub/e.py"}
+    assert got == {"a.py", "sub/c.py", "sub/e.py"}
+    got = {p.relative_to(pkg).as_posix() for p in sources.module_files(["tinykiln.b"])}
+    assert got == {"b.py", "sub/__init__.py", "sub/d.py"}
     whole = {p.relative_to(pkg).as_posix() for p in sources.module_files(["tinykiln.a"], whole=["tinykiln.sub"])}
     assert "sub/unused.py" in whole
 
