@@ -107,6 +107,13 @@ def test_builddir_with_shell_characters_is_a_clear_error(scons, tmp_path):
     _clean(r.output)
 
 
+@pytest.mark.parametrize("defines", ["A;touch_INJECTED", "A=$(touch INJECTED)", "A=1,B='x'", "1A"])
+def test_defines_that_a_shell_would_read_are_refused(scons, tmp_path, defines):
+    r = scons("board=host", f"defines={defines}", builddir=tmp_path)
+    assert r.returncode == 2 and f"defines={defines} takes C macros NAME or NAME=VALUE" in r.output, r.output
+    assert not list(ROOT.glob("INJECTED*")) and not list(tmp_path.rglob("INJECTED*"))
+
+
 @needs_hello
 def test_model_folder_builds_like_a_model_name(scons, tmp_path):
     folder = tmp_path / "mynet"

@@ -50,6 +50,17 @@ def _not_empty(value: str) -> str | None:
     return "must not be empty" if not value.strip() else None
 
 
+def _c_macros(value: str) -> str | None:
+    """defines= reaches the compiler's command line, which SCons runs through a shell."""
+    for item in (d.strip() for d in value.split(",") if d.strip()):
+        name, _, macro_value = item.partition("=")
+        if not name.isidentifier() or not name.isascii() or paths.SHELL_SPECIAL & set(macro_value) \
+                or any(c.isspace() for c in macro_value):
+            return (f"takes C macros NAME or NAME=VALUE, comma-separated (e.g. defines=TK_SELFTEST_FAULT); "
+                    f"'{item}' is not one, or holds characters a shell would read")
+    return None
+
+
 def _path(text: str) -> str:
     return str(paths.user_path(text)) if text else text
 
@@ -102,7 +113,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("tracker", str, "", "with tune=1: measure on devices behind a TVM RPC tracker (host:port) "
            "registered under the board's name (python -m tinykiln.tune_rpc)"),
     Option("tune_bench", str, "", "internal (tune=1): a manifest of kernel benchmark firmwares to build"),
-    Option("defines", str, "", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)"),
+    Option("defines", str, "", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)",
+           check=_c_macros),
     Option("werror", bool, False, "treat compiler warnings as errors"),
     Option("verbose", bool, False, "show full command lines"),
     Option("builddir", str, DEFAULT_BUILDDIR, "where outputs go (build/<board>/<variant>/<target>/ below it)",
