@@ -344,3 +344,8 @@ def test_child_builds_get_absolute_paths(monkeypatch, tmp_path):
     assert opts.schedules == str(tmp_path / "s.json")
     assert opts.samples == f"{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}"
     assert child_scons.environment()["KILN_CWD"] == str(tmp_path)
+    # files to read: the caller's if there, else the checkout's (./kiln matrix=ci/matrix.toml anywhere)
+    assert options.parse({"matrix": "ci/matrix.toml"}).matrix == str(ROOT / "ci" / "matrix.toml")
+    (tmp_path / "ci").mkdir()
+    (tmp_path / "ci" / "matrix.toml").write_text("")
+    assert options.parse({"matrix": "ci/matrix.toml"}).matrix == str(tmp_path / "ci" / "matrix.toml")

@@ -59,8 +59,9 @@ def _help_text(root: Path) -> str:
              "Usage: ./kiln [option=value ...] [targets]", "", "Options (default in brackets):"]
     for o in OPTIONS:
         lines.append(f"  {o.key + '=':<10} {o.help} [{o.shown_default()}]")
-    lines += ["  Paths (model=, samples=, schedules=, builddir=, cache=) are from the folder you run ./kiln in;",
-              "  ~ is your home, also in quotes.", "", "Boards (flash methods in brackets, first = default):"]
+    lines += ["  Paths (model=, samples=, schedules=, builddir=, cache=, matrix=) are from the folder you run",
+              "  ./kiln in (model= and matrix= also from the checkout); ~ is your home, also in quotes.", "",
+              "Boards (flash methods in brackets, first = default):"]
     for name in boards.board_names(root):
         try:
             b = boards.load_board(root, name)

@@ -80,10 +80,10 @@ def resolve(root: Path, spec: str) -> Model:
         raise KilnError("model= is empty: give a name from models/ or a path to a .tflite file")
     looks_like_path = spec.endswith(".tflite") or "/" in spec or spec.startswith(".")
     if looks_like_path:
-        path, flavour = _user_path(root, spec), ""
+        path, flavour = _user_file(root, spec), ""
         if not path.exists() and ":" in spec:  # models/cifar10:float
             head, _, flavour = spec.rpartition(":")
-            path = _user_path(root, head)
+            path = _user_file(root, head)
         if path.is_dir():
             if not ((path / "model.toml").is_file() or any(path.glob("*.tflite"))):
                 raise KilnError(f"model={spec}: the folder {path} holds no model.toml and no .tflite: "
@@ -112,10 +112,9 @@ def build_name(name: str) -> str:
     return "".join("_" if c in paths.SHELL_SPECIAL else c for c in name)
 
 
-def _user_path(root: Path, spec: str) -> Path:
-    """Where the user stands first; a path that is not there but is in the checkout (models/...)
-    still works from anywhere."""
-    path = paths.user_path(spec)
+def _user_file(root: Path, spec: str) -> Path:
+    """Where the user stands first, then the checkout (paths.user_file; `root` for a test's project)."""
+    path = paths.user_file(spec)
     if not path.exists() and not Path(os.path.expanduser(spec)).is_absolute() and (root / spec).exists():
         return root / spec
     return path

@@ -8,7 +8,7 @@
 
 Every default lives here and nowhere else. Values arrive as text (SCons ARGUMENTS, a matrix row,
 a tune child build) and leave typed: bool, int, float, or str. Paths (builddir=, cache=,
-schedules=, samples=) leave absolute, resolved once against where the user stands (paths.user_path),
+schedules=, samples=, matrix=) leave absolute, resolved once against where the user stands (paths.user_path),
 so that tune=1's and matrix=1's child builds, started in the checkout, read the same files.
 """
 from __future__ import annotations
@@ -70,6 +70,10 @@ def _paths(text: str) -> str:
     return ",".join(_path(t) for t in text.split(",") if t)
 
 
+def _file(text: str) -> str:
+    return str(paths.user_file(text)) if text else text
+
+
 def _build_path(text: str) -> str:
     return str(paths.build_root(text))
 
@@ -122,7 +126,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("export", bool, False, "with model=: write build/<board>/<variant>/<model>/export/ (headers, "
            "sources, lib<model>.a, linker fragment, Make/CMake snippets) and its zip"),
     Option("matrix", str, "", "a TOML file of boards x models x variants: build (and run the emulated ones) "
-           "every combination, write build/matrix/report.md and report.json"),
+           "every combination, write build/matrix/report.md and report.json", resolve=_file),
     Option("cache", str, "", "a directory shared between builds (SCons CacheDir): generated kernels and "
            "objects built once are fetched from it (made if missing)", resolve=_path),
 )

@@ -5,6 +5,8 @@
                                            it changes to the checkout), else the working directory
     user_path(text)                        a path the user typed (model=, samples=, schedules=, builddir=,
                                            cache=): ~ expanded, relative to caller_dir()
+    user_file(text)                        a file to read (model=, matrix=): user_path if it is there,
+                                           else the checkout's (./kiln matrix=ci/matrix.toml from anywhere)
     build_root(builddir)                   builddir= as an absolute path (relative: to the caller's
                                            directory with ./kiln, else to the checkout); KilnError for
                                            a file or a name the compiler's shell would misread
@@ -52,6 +54,14 @@ def user_path(text: str | os.PathLike, default: Path | None = None) -> Path:
     if not path.is_absolute():
         path = caller_dir(default) / path
     return Path(os.path.normpath(path))
+
+
+def user_file(text: str | os.PathLike) -> Path:
+    path = user_path(text)
+    if not path.exists() and not Path(os.path.expanduser(os.fspath(text))).is_absolute() \
+            and (ROOT / text).exists():
+        return Path(os.path.normpath(ROOT / text))
+    return path
 
 
 def build_root(builddir: str | os.PathLike = DEFAULT_BUILDDIR) -> Path:
