@@ -23,7 +23,7 @@ from pathlib import Path
 import SCons.Errors
 from SCons.Script import ARGUMENTS, COMMAND_LINE_TARGETS, GetOption, Help
 
-from tinykiln import KilnError, boards, models, paths
+from tinykiln import KilnError, boards, models, paths, prerequisites
 from tinykiln.options import OPTIONS, Options, parse  # not `options`: SCons calls a tool's `options`
 
 
@@ -59,7 +59,9 @@ def _help_text(root: Path) -> str:
              "Usage: ./kiln [option=value ...] [targets]", "", "Options (default in brackets):"]
     for o in OPTIONS:
         lines.append(f"  {o.key + '=':<10} {o.help} [{o.shown_default()}]")
-    lines += ["", "Boards (flash methods in brackets, first = default):"]
+    lines += ["  Paths (model=, samples=, schedules=, builddir=, cache=, matrix=) are from the folder you run",
+              "  ./kiln in (model= and matrix= also from the checkout); ~ is your home, also in quotes.", "",
+              "Boards (flash methods in brackets, first = default):"]
     for name in boards.board_names(root):
         try:
             b = boards.load_board(root, name)
@@ -153,11 +155,14 @@ def generate(env):
     else:
         env["KILN_TARGET"] = boards.resolve(root, opts.board, opts.variant)
     t = env["KILN_TARGET"]
+    if not (GetOption("help") or GetOption("clean") or opts.matrix):
+        prerequisites.check_tools(t.board)  # matrix=1: each row's own build checks its board's
+    cache = paths.cache_root(opts.cache) if opts.cache else None
     build = paths.build_root(opts.builddir)
     env["KILN_BUILD_DIR"] = env.Dir(str(paths.target_dir(build, t.board.name, t.variant.name)))
     env.SConsignFile(str(paths.sconsign(build)))
-    if opts.cache:
-        env.CacheDir(os.path.abspath(opts.cache))
+    if cache:
+        env.CacheDir(str(cache))
     env.AddMethod(_deploy, "KilnDeploy")
     env.Tool("kiln_firmware")
 

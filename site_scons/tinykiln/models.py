@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import KilnError
+from . import KilnError, paths
 from .aot import c_identifier
 
 MODELS_DIR = "models"
@@ -71,19 +72,28 @@ def model_names(root: Path) -> list[str]:
 
 
 def resolve(root: Path, spec: str) -> Model:
-    """The model `spec` names: a directory under models/, or a path to a .tflite file."""
+    """The model `spec` names: a directory under models/, a path to a model's folder (one holding
+    a model.toml or model.tflite), or a path to a .tflite file. Relative paths are from where the
+    user stands (paths.caller_dir), then from the checkout."""
     root = Path(root)
     if not spec:
         raise KilnError("model= is empty: give a name from models/ or a path to a .tflite file")
     looks_like_path = spec.endswith(".tflite") or "/" in spec or spec.startswith(".")
     if looks_like_path:
-        path = Path(spec).expanduser()
-        if not path.is_absolute():
-            path = (Path.cwd() / path) if (Path.cwd() / path).exists() else (root / path)
+        path, flavour = _user_file(root, spec), ""
+        if not path.exists() and ":" in spec:  # models/cifar10:float
+            head, _, flavour = spec.rpartition(":")
+            path = _user_file(root, head)
+        if path.is_dir():
+            if not ((path / "model.toml").is_file() or any(path.glob("*.tflite"))):
+                raise KilnError(f"model={spec}: the folder {path} holds no model.toml and no .tflite: "
+                                f"give the .tflite file (model={Path(spec) / 'model.tflite'}) or a model's "
+                                f"folder")
+            return _from_directory(root, path, spec, path.name, flavour)
         if not path.is_file():
             raise KilnError(f"model file {spec} not found (model= takes a name from models/ or a path "
                             f"to a .tflite file)")
-        return Model(name=path.stem, path=path.resolve())
+        return Model(name=build_name(path.stem), path=path.resolve())
     spec, _, flavour = spec.partition(":")
     directory = root / MODELS_DIR / spec
     if not directory.is_dir():
@@ -93,8 +103,26 @@ def resolve(root: Path, spec: str) -> Model:
         listed = ", ".join(names) if names else "none yet"
         raise KilnError(f"unknown model '{spec}'.{hint} Models in {MODELS_DIR}/: {listed}; or give a "
                         f"path to a .tflite file")
+    return _from_directory(root, directory, spec, spec, flavour)
+
+
+def build_name(name: str) -> str:
+    """A model's name as a folder and file name of its build: the compiler runs through a shell
+    (SCons' `sh -c`), so a `;` or a quote from a file name must not reach it."""
+    return "".join("_" if c in paths.SHELL_SPECIAL else c for c in name)
+
+
+def _user_file(root: Path, spec: str) -> Path:
+    """Where the user stands first, then the checkout (paths.user_file; `root` for a test's project)."""
+    path = paths.user_file(spec)
+    if not path.exists() and not Path(os.path.expanduser(spec)).is_absolute() and (root / spec).exists():
+        return root / spec
+    return path
+
+
+def _from_directory(root: Path, directory: Path, spec: str, default_name: str, flavour: str) -> Model:
     meta = read_toml(directory / "model.toml")
-    name = str(meta.get("name", spec))
+    name = str(meta.get("name", default_name))
     table = meta
     if flavour:
         table = meta.get(flavour)
@@ -105,9 +133,16 @@ def resolve(root: Path, spec: str) -> Model:
         name = f"{name}_{flavour}"
     path = directory / table.get("file", table.get("model", "model.tflite"))
     if not path.is_file():
-        raise KilnError(f"{directory.relative_to(root)}/ has no {path.name}: add the .tflite or set "
+        raise KilnError(f"{_shown(root, directory)}/ has no {path.name}: add the .tflite or set "
                         f"`file` in model.toml")
-    return Model(name=name, path=path, directory=directory, meta=meta)
+    return Model(name=build_name(name), path=path, directory=directory, meta=meta)
+
+
+def _shown(root: Path, directory: Path) -> str:
+    try:
+        return str(directory.relative_to(root))
+    except ValueError:
+        return str(directory)
 
 
 def read_toml(path: Path) -> dict:
@@ -149,7 +184,7 @@ def with_samples(model: Model, files: list[str], max_runs: int = 4) -> Model:
     input's ("auto"); a file holding several inputs back to back gives up to max_runs of them."""
     entries = []
     for name in files:
-        path = Path(name).resolve()
+        path = paths.user_path(name)
         if not path.is_file():
             raise KilnError(f"samples={name}: no such file (give .npy arrays, comma-separated)")
         entries.append({"file": str(path), "quantize": "auto", "max_runs": max_runs})
@@ -159,10 +194,7 @@ def with_samples(model: Model, files: list[str], max_runs: int = 4) -> Model:
 
 def _sample_arrays(model: Model, entry: dict, desc) -> list[np.ndarray]:
     path = (model.directory or Path.cwd()) / entry["file"]
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise KilnError(f"{model.name}: cannot read sample {path}: {e}") from None
+    data = _read_sample(model, path)
     if entry.get("quantize") == "auto":
         # the input's own dtype: ready to feed; anything else: real values to quantize
         entry = dict(entry, quantize=data.dtype != np.dtype(desc.dtype) and bool(desc.scale))
@@ -188,6 +220,31 @@ def _sample_arrays(model: Model, entry: dict, desc) -> list[np.ndarray]:
                         f"of input '{desc.name}' {list(desc.shape)}")
     count = min(flat.size // size, int(entry.get("max_runs", 4)))
     return [flat[i * size:(i + 1) * size].reshape(desc.shape) for i in range(count)]
+
+
+def _read_sample(model: Model, path: Path) -> np.ndarray:
+    """A sample file as a non-empty array of finite real numbers, or a KilnError naming the file."""
+    bad = f"{model.name}: sample {path}"
+    try:
+        data = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise KilnError(f"{bad}: cannot read it: {e.strerror or e}") from None
+    except ValueError:
+        # np.load takes anything that is not .npy for a pickle, and pickles are refused
+        raise KilnError(f"{bad} is not a numpy array file (.npy): write it with numpy.save(path, array) "
+                        f"of numbers") from None
+    if not isinstance(data, np.ndarray):
+        raise KilnError(f"{bad} is an .npz archive: give one .npy array per file")
+    if data.dtype.kind == "c":
+        raise KilnError(f"{bad} holds complex numbers ({data.dtype}): inputs are real")
+    if data.dtype.kind not in "biuf":
+        raise KilnError(f"{bad} holds {data.dtype} values, not numbers: save a numeric array")
+    if data.size == 0:
+        raise KilnError(f"{bad} is an empty array {list(data.shape)}: it holds no input")
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+        count = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+        raise KilnError(f"{bad} holds {count} NaN or infinite value(s): inputs must be finite numbers")
+    return data
 
 
 def _declared_input_quant(model: Model, index: int) -> tuple[float, int] | None:

@@ -9,7 +9,9 @@
                                      (opts["n"], opts.get("n")), for the build and every tool
 
 Every default lives here and nowhere else. Values arrive as text (SCons ARGUMENTS, a matrix row,
-a tune child build) and leave typed: bool, int, float, or str.
+a tune child build) and leave typed: bool, int, float, or str. Paths (builddir=, cache=,
+schedules=, samples=, matrix=) leave absolute, resolved once against where the user stands (paths.user_path),
+so that tune=1's and matrix=1's child builds, started in the checkout, read the same files.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any, Callable
 
 from tinykiln import KilnError
 from tinykiln.boards import DEFAULT_BOARD, DEFAULT_VARIANT
+from tinykiln import paths
 from tinykiln.paths import DEFAULT_BUILDDIR
 
 # A week: longer waits overflow some of the OS's timers (threading, select), and no run takes that.
@@ -37,6 +40,7 @@ class Option:
     minimum: float | None = None  # int/float: the smallest accepted value
     maximum: float | None = None  # int/float: the largest (what the OS's timers take, for seconds)
     check: Callable[[Any], str | None] | None = None  # returns a complaint, or None
+    resolve: Callable[[str], str] | None = None  # a path option: text -> absolute path (KilnError if bad)
 
     def shown_default(self) -> str:
         if self.kind is bool:
@@ -46,6 +50,34 @@ class Option:
 
 def _not_empty(value: str) -> str | None:
     return "must not be empty" if not value.strip() else None
+
+
+def _c_macros(value: str) -> str | None:
+    """defines= reaches the compiler's command line, which SCons runs through a shell."""
+    for item in (d.strip() for d in value.split(",") if d.strip()):
+        name, _, macro_value = item.partition("=")
+        if not name.isidentifier() or not name.isascii() or paths.SHELL_SPECIAL & set(macro_value) \
+                or any(c.isspace() for c in macro_value):
+            return (f"takes C macros NAME or NAME=VALUE, comma-separated (e.g. defines=TK_SELFTEST_FAULT); "
+                    f"'{item}' is not one, or holds characters a shell would read")
+    return None
+
+
+def _path(text: str) -> str:
+    return str(paths.user_path(text)) if text else text
+
+
+def _paths(text: str) -> str:
+    """samples=a.npy,b.npy: each made absolute."""
+    return ",".join(_path(t) for t in text.split(",") if t)
+
+
+def _file(text: str) -> str:
+    return str(paths.user_file(text)) if text else text
+
+
+def _build_path(text: str) -> str:
+    return str(paths.build_root(text))
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -72,11 +104,12 @@ OPTIONS: tuple[Option, ...] = (
            minimum=0),
     Option("seed", int, 12345, "with validate=1: seed of the random inputs"),
     Option("samples", str, "", "with validate=1: real inputs, .npy files (comma-separated) added to the "
-           "model's own; an array not of the input's dtype is quantized with the input's scale/zero point"),
+           "model's own; an array not of the input's dtype is quantized with the input's scale/zero point",
+           resolve=_paths),
     Option("profile", bool, False, "with model=: also time every layer on the device; prints the table, "
            "writes it to report.json and profile.png"),
     Option("schedules", str, "", "with model=: the schedule file to build with (default: the model's "
-           "schedules/<board>.json if it exists)"),
+           "schedules/<board>.json if it exists)", resolve=_path),
     Option("use_tuned", bool, True, "with model=: build with the knobs of the schedule file; 0: every "
            "kernel with its default knobs"),
     Option("tune", bool, False, "with model=: measure candidate schedules of every kernel on the "
@@ -86,17 +119,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("tracker", str, "", "with tune=1: measure on devices behind a TVM RPC tracker (host:port) "
            "registered under the board's name (python -m tinykiln.tune_rpc)"),
     Option("tune_bench", str, "", "internal (tune=1): a manifest of kernel benchmark firmwares to build"),
-    Option("defines", str, "", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)"),
+    Option("defines", str, "", "extra C macros for every file, comma-separated (e.g. TK_SELFTEST_FAULT)",
+           check=_c_macros),
     Option("werror", bool, False, "treat compiler warnings as errors"),
     Option("verbose", bool, False, "show full command lines"),
     Option("builddir", str, DEFAULT_BUILDDIR, "where outputs go (build/<board>/<variant>/<target>/ below it)",
-           check=_not_empty),
+           check=_not_empty, resolve=_build_path),
     Option("export", bool, False, "with model=: write build/<board>/<variant>/<model>/export/ (headers, "
            "sources, lib<model>.a, linker fragment, Make/CMake snippets) and its zip"),
     Option("matrix", str, "", "a TOML file of boards x models x variants: build (and run the emulated ones) "
-           "every combination, write build/matrix/report.md and report.json"),
+           "every combination, write build/matrix/report.md and report.json", resolve=_file),
     Option("cache", str, "", "a directory shared between builds (SCons CacheDir): generated kernels and "
-           "objects built once are fetched from it"),
+           "objects built once are fetched from it (made if missing)", resolve=_path),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 
@@ -164,6 +198,11 @@ def convert(option: Option, text: Any) -> Any:
     complaint = option.check(value) if option.check else None
     if complaint:
         raise ValueError(complaint)
+    if option.resolve:
+        try:
+            value = option.resolve(value)
+        except KilnError as e:
+            raise ValueError(str(e).removeprefix(f"{option.key}={text} ")) from None
     return value
 
 
