@@ -31,7 +31,7 @@ from pathlib import Path
 
 from SCons.Script import Action
 
-from tinykiln import KilnError, boards, sizes
+from tinykiln import KilnError, boards, prerequisites, sizes
 
 # Imported lazily by SCons as a sibling tool module; kiln.py defines kiln_action.
 from kiln import kiln_action  # noqa: E402
@@ -45,11 +45,10 @@ def _setup_toolchain(env):
     root = env["KILN_ROOT"]
     for tool in ("gcc", "as", "ar"):
         env.Tool(tool)
+    env["CC"] = prerequisites.compiler(t.board)  # the one place that names the board's compiler
     if t.board.is_host:
-        env["CC"] = "gcc"
         env["AR"] = "ar"
     else:
-        env["CC"] = "arm-none-eabi-gcc"
         env["AR"] = "arm-none-eabi-ar"
         env["RANLIB"] = "arm-none-eabi-ranlib"
     env["AS"] = env["CC"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from tinykiln import KilnError
+from tinykiln import KilnError, prerequisites
 from tinykiln.boards import Board
 
 PROBE_TIMEOUT = 60  # seconds for a programming tool to finish (they fail fast without a probe)
@@ -33,8 +32,7 @@ def entry_point(elf) -> int:
 
 
 def _run_tool(cmd: list[str], what: str, timeout: float) -> tuple[int, str]:
-    if shutil.which(cmd[0]) is None:
-        raise KilnError(f"{cmd[0]} not found: run ./kiln once to install it")
+    prerequisites.check_program(cmd[0], f"the tool for {what}")
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout)

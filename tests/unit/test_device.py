@@ -248,3 +248,18 @@ def test_a_host_process_dies_with_the_process_that_started_it(tmp_path):
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_a_missing_emulator_or_flasher_names_its_package(selftest_elf, monkeypatch):
+    """Without qemu-system-arm or openocd on PATH the error names the Debian package (not "run
+    ./kiln once", which the user may just have done)."""
+    from tinykiln import flash
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(KilnError, match="qemu-system-arm, the emulator, is not on PATH: install the Debian "
+                                        "package qemu-system-arm"):
+        with device.open(board("mps2-an500"), DeviceOptions(), device.SESSION) as dev:
+            dev.start(selftest_elf, device.SERIAL)
+    with pytest.raises(KilnError, match="openocd, the tool for flashing nucleo-f746zg, is not on PATH: install "
+                                        "the Debian package openocd"):
+        flash.flash_openocd(board("nucleo-f746zg"), selftest_elf)

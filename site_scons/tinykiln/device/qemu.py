@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
 import time
 
-from tinykiln import KilnError
+from tinykiln import KilnError, prerequisites
 
 from tinykiln import processes as process
 
@@ -63,8 +62,7 @@ class Session:
 
     def __init__(self, cmd: list[str], *, name: str, serial: str, console=None, errors=None,
                  start_timeout: float = 10.0):
-        if shutil.which(cmd[0]) is None:
-            raise KilnError(f"{cmd[0]} not found: run ./kiln once to install qemu-system-arm")
+        prerequisites.check_program(cmd[0], "the emulator")
         self.cmd = cmd
         self.name = name
         self.url: str | None = None

@@ -6,7 +6,6 @@ Builds run through the real scons (conftest) or the real ./kiln script; the venv
 point it at a scratch venv (KILN_VENV) with a stub python3, never at the shared .venv."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ import pytest
 
 from tinykiln import KilnError, child_scons, models, paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KILN = ROOT / "kiln"
 SHARED = Path("/work/shared/models")
 if (ROOT.parent / "shared" / "models").is_dir():
@@ -55,14 +54,7 @@ def test_quote_or_semicolon_in_a_model_name_never_reaches_a_shell(scons, tmp_pat
     assert not list(Path(ROOT).glob("INJECTED*")) and not list(tmp_path.rglob("INJECTED*"))
 
 
-# This branch's host run still passes the ELF as a `pipe:` URL that runner/transports.py splits with
-# shlex (runner/model_run.py:42, not the front door's); main's tinykiln.device starts it by argv.
-_URL_SPLIT_BY_SHLEX = importlib.util.find_spec("tinykiln.device") is None
-
-
 @needs_hello
-@pytest.mark.xfail(_URL_SPLIT_BY_SHLEX, strict=True, reason="runner/model_run.py:42 builds f'pipe:{elf}' and "
-                   "runner/transports.py:150 splits it with shlex (fixed by tinykiln.device's argv)")
 def test_space_in_the_build_path_validates_on_host(scons, tmp_path):
     model = _model_copy(tmp_path / "a folder", "hello world.tflite")
     r = scons("board=host", f"model={model}", "validate=1", "n=1", builddir=tmp_path / "build dir")
