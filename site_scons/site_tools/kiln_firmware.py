@@ -31,12 +31,17 @@ from pathlib import Path
 
 from SCons.Script import Action
 
-from tinykiln import KilnError, boards, prerequisites, sizes
+from tinykiln import KilnError, boards, paths, prerequisites, sizes
 
 # Imported lazily by SCons as a sibling tool module; kiln.py defines kiln_action.
 from kiln import kiln_action  # noqa: E402
 
 WARNINGS = ["-Wall", "-Wextra"]
+
+
+def _common_dir(env):
+    """build/<board>/<variant>/_kiln: what every firmware of the target shares (tinykiln.paths)."""
+    return env.Dir(str(paths.common_dir(Path(env["KILN_BUILD_DIR"].abspath))))
 
 
 def _setup_toolchain(env):
@@ -67,7 +72,7 @@ def _setup_toolchain(env):
         env["KILN_LINKFLAGS"] = t.cflags + t.variant.ldflags
         env["KILN_LINKCOM"] = "$LINK -o $TARGET $KILN_LINKFLAGS -Wl,-Map=${TARGETS[1]} $SOURCES -lm"
     else:
-        gen = env["KILN_BUILD_DIR"].Dir("_kiln")
+        gen = _common_dir(env)
         env["KILN_LINKFLAGS"] = t.cflags + t.variant.ldflags + [
             "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
             "-L" + str(root / "boards" / "common"), "-L" + gen.abspath,
@@ -149,7 +154,7 @@ def _compile(env, sources, objdir, cpppath=(), cppdefines=()):
 
 
 def _generated(env, name, text):
-    gen = env["KILN_BUILD_DIR"].Dir("_kiln")
+    gen = _common_dir(env)
     return env.Command(gen.File(name), env.Value(text), Action(_write_value, "GEN $TARGET"))[0]
 
 
@@ -161,7 +166,7 @@ def _common_objects(env):
         info = _generated(env, "board_info.c", boards.board_info_c(t))
         runtime = sorted((root / "runtime" / "src").glob("*.c"))
         srcs = [env.File(p.as_posix()) for p in t.board.sources + runtime] + [info]
-        env["_KILN_COMMON"] = _compile(env, srcs, env["KILN_BUILD_DIR"].Dir("_kiln"))
+        env["_KILN_COMMON"] = _compile(env, srcs, _common_dir(env))
         if not t.board.is_host:
             env["_KILN_LINK_DEPS"] = [_generated(env, "memory.ld", boards.memory_script(t)),
                                       env.File(t.board.linker_script.as_posix())] + \

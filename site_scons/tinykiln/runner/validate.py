@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinykiln import KilnError
+from tinykiln.options import BY_KEY
 
 FLOAT_RTOL = 1e-5
 FLOAT_RTOL_FLOOR = 1e-3
-DEFAULT_SEED = 12345
+DEFAULT_SEED = BY_KEY["seed"].default  # seed= (tinykiln.options owns the default)
 
 
 def random_inputs(descs, n: int, seed: int = DEFAULT_SEED) -> list[list[np.ndarray]]:
