@@ -23,7 +23,7 @@ from pathlib import Path
 import SCons.Errors
 from SCons.Script import ARGUMENTS, COMMAND_LINE_TARGETS, GetOption, Help
 
-from tinykiln import KilnError, boards, models, paths, prerequisites
+from tinykiln import KilnError, boards, buildlock, models, paths, prerequisites
 from tinykiln.options import OPTIONS, Options, parse  # not `options`: SCons calls a tool's `options`
 
 
@@ -159,6 +159,8 @@ def generate(env):
         prerequisites.check_tools(t.board)  # matrix=1: each row's own build checks its board's
     cache = paths.cache_root(opts.cache) if opts.cache else None
     build = paths.build_root(opts.builddir)
+    if not GetOption("help"):
+        buildlock.hold(build)  # one build at a time per build folder (its .sconsign is shared)
     env["KILN_BUILD_DIR"] = env.Dir(str(paths.target_dir(build, t.board.name, t.variant.name)))
     env.SConsignFile(str(paths.sconsign(build)))
     if cache:
