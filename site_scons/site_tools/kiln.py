@@ -17,13 +17,14 @@ raised in a Python action it becomes a one-line SCons error, no traceback (wrap 
 import atexit
 import functools
 import os
+import signal
 import sys
 from pathlib import Path
 
 import SCons.Errors
 from SCons.Script import ARGUMENTS, COMMAND_LINE_TARGETS, GetOption, Help
 
-from tinykiln import KilnError, boards, buildlock, models, paths, prerequisites
+from tinykiln import KilnError, boards, buildlock, interrupt, models, paths, prerequisites
 from tinykiln.options import OPTIONS, Options, parse  # not `options`: SCons calls a tool's `options`
 
 
@@ -39,6 +40,38 @@ def _exit_with(status: int) -> None:
         os._exit(status)
 
     atexit.register(hook)
+
+
+def _on_interrupt() -> None:
+    _exit_with(interrupt.exit_status())
+
+
+def _chain_interrupts() -> None:
+    """Tell tinykiln.interrupt of SIGINT/SIGTERM/SIGHUP: while SConstruct reads (tune=1 and
+    matrix= work there) with its own handler, and during the build beside SCons's, which SCons
+    installs after SConstruct and which only stops new tasks, so a running validation would go on
+    to the end. The exit status becomes the shell's 128 + signal."""
+    from SCons.Taskmaster import Job
+
+    setup = Job.Jobs._setup_sig_handler
+    if getattr(setup, "kiln_chained", False):
+        return
+    interrupt.install(_on_interrupt)
+
+    def chained(jobs) -> None:
+        setup(jobs)
+        parent = os.getpid()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            def handler(signum, frame, scons_handler=signal.getsignal(sig)):
+                if os.getpid() == parent and not interrupt.INTERRUPTED.is_set():
+                    interrupt.signalled(signum)
+                    _on_interrupt()
+                if callable(scons_handler):
+                    scons_handler(signum, frame)
+            signal.signal(sig, handler)
+
+    chained.kiln_chained = True
+    Job.Jobs._setup_sig_handler = chained
 
 
 def kiln_action(func):
@@ -146,6 +179,7 @@ def generate(env):
         opts = Options()  # -h must work whatever else is on the command line
     env["KILN_OPTIONS"] = opts
     env["KILN_ROOT"] = root
+    _chain_interrupts()
     if GetOption("help"):
         # -h must work even with a bad board= on the command line.
         try:

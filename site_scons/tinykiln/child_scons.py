@@ -13,12 +13,13 @@ The child reads no standard input: a build never waits on a terminal.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tinykiln import paths
+from tinykiln import interrupt, paths
 
 
 def command(args, jobs: int = 1) -> list[str]:
@@ -39,16 +40,25 @@ def environment() -> dict:
 
 def run(args, jobs: int = 1, log: Path | None = None, capture: bool = False,
         timeout: float | None = None) -> subprocess.CompletedProcess:
+    """subprocess.run's contract (TimeoutExpired after `timeout`), but a Ctrl-C of this build
+    (tinykiln.interrupt) or of this script stops the child too, at once."""
     cmd = command(args, jobs)
-    kwargs = dict(env=environment(), stdin=subprocess.DEVNULL, timeout=timeout)
-    if log is not None:
-        with open(log, "w") as f:
-            return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, **kwargs)
+    kwargs = dict(env=environment(), stdin=subprocess.DEVNULL)
+    with contextlib.ExitStack() as files:
+        if log is not None:
+            kwargs.update(stdout=files.enter_context(open(log, "w")), stderr=subprocess.STDOUT)
+        elif capture:
+            kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, **kwargs)
+        try:
+            out, err = interrupt.communicate(proc, timeout)
+        except BaseException:
+            interrupt.stop(proc)
+            raise
+    result = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if capture:
-        proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
-        proc.output = proc.stdout + proc.stderr
-        return proc
-    return subprocess.run(cmd, **kwargs)
+        result.output = out + err
+    return result
 
 
 def popen(args, jobs: int = 1, stdout=None) -> subprocess.Popen:

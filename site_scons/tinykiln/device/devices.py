@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tinykiln import KilnError
+from tinykiln import KilnError, interrupt
 
 from tinykiln import processes as process
 
@@ -148,10 +148,10 @@ class HostDevice(Device):
     def wait(self, timeout: float) -> int:
         try:
             if self._console == CAPTURE:
-                out, err = self.proc.communicate(timeout=timeout)
+                out, err = interrupt.communicate(self.proc, timeout)
                 self._text = out + err
             else:
-                self.proc.wait(timeout=timeout)
+                interrupt.wait(self.proc, timeout)
         except subprocess.TimeoutExpired:
             self.stop()
             raise KilnError(f"host: the program did not exit within {timeout:g} s and was killed; "

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from tinykiln import KilnError, prerequisites
+from tinykiln import KilnError, interrupt, prerequisites
 
 from tinykiln import processes as process
 
@@ -107,7 +107,7 @@ class Session:
     def wait(self, timeout: float) -> int:
         """The firmware's exit status; kills QEMU and raises KilnError after `timeout` seconds."""
         try:
-            status = self.proc.wait(timeout=timeout)
+            status = interrupt.wait(self.proc, timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise KilnError(f"{self.name}: the firmware did not exit within {timeout:g} s; QEMU "

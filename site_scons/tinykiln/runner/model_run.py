@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykiln import KilnError, device, report, sizes
+from tinykiln import KilnError, device, interrupt, report, sizes
 from tinykiln.device.deploy import program
 
 from . import profile as prof
@@ -84,6 +84,8 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
         dev.start(elf, device.SERIAL)
         try:
             outcome = _session(dev.serial, model, reference, n, seed, profile, timeout, say, models)
+        except interrupt.Interrupted:
+            raise  # the user stopped it: no waiting for the device's last words
         except KilnError as e:
             note = dev.exit_note()
             if note:

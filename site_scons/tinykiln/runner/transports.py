@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 
-from tinykiln import KilnError
+from tinykiln import KilnError, interrupt
 from tinykiln import processes as process
 
 
@@ -46,8 +46,12 @@ class PipeTransport:
             self.stderr += chunk
 
     def read(self, n: int, timeout: float) -> bytes | None:
-        if not self.selector.select(max(timeout, 0)):
-            return b""
+        interrupt.check()
+        deadline = time.monotonic() + max(timeout, 0)
+        while not self.selector.select(min(max(deadline - time.monotonic(), 0), interrupt.POLL)):
+            interrupt.check()
+            if time.monotonic() >= deadline:
+                return b""
         try:
             data = os.read(self.proc.stdout.fileno(), n)
         except BlockingIOError:
@@ -123,6 +127,7 @@ class SerialTransport:
                 if any(word in str(e).lower() for word in ("closed", "disconnected", "reset", "broken pipe")):
                     return None
                 raise KilnError(f"reading {self.url} failed: {e}") from None
+            interrupt.check()
             if data:
                 return data
             if time.monotonic() >= deadline:

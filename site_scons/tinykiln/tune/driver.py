@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinykiln import KilnError, boards, child_scons, device, models, options, paths, pipeline, schedules
+from tinykiln import (
+    KilnError, boards, child_scons, device, interrupt, models, options, paths, pipeline, schedules,
+)
 
 from . import backends
 from .bench import bench_c, kernel_bytes
@@ -178,6 +180,8 @@ def _tune_kernel(run: Run, graph, ki: int, nkernels: int, key, call0, done) -> t
                 count, unit, digest = run.backend.run(run.board, elf, run.timeout)
                 return c, {"count": count, "unit": unit, "digest": digest, "via": run.backend.via,
                            "code_bytes": kernel_bytes(elf, call0.spec.function_name)}
+            except interrupt.Interrupted:
+                raise  # the user stopped tuning: not a failed trial
             except (KilnError, subprocess.TimeoutExpired) as e:
                 return c, {"error": str(e)[:400]}
 

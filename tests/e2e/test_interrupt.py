@@ -1,0 +1,97 @@
+"""Ctrl-C (issue 15, items 1 and 2): SIGINT to scons alone or to its whole process group during a
+validation on the host, a run on QEMU and tune=1 ends the build at once with status 130 and
+"interrupted", leaves no QEMU, firmware or child scons of the test running, and loses nothing: the
+next build goes on from where the interrupted one stopped."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import run_scons
+
+from tinykiln import child_scons
+
+
+def _start(builddir, *args):
+    """scons in a session of its own (so that the test can signal its process group), output in a
+    file the test reads as it grows."""
+    log = builddir.parent / f"{builddir.name}.log"
+    proc = subprocess.Popen(child_scons.command([f"builddir={builddir}", *args], jobs=2),
+                            env=child_scons.environment(), stdin=subprocess.DEVNULL, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log
+
+
+def _wait_for(proc, log, words, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if words in log.read_text():
+            return
+        assert proc.poll() is None, f"ended before '{words}':\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"no '{words}' within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _interrupt(proc, log, whole_group: bool):
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    try:
+        status = proc.wait(timeout=60)  # generous for a loaded machine; it takes well under a second
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"still running a minute after SIGINT:\n{log.read_text()[-3000:]}") from None
+    return status, log.read_text()
+
+
+def _left_running(builddir) -> list[str]:
+    time.sleep(0.5)
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in ps if str(builddir) in line]
+
+
+def _assert_interrupted(status, out, builddir):
+    assert status == 130, out[-3000:]
+    assert "kiln: interrupted (SIGINT): stopping" in out, out[-3000:]
+    assert "Traceback" not in out and "validation PASS" not in out, out[-3000:]
+    assert _left_running(builddir) == []
+
+
+@pytest.mark.parametrize("whole_group", [False, True], ids=["scons", "group"])
+def test_ctrl_c_stops_a_host_validation(tmp_path, whole_group):
+    builddir = tmp_path / "build"
+    proc, log = _start(builddir, "board=host", "model=cifar10", "validate=1", "n=5000")
+    _wait_for(proc, log, "validating 5010 inputs")
+    status, out = _interrupt(proc, log, whole_group)
+    _assert_interrupted(status, out, builddir)
+    again = run_scons("board=host", "model=cifar10", builddir=builddir)  # nothing was lost
+    assert again.returncode == 0 and not [x for x in again.output.splitlines() if x.startswith(("CC ", "LD "))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("whole_group", [False, True], ids=["scons", "group"])
+def test_ctrl_c_stops_a_run_on_qemu(tmp_path, whole_group):
+    builddir = tmp_path / "build"
+    proc, log = _start(builddir, "board=mps2-an500", "model=cifar10", "run=1", "n=1000")
+    _wait_for(proc, log, "validating 1010 inputs")
+    status, out = _interrupt(proc, log, whole_group)
+    _assert_interrupted(status, out, builddir)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_tuning_and_the_next_tune_goes_on(tmp_path):
+    builddir, schedule = tmp_path / "build", tmp_path / "schedule.json"
+    args = ("board=mps2-an500", "model=cifar10", "tune=1", "trials=2", f"schedules={schedule}")
+    proc, log = _start(builddir, *args)
+    _wait_for(proc, log, "TUNE kernel 1/")
+    status, out = _interrupt(proc, log, whole_group=False)
+    _assert_interrupted(status, out, builddir)
+    assert not schedule.exists()  # nothing half-tuned was written
+    again = run_scons(*args, builddir=builddir, timeout=1800)
+    assert again.returncode == 0, again.output[-3000:]
+    assert "TUNE rejected" not in again.output and schedule.is_file()  # no trial was logged as failed
