@@ -181,3 +181,57 @@ def test_a_close_candidate_with_less_code_wins():
     assert candidates.choose_best([wrong_tiny]) is None
     old = {"ok": True, "count": 99_000, "knobs": {}}  # a log line from before code bytes were kept
     assert candidates.choose_best([old, close_small]) is old
+
+
+@pytest.mark.slow
+def test_a_short_retune_keeps_the_better_committed_schedule(tmp_path):
+    """issue 15, item 4: tune=1 trials=1 used to write the default knobs over cifar10's tuned
+    schedule (10,363,480 -> 10,364,440 instructions)."""
+    sched = tmp_path / "s.json"
+    sched.write_text((ROOT / "models" / "cifar10" / "schedules" / f"{BOARD}.json").read_text())
+    committed = json.loads(sched.read_text())["kernels"]
+    assert any(entry["knobs"] != _defaults(key) for key, entry in committed.items())  # a real test
+    opts = {"board": BOARD, "variant": "release", "model": "cifar10", "devices": "2", "trials": "1",
+            "schedules": str(sched), "timeout": "120", "builddir": str(tmp_path / "build")}
+    assert tune.main(ROOT, opts) == 0
+    after = json.loads(sched.read_text())["kernels"]
+    for key, entry in committed.items():
+        assert after[key]["knobs"] == entry["knobs"] or after[key]["instructions"] <= entry["instructions"]
+
+
+def _defaults(key):
+    from tinykiln import ops, pipeline
+
+    lowered = pipeline.compile("cifar10", root=ROOT, knobs={}).lowered
+    call = next(c for c in lowered.calls if c.spec.workload_key == key)
+    return {name: values[0] for name, values in ops.knob_space(call.spec).items()}
+
+
+def test_trials_that_failed_for_the_environment_are_measured_again(tmp_path, monkeypatch):
+    """issue 15, item 4: a tool missing on one run used to stop every later run ('no kernel measured')."""
+    model = _tiny_model(tmp_path / "fc.tflite", conv=False)
+    opts = {"board": BOARD, "variant": "release", "builddir": str(tmp_path / "build"), "model": str(model),
+            "trials": "2", "devices": "1", "schedules": str(tmp_path / "s.json"), "timeout": "60"}
+    real = measure.run_bench
+
+    def no_emulator(board, elf, timeout):
+        raise KilnError("qemu-system-arm not found on PATH")
+
+    monkeypatch.setattr(measure, "run_bench", no_emulator)
+    assert tune.main(ROOT, opts) == 1 and not (tmp_path / "s.json").exists()
+    log = tmp_path / "build" / BOARD / "release" / "fc" / "tune" / "log.jsonl"
+    assert log.read_text().count("qemu-system-arm not found") == 4
+
+    measured = []
+    monkeypatch.setattr(measure, "run_bench", lambda *a: measured.append(a[1]) or real(*a))
+    assert tune.main(ROOT, opts) == 0 and (tmp_path / "s.json").is_file()
+    assert len(measured) == 4  # every trial again
+
+
+def test_the_committed_knobs_are_a_candidate():
+    spec = KernelSpec("conv2d_int8", (Param("x", "int8", (1, 4), "input"),), {"a": 1})
+    space = {"u": [1, 2, 4], "t": [True, False]}
+    cands = candidates.candidates(spec, space, 1, committed={"u": 4, "t": False})
+    assert [c.knobs for c in cands] == [{"t": True, "u": 1}, {"t": False, "u": 4}]
+    # stale committed knobs (no longer a point of the space) are not measured
+    assert len(candidates.candidates(spec, space, 1, committed={"u": 3, "t": False})) == 1

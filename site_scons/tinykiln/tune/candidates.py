@@ -31,12 +31,17 @@ class Candidate:
         return "default" if self.index == 0 else f"c{self.index}"
 
 
-def candidates(spec, space: dict, trials: int) -> list[Candidate]:
-    """The default knobs, then up to trials-1 other points of `space`, drawn without repeats with a
-    generator seeded by the workload key (the same list on every run)."""
+def candidates(spec, space: dict, trials: int, committed: dict | None = None) -> list[Candidate]:
+    """The default knobs, then the committed ones (the schedule file's, when they are still a point
+    of `space`: a short re-tune must not lose them), then up to trials-1 other points of `space`,
+    drawn without repeats with a generator seeded by the workload key (the same list on every run)."""
     names = sorted(space)
     default = {n: space[n][0] for n in names}
     out = [Candidate(0, default)]
+    if committed and sorted(committed) == names and all(committed[n] in space[n] for n in names) \
+            and committed != default:
+        out.append(Candidate(1, {n: committed[n] for n in names}))
+        trials += 1
     total = math.prod(len(space[n]) for n in names)
     rng = random.Random(spec.workload_key)
     if total <= 4096:

@@ -22,7 +22,7 @@ from tinykiln import (
 from . import backends
 from .bench import bench_c, kernel_bytes
 from .candidates import candidates, choose_best
-from .log import append, read_log
+from .log import append, read_log, settled
 
 
 def _scons(root: Path, opts, args: list[str], jobs: int, log: Path | None = None) -> int:
@@ -158,11 +158,12 @@ def _checked(rec: dict, c, default) -> dict:
     return rec
 
 
-def _tune_kernel(run: Run, graph, ki: int, nkernels: int, key, call0, done) -> tuple | None:
-    """Measure one kernel's candidates; (default record, best record) or None if none ran."""
+def _tune_kernel(run: Run, graph, ki: int, nkernels: int, key, call0, done, committed) -> tuple | None:
+    """Measure one kernel's candidates (the committed knobs among them); (default record, best
+    record) or None if none ran."""
     from tinykiln import ops
 
-    cands = candidates(call0.spec, ops.knob_space(call0.spec), run.trials)
+    cands = candidates(call0.spec, ops.knob_space(call0.spec), run.trials, committed.get(key, {}).get("knobs"))
     todo, manifest = _generate(run, graph, key, call0, cands, done)
     measured = iter(())
     pool = None
@@ -276,7 +277,8 @@ def main(root: Path, opts, jobs: int = 2) -> int:
     # The log is keyed by workload, which survives generator edits; a trial measured by another
     # generator (the function name carries its digest) is measured again.
     names = {key: call.spec.function_name for key, call in kernels}
-    done = {k: rec for k, rec in done.items() if rec.get("function") == names.get(k[0])}
+    done = {k: rec for k, rec in done.items() if rec.get("function") == names.get(k[0]) and settled(rec)}
+    committed = schedules.entries(run.schedule_path) if run.schedule_path.is_file() else {}
     print(f"TUNE {run.model.name} on {run.board.name}: {len(kernels)} tunable kernels, up to "
           f"{run.trials} trials each, {run.backend.devices} devices", flush=True)
 
@@ -285,7 +287,7 @@ def main(root: Path, opts, jobs: int = 2) -> int:
                           run.tune_dir, "untuned")
     results = {}  # workload key -> (default record, best record, first call)
     for ki, (key, call0) in enumerate(kernels, 1):
-        outcome = _tune_kernel(run, graph, ki, len(kernels), key, call0, done)
+        outcome = _tune_kernel(run, graph, ki, len(kernels), key, call0, done, committed)
         if outcome is not None:
             results[key] = (*outcome, call0)
     if not results:
