@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from tinykiln import aot, memplan, models, paths, schedules, sources
+from tinykiln import KilnError, aot, memplan, models, paths, schedules, sources
 from tinykiln.kernel import KernelSpec
 
 # Bumped when the pickled objects change shape in a way the source digest would not show.
@@ -156,9 +156,12 @@ def _cached(path: Path, wanted: str, compute: Callable[[], Compiled]) -> Compile
         with os.fdopen(fd, "wb") as f:
             pickle.dump({"key": wanted, "value": value}, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         # A full disk or an interrupt must not leave a cache-sized temp file behind.
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise KilnError(f"cannot write {path}: {e.strerror or e} (a full disk or a file size limit?): "
+                            "make room and run again; the build goes on where it stopped") from None
         raise
     return value
