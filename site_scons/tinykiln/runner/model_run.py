@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykiln import KilnError, device, interrupt, report, sizes
+from tinykiln import KilnError, device, interrupt, progress, report, sizes
 from tinykiln.device.deploy import program
 
 from . import profile as prof
@@ -83,7 +83,7 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
             program(dev, elf)
         dev.start(elf, device.SERIAL)
         try:
-            outcome = _session(dev.serial, model, reference, n, seed, profile, timeout, say, models)
+            outcome = _session(dev.serial, model, reference, n, seed, profile, timeout, say, models, out)
         except interrupt.Interrupted:
             raise  # the user stopped it: no waiting for the device's last words
         except KilnError as e:
@@ -128,7 +128,7 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
     return result.passed
 
 
-def _session(console, model, reference, n, seed, profile, timeout, say, models):
+def _session(console, model, reference, n, seed, profile, timeout, say, models, out):
     runner = AiRunner(timeout=min(timeout, 10.0), invoke_timeout=timeout)
     with runner.connect(console, timeout=timeout):
         info = runner.info
@@ -144,7 +144,9 @@ def _session(console, model, reference, n, seed, profile, timeout, say, models):
         input_sets = v.random_inputs(info.inputs, n, seed) + samples
         say(f"validating {len(input_sets)} inputs ({n} random, {len(samples)} sample) against "
             f"LiteRT's reference kernels...")
-        result = v.validate(runner, reference, input_sets, sample_runs=len(samples))
+        with progress.Progress(len(input_sets), "validating", stream=out) as bar:
+            result = v.validate(runner, reference, input_sets, sample_runs=len(samples),
+                                progress=lambda done, total: bar.update())
         layers = invoke_total = None
         if profile:
             profile_input = samples[0] if samples else v.random_inputs(info.inputs, 1, seed)[0]
