@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import run_scons
@@ -50,9 +51,18 @@ def _interrupt(proc, log, whole_group: bool):
 
 
 def _left_running(builddir) -> list[str]:
+    """The command lines of the processes that mention the test's build folder (QEMU's -kernel,
+    a child scons' builddir=, a host firmware's path)."""
     time.sleep(0.5)
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
-    return [line for line in ps if str(builddir) in line]
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(builddir) in args:
+            found.append(args)
+    return found
 
 
 def _assert_interrupted(status, out, builddir):
@@ -95,3 +105,22 @@ def test_ctrl_c_stops_tuning_and_the_next_tune_goes_on(tmp_path):
     again = run_scons(*args, builddir=builddir, timeout=1800)
     assert again.returncode == 0, again.output[-3000:]
     assert "TUNE rejected" not in again.output and schedule.is_file()  # no trial was logged as failed
+
+
+@pytest.mark.slow
+def test_kill_9_of_scons_during_a_run_leaves_no_qemu(tmp_path):
+    """issue 15, item 1: no clean-up code runs in a SIGKILLed scons; its QEMU dies with it (the
+    kernel's parent-death signal, tinykiln.processes)."""
+    builddir = tmp_path / "build"
+    proc, log = _start(builddir, "board=mps2-an500", "model=cifar10", "run=1", "n=1000")
+    _wait_for(proc, log, "validating 1010 inputs")
+    try:
+        running = _left_running(builddir)
+        assert any("qemu-system-arm" in line for line in running), running  # a real test: it runs
+    finally:
+        proc.kill()
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while _left_running(builddir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _left_running(builddir) == []
