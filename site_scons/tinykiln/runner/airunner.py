@@ -55,9 +55,13 @@ INFO_RETRY = 1.0  # seconds between INFO requests while connecting
 
 
 class AiRunner:
-    def __init__(self, timeout: float = 5.0, invoke_timeout: float = 120.0):
+    def __init__(self, timeout: float = 5.0, invoke_timeout: float = 120.0, run_timeout: float | None = None):
+        """timeout: per reply; invoke_timeout: per inference; run_timeout: the whole session, from
+        now (timeout= of a build: the run may last that long, however many replies it takes)."""
         self.timeout = timeout
         self.invoke_timeout = invoke_timeout
+        self.run_timeout = run_timeout
+        self.run_deadline = None if run_timeout is None else time.monotonic() + run_timeout
         self.transport = None
         self.reader: p.FrameReader | None = None
         self.info: DeviceInfo | None = None
@@ -158,8 +162,17 @@ class AiRunner:
             self.reader.clear_garbage()
         self.transport.write(p.encode(cmd, self._seq, payload))
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        if self.run_deadline is not None and self.run_deadline < deadline:
+            deadline = self.run_deadline
         while True:
-            frame = self.reader.read_frame(deadline, what)
+            try:
+                frame = self.reader.read_frame(deadline, what)
+            except p.ProtocolError:
+                if self.run_deadline is not None and time.monotonic() >= self.run_deadline:
+                    raise KilnError(f"the run did not end within timeout={self.run_timeout:g} s (while waiting "
+                                    f"for {what}); it was stopped. Raise the limit with timeout=SECONDS "
+                                    "(it bounds the whole run), or ask for fewer inputs with n=") from None
+                raise
             if frame.version != p.VERSION:
                 raise p.ProtocolError(
                     f"the device speaks protocol version {frame.version}, this runner version "

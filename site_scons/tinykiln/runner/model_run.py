@@ -129,7 +129,7 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
 
 
 def _session(console, model, reference, n, seed, profile, timeout, say, models, out):
-    runner = AiRunner(timeout=min(timeout, 10.0), invoke_timeout=timeout)
+    runner = AiRunner(timeout=min(timeout, 10.0), invoke_timeout=timeout, run_timeout=timeout)
     with runner.connect(console, timeout=timeout):
         info = runner.info
         say(f"{info.model} on {info.board} ({info.core}, {info.clock_hz / 1e6:g} MHz), counter: "
