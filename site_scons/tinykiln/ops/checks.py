@@ -119,6 +119,13 @@ def _weights_quant(v: OpView, w: Tensor, channel_axis: int, role: str) -> None:
     q = w.quant
     if q is None:
         return  # reported by the tensor checks
+    if w.from_uint8:
+        # uint8 weights (stored as int8, zero point - 128): any zero point, one scale, as LiteRT's
+        # uint8 kernels take them (the lowering folds the zero point into int16 weights)
+        if q.per_channel:
+            v.fail(f"uint8 {role} '{w.name}' is quantized per channel ({len(q.scale)} scales); LiteRT's uint8 "
+                   "kernels take one scale: convert the model to int8 for per-channel weights")
+        return
     if any(z != 0 for z in q.zero_point):
         v.fail(f"{role} '{w.name}' is not symmetrically quantized (zero point != 0)")
     if q.axis is not None and q.axis != channel_axis:
