@@ -70,3 +70,126 @@ def test_uint8_and_int8_activations_do_not_mix():
     mb.op("ADD", [a, b], [y])
     with pytest.raises(KilnError, match="mixes int8 and uint8 activations"):
         load(mb.build([a, b], [y]))
+
+
+def _weights(mb, shape, name):
+    """uint8 weights with a nonzero zero point (per tensor, as TF1's converter writes them)."""
+    zp = int(mb.rng.integers(40, 216))
+    scale = float(np.exp(mb.rng.uniform(np.log(0.002), np.log(0.02))))
+    data = np.clip(np.rint(mb.rng.normal(zp, 60, size=shape)), 0, 255)
+    return mb.tensor(shape, "uint8", quant=(scale, zp), data=data, name=name), scale
+
+
+def _bias(mb, x, w_scale, n):
+    scale = mb.quants[x][0] * w_scale
+    return mb.tensor((n,), "int32", quant=(scale, 0), data=mb.rng.integers(-3000, 3000, size=n))
+
+
+def _out_scale(mb, x, w_scale, taps):
+    # about 3 sigma of the accumulator over the uint8 range (outputs get a zero point near 128)
+    return float(mb.quants[x][0] * w_scale * np.sqrt(taps) * 74 * 60 * 6 / 255)
+
+
+def _out(mb, shape, scale):
+    return _act(mb, shape, int(mb.rng.integers(98, 158)), scale=scale)
+
+
+def _conv_case(seed, kind):
+    rng = np.random.default_rng(seed)
+    mb = mg.ModelBuilder(seed)
+    h, w = (int(v) for v in rng.integers(3, 10, 2))
+    c = int(rng.integers(1, 7))
+    x = _act(mb, (1, h, w, c), name="input")
+    k = tuple(int(v) for v in rng.integers(1, 4, 2))
+    stride = tuple(int(v) for v in rng.integers(1, 3, 2))
+    padding = str(rng.choice(["SAME", "VALID"]))
+    act = str(rng.choice(["NONE", "RELU", "RELU6"]))
+    oh = (h + stride[0] - 1) // stride[0] if padding == "SAME" else (h - k[0] + stride[0]) // stride[0]
+    ow = (w + stride[1] - 1) // stride[1] if padding == "SAME" else (w - k[1] + stride[1]) // stride[1]
+    if kind == "CONV_2D":
+        oc = int(rng.integers(1, 9))
+        wt, ws = _weights(mb, (oc, k[0], k[1], c), "filter")
+        y = _out(mb, (1, oh, ow, oc), _out_scale(mb, x, ws, k[0] * k[1] * c))
+        mb.op(kind, [x, wt, _bias(mb, x, ws, oc)], [y], padding=padding, stride=stride, activation=act)
+    else:
+        m = int(rng.integers(1, 3))
+        wt, ws = _weights(mb, (1, k[0], k[1], c * m), "filter")
+        y = _out(mb, (1, oh, ow, c * m), _out_scale(mb, x, ws, k[0] * k[1]))
+        mb.op(kind, [x, wt, _bias(mb, x, ws, c * m)], [y], padding=padding, stride=stride, activation=act,
+              depth_multiplier=m)
+    return mb, [x], [y]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kind", ["CONV_2D", "DEPTHWISE_CONV_2D"])
+def test_uint8_conv_with_weight_zero_points(kind, seed, tmp_path):
+    mb, ins, outs = _conv_case(seed, kind)
+    check_against_litert(mb, ins, outs, tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_uint8_fully_connected_with_weight_zero_points(seed, tmp_path):
+    mb = mg.ModelBuilder(seed)
+    depth, units = 5 + 7 * seed, 3 + 2 * seed
+    x = _act(mb, (2, depth), name="input")
+    wt, ws = _weights(mb, (units, depth), "weights")
+    y = _out(mb, (2, units), _out_scale(mb, x, ws, depth))
+    mb.op("FULLY_CONNECTED", [x, wt, _bias(mb, x, ws, units)], [y], activation="RELU" if seed else "NONE")
+    check_against_litert(mb, [x], [y], tmp_path)
+
+
+def _knob_points(mb, ins, outs, tmp_path, fixed=None):
+    """The weighted op at each value of each of its knobs (the others default) against LiteRT:
+    every layout takes the weights' zero point. Returns the points taken."""
+    from kernelrun import load_graph, run_lowered
+
+    from tinykiln.ops import lower, workload_key
+    from tinykiln.ops.registry import FAMILIES
+
+    model = mb.build(ins, outs)
+    graph = load_graph(model, mb, ins, outs)
+    spec = next(c.spec for c in lower(graph).calls if not c.spec.family.startswith("lut"))
+    key = workload_key(spec)
+    space = FAMILIES[spec.family].knob_space(spec)
+    values = [mg.random_input(mb, x, seed=7) for x in ins]
+    want = mg.reference_run(model, values)
+    points = [dict(fixed or {}, **{name: v}) for name, vs in space.items() for v in vs[1:]] + [dict(fixed or {})]
+    for i, knobs in enumerate(points):
+        got = run_lowered(graph, lower(graph, {key: knobs}), values, tmp_path / str(i))
+        for w, g in zip(want, got):
+            assert np.array_equal(w, g), knobs
+    return space
+
+
+@pytest.mark.slow
+def test_uint8_conv_every_layout(tmp_path):
+    mb = mg.ModelBuilder(11)
+    x = _act(mb, (1, 6, 5, 3), name="input")
+    wt, ws = _weights(mb, (4, 3, 3, 3), "filter")
+    y = _out(mb, (1, 6, 5, 4), _out_scale(mb, x, ws, 27))
+    mb.op("CONV_2D", [x, wt, _bias(mb, x, ws, 4)], [y], padding="SAME", stride=(1, 1), activation="RELU")
+    space = _knob_points(mb, [x], [y], tmp_path)
+    assert space["weights16"] == [True] and "HWIO" in space["weight_layout"]
+    _knob_points(mb, [x], [y], tmp_path / "howi", {"input16": False})
+
+
+@pytest.mark.slow
+def test_uint8_depthwise_every_layout(tmp_path):
+    mb = mg.ModelBuilder(12)
+    x = _act(mb, (1, 7, 6, 4), name="input")
+    wt, ws = _weights(mb, (1, 3, 3, 4), "filter")
+    y = _out(mb, (1, 7, 6, 4), _out_scale(mb, x, ws, 9))
+    mb.op("DEPTHWISE_CONV_2D", [x, wt, _bias(mb, x, ws, 4)], [y], padding="SAME", stride=(1, 1),
+          depth_multiplier=1)
+    space = _knob_points(mb, [x], [y], tmp_path)
+    assert space["layout"] == ["ROW16", "CHW16", "NHWC"]
+
+
+def test_uint8_fully_connected_every_layout(tmp_path):
+    mb = mg.ModelBuilder(13)
+    x = _act(mb, (1, 13), name="input")
+    wt, ws = _weights(mb, (6, 13), "weights")
+    y = _out(mb, (1, 6), _out_scale(mb, x, ws, 13))
+    mb.op("FULLY_CONNECTED", [x, wt, _bias(mb, x, ws, 6)], [y])
+    space = _knob_points(mb, [x], [y], tmp_path)
+    assert space["weights16"] == [True]
