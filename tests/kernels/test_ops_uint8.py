@@ -193,3 +193,60 @@ def test_uint8_fully_connected_every_layout(tmp_path):
     mb.op("FULLY_CONNECTED", [x, wt, _bias(mb, x, ws, 6)], [y])
     space = _knob_points(mb, [x], [y], tmp_path)
     assert space["weights16"] == [True]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("kind", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
+def test_uint8_pools(kind, seed, tmp_path):
+    mb = mg.ModelBuilder(seed)
+    x = _act(mb, (1, 6, 7, 3), name="input")
+    filt = [(2, 2), (3, 3), (2, 3)][seed]
+    y = mg.pool2d(mb, kind, x, filt, (1, 2) if seed else (2, 2), padding="SAME" if seed % 2 else "VALID",
+                  activation="RELU" if seed == 2 else "NONE")
+    check_against_litert(mb, [x], [y], tmp_path, seeds=(0, 1, 2))
+
+
+def test_uint8_average_with_odd_counts_keeps_the_int8_kernel(tmp_path):
+    """Windows of odd counts have no ties: the int8 rounding (and its micro-kernel) is exact."""
+    mb = mg.ModelBuilder(4)
+    x = _act(mb, (1, 7, 7, 4), name="input")
+    y = mg.pool2d(mb, "AVERAGE_POOL_2D", x, (3, 3), (2, 2))
+    lowered = check_against_litert(mb, [x], [y], tmp_path, seeds=(0, 1, 2))
+    pool = next(c.spec for c in lowered.calls if c.spec.family.startswith("avg"))
+    assert "rounding" not in pool.attrs and pool.knobs["microkernel"] is True
+
+
+_FIXED = {"SOFTMAX": (1 / 256, 0), "LOGISTIC": (1 / 256, 0), "TANH": (1 / 128, 128)}
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("SOFTMAX", {"beta": 1.0}), ("SOFTMAX", {"beta": 0.5}), ("LOGISTIC", {}), ("TANH", {}), ("RELU", {}),
+    ("RELU6", {}), ("LEAKY_RELU", {"alpha": 0.2}), ("HARD_SWISH", {})])
+def test_uint8_activations(kind, options, tmp_path):
+    mb = mg.ModelBuilder(len(kind))
+    x = _act(mb, (2, 9), scale=0.05, name="input")
+    y = _act(mb, (2, 9), *reversed(_FIXED[kind])) if kind in _FIXED else _act(mb, (2, 9), scale=0.04)
+    mb.op(kind, [x], [y], **options)
+    check_against_litert(mb, [x], [y], tmp_path, seeds=(0, 1, 2))
+
+
+def _same_quant(mb, kind, x, shape, extra=(), **options):
+    y = mb.tensor(shape, "uint8", quant=mb.quants[x])
+    mb.op(kind, [x, *extra], [y], **options)
+    return y
+
+
+def test_uint8_movement_ops(tmp_path):
+    """CONCATENATION, PAD (the pad value is the zero point), RESHAPE, TRANSPOSE, STRIDED_SLICE, MEAN."""
+    mb = mg.ModelBuilder(5)
+    q = (0.05, 131)
+    a, b = mb.tensor((1, 3, 4, 2), "uint8", quant=q, name="a"), mb.tensor((1, 3, 4, 1), "uint8", quant=q, name="b")
+    cat = mg.concatenation(mb, [a, b], axis=3)
+    padded = _same_quant(mb, "PAD", cat, (1, 5, 5, 3), [mb.const([[0, 0], [1, 1], [0, 1], [0, 0]])])
+    flat = _same_quant(mb, "RESHAPE", padded, (1, 75), [mb.const([1, 75])])
+    moved = _same_quant(mb, "TRANSPOSE", padded, (1, 3, 5, 5), [mb.const([0, 3, 1, 2])])
+    sliced = _same_quant(mb, "STRIDED_SLICE", padded, (1, 2, 5, 3),
+                         [mb.const([0, 1, 0, 0]), mb.const([1, 5, 5, 3]), mb.const([1, 2, 1, 1])])
+    mean = _act(mb, (1, 1, 1, 3), 120, scale=0.03)
+    mb.op("MEAN", [padded, mb.const([1, 2])], [mean], keep_dims=True)
+    check_against_litert(mb, [a, b], [cat, flat, moved, sliced, mean], tmp_path, seeds=(0, 1, 2))
