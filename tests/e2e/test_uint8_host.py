@@ -67,3 +67,19 @@ def test_uint8_model_validates_bit_exact_on_host(scons, kiln_build_dir, tmp_path
     header = next((kiln_build_dir / "host" / "release" / "u8net").rglob("model.h")).read_text()
     # uint8 at the API: the input and the output keep the file's names and dtype
     assert "'image' uint8 [1, 8, 8, 3]" in header and "'probs' uint8 [1, 10]" in header
+
+
+@pytest.mark.slow
+def test_layer_debug_tool_compares_uint8_layers(tmp_path, capsys):
+    from tinykiln.runner import layers
+
+    model = tmp_path / "u8net.tflite"
+    model.write_bytes(uint8_net())
+    status = layers.main([str(model)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    # the file's ops, compared on uint8 codes; the edge QUANTIZE ops the importer added are not LiteRT's
+    assert [line.split()[2] for line in out.splitlines()[:-1]] == [
+        "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "ADD", "AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED",
+        "SOFTMAX", "QUANTIZE"]
+    assert out.splitlines()[-1] == "all layers match"
