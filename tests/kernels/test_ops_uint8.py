@@ -250,3 +250,35 @@ def test_uint8_movement_ops(tmp_path):
     mean = _act(mb, (1, 1, 1, 3), 120, scale=0.03)
     mb.op("MEAN", [padded, mb.const([1, 2])], [mean], keep_dims=True)
     check_against_litert(mb, [a, b], [cat, flat, moved, sliced, mean], tmp_path, seeds=(0, 1, 2))
+
+
+def test_uint8_ops_whose_arithmetic_differs_are_rejected(monkeypatch):
+    from tinykiln.tflite import uint8
+
+    monkeypatch.setitem(uint8.DIFFERENT_ARITHMETIC, "MAX_POOL_2D", "its uint8 kernel differs")
+    mb = mg.ModelBuilder(3)
+    x = _act(mb, (1, 4, 4, 2), name="input")
+    y = mg.pool2d(mb, "MAX_POOL_2D", x, name="pooled")
+    with pytest.raises(KilnError, match=r"op 0 MAX_POOL_2D \(output 'pooled'\): uint8 MAX_POOL_2D is not "
+                                        "supported: its uint8 kernel differs"):
+        load(mb.build([x], [y]))
+
+
+def test_per_channel_uint8_weights_are_rejected():
+    mb = mg.ModelBuilder(3)
+    x = _act(mb, (1, 4, 4, 2), name="input")
+    wt = mb.tensor((3, 1, 1, 2), "uint8", quant=([0.01, 0.02, 0.03], [100, 120, 130], 0), data=np.ones((3, 1, 1, 2)),
+                   name="filter")
+    y = _act(mb, (1, 4, 4, 3))
+    mb.op("CONV_2D", [x, wt, -1], [y], padding="SAME", stride=(1, 1))
+    with pytest.raises(KilnError, match="uint8 filter 'filter' is quantized per channel"):
+        load(mb.build([x], [y]))
+
+
+def test_uint8_concatenation_of_differently_quantized_inputs_is_rejected():
+    mb = mg.ModelBuilder(3)
+    a, b = _act(mb, (1, 2, 2), 100, 0.1, name="a"), _act(mb, (1, 2, 2), 90, 0.1, name="b")
+    y = _act(mb, (1, 2, 4), 100, 0.1)
+    mb.op("CONCATENATION", [a, b], [y], axis=2)
+    with pytest.raises(KilnError, match="uint8 input 'b' is quantized differently from the output"):
+        load(mb.build([a, b], [y]))

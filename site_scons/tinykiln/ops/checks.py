@@ -377,7 +377,11 @@ def concatenation(v: OpView) -> dict:
         total += t.shape[axis]
         if t.dtype == "int8" and t.quant != v.y.quant:
             # LiteRT's int8 concatenation copies bytes: it requires one quantization throughout
-            v.fail(f"int8 input '{t.name}' is quantized differently from the output")
+            if t.from_uint8:  # (its uint8 one rescales such inputs: not supported)
+                v.fail(f"uint8 input '{t.name}' is quantized differently from the output (LiteRT's uint8 "
+                       "CONCATENATION rescales it; not supported: quantize the inputs alike)")
+            else:
+                v.fail(f"int8 input '{t.name}' is quantized differently from the output")
             return attrs
     v.shape_is(v.y, tuple(v.x.shape[:axis]) + (total,) + tuple(v.x.shape[axis + 1:]))
     return attrs

@@ -121,6 +121,7 @@ class _Importer:
             elif i in self.structural:
                 self.model_problems.append(f"tensor '{t.name}' (used by no op) {self.structural[i]}")
 
+        self.op_problems += uint8.problems(graph_ops, tensors)
         if self.model_problems or self.op_problems:
             count = len(self.model_problems) + len(self.op_problems)
             lines = [f"{self.name}: cannot compile this model ({count} problem{'s' * (count > 1)}):"]

@@ -71,6 +71,27 @@ def plan(subgraph, opcodes, type_names) -> set[int]:
     return keep
 
 
+# Ops whose LiteRT uint8 arithmetic is not its int8 one after the shift (checked against LiteRT):
+# an op of these kinds on a mapped tensor is rejected until its lowering follows the uint8 kernel
+# (Tensor.from_uint8 tells it) and leaves this table.
+DIFFERENT_ARITHMETIC = {
+    "RESIZE_BILINEAR": "LiteRT's uint8 kernel interpolates in float and truncates (reference_ops::ResizeBilinear"
+                       "<uint8_t>), its int8 one in 10-bit fixed point with rounding: the results differ",
+}
+
+
+def problems(ops: list[Op], tensors: list[Tensor]) -> list[str]:
+    """The file's ops that read mapped uint8 tensors but whose uint8 arithmetic the int8 kernels do
+    not reproduce (DIFFERENT_ARITHMETIC), as the importer's problem lines."""
+    out = []
+    for op in ops:
+        why = DIFFERENT_ARITHMETIC.get(op.kind) if op.kind in OPS else None  # (unsupported: said already)
+        if why and any(0 <= i < len(tensors) and tensors[i].from_uint8 for i in op.inputs[:1]):
+            name = tensors[op.outputs[0]].name if op.outputs else "?"
+            out.append(f"op {op.index} {op.kind} (output '{name}'): uint8 {op.kind} is not supported: {why}")
+    return out
+
+
 def to_int8(tensor: Tensor) -> Tensor:
     """A quantized uint8 tensor as int8: zero points - 128, constant data - 128 (XOR 0x80)."""
     if tensor.dtype != "uint8" or tensor.quant is None:
