@@ -77,6 +77,10 @@ def plan(subgraph, opcodes, type_names) -> set[int]:
 DIFFERENT_ARITHMETIC = {
     "RESIZE_BILINEAR": "LiteRT's uint8 kernel interpolates in float and truncates (reference_ops::ResizeBilinear"
                        "<uint8_t>), its int8 one in 10-bit fixed point with rounding: the results differ",
+    "SUM": "LiteRT's uint8 SUM rescales differently from its int8 one (most outputs differ after the shift)",
+    "L2_NORMALIZATION": "LiteRT's uint8 L2_NORMALIZATION rounds differently from its int8 one (a few outputs differ)",
+    "TRANSPOSE_CONV": "uint8 weights carry a zero point, which only CONV_2D, DEPTHWISE_CONV_2D and "
+                      "FULLY_CONNECTED take out (ops/epilogue.offset_weights)",
 }
 
 
