@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import modelgen as mg
+import uint8net
 from kernelrun import check_against_litert
 
 from tinykiln import KilnError
@@ -282,3 +283,10 @@ def test_uint8_concatenation_of_differently_quantized_inputs_is_rejected():
     mb.op("CONCATENATION", [a, b], [y], axis=2)
     with pytest.raises(KilnError, match="uint8 input 'b' is quantized differently from the output"):
         load(mb.build([a, b], [y]))
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_uint8_chain(seed, tmp_path):
+    """A small uint8 network, op after op on the int8 kernels, bit-exact at its uint8 output."""
+    mb, ins, outs = uint8net.uint8_example(seed)
+    check_against_litert(mb, ins, outs, tmp_path, seeds=(0, 1, 2))
