@@ -290,3 +290,31 @@ def test_uint8_chain(seed, tmp_path):
     """A small uint8 network, op after op on the int8 kernels, bit-exact at its uint8 output."""
     mb, ins, outs = uint8net.uint8_example(seed)
     check_against_litert(mb, ins, outs, tmp_path, seeds=(0, 1, 2))
+
+
+def test_uint8_graph_between_float_casts(tmp_path):
+    """float32 in -> QUANTIZE to uint8 -> uint8 ops -> DEQUANTIZE -> float32 out: the casts take the
+    mapped int8 tensors (zero points - 128), exactly."""
+    mb = mg.ModelBuilder(6)
+    x = mb.tensor((1, 3, 4, 2), "float32", name="x")
+    q = _act(mb, (1, 3, 4, 2), 140, 0.02)
+    mb.op("QUANTIZE", [x], [q])
+    r = _act(mb, (1, 3, 4, 2), 140, 0.02)
+    mb.op("RELU", [q], [r])
+    y = mg.dequantize(mb, r)
+    qy = _act(mb, (1, 3, 4, 2), 100, 0.03, name="qy")
+    mb.op("QUANTIZE", [x], [qy])  # a uint8 model output written by a float32 -> uint8 QUANTIZE
+    g = load(mb.build([x], [y, qy]))
+    assert [op.kind for op in g.ops] == ["QUANTIZE", "RELU", "DEQUANTIZE", "QUANTIZE", "QUANTIZE"]
+    assert [g.tensor(i).dtype for i in g.outputs] == ["float32", "uint8"]
+    check_against_litert(mb, [x], [y, qy], tmp_path, seeds=(0, 1, 2))
+
+
+def test_hybrid_uint8_weights_are_named_uint8():
+    mb = mg.ModelBuilder(7)
+    x = mb.tensor((1, 4), "float32")
+    w = mb.tensor((2, 4), "uint8", quant=(0.01, 128), data=np.full((2, 4), 130), name="w")
+    y = mb.tensor((1, 2), "float32")
+    mb.op("FULLY_CONNECTED", [x, w, -1], [y])
+    with pytest.raises(KilnError, match="float32 activations with uint8 weights 'w'"):
+        load(mb.build([x], [y]))

@@ -299,7 +299,8 @@ class _Importer:
         if kind in WEIGHTED_OPS and len(v.inputs) > 1 and v.inputs[1] is not None:
             w = v.inputs[1]
             if x.dtype == "float32" and w.dtype in ("int8", "uint8"):
-                return [f"dynamic-range (hybrid) quantization: float32 activations with {w.dtype} weights "
+                wtype = "uint8" if w.from_uint8 else w.dtype
+                return [f"dynamic-range (hybrid) quantization: float32 activations with {wtype} weights "
                         f"'{w.name}' are not supported; quantize the whole model to int8 (representative "
                         "dataset) or keep it float32"]
         inputs = list(dict.fromkeys(i for i, _ in support.dtypes))
