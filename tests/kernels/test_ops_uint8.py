@@ -318,3 +318,23 @@ def test_hybrid_uint8_weights_are_named_uint8():
     mb.op("FULLY_CONNECTED", [x, w, -1], [y])
     with pytest.raises(KilnError, match="float32 activations with uint8 weights 'w'"):
         load(mb.build([x], [y]))
+
+
+def test_uint8_requantize_inside_and_at_the_input(tmp_path):
+    """QUANTIZE uint8 -> uint8 (deeplab's, before a CONCATENATION): at the input it reads the uint8
+    model input as it is; inside it is an int8 -> int8 requantization."""
+    mb = mg.ModelBuilder(8)
+    x = _act(mb, (1, 5, 3), 128, 0.05, name="x")
+    q = _act(mb, (1, 5, 3), 90, 0.03)
+    mb.op("QUANTIZE", [x], [q])
+    r = _act(mb, (1, 5, 3), 90, 0.03)
+    mb.op("RELU", [q], [r])
+    y = _act(mb, (1, 5, 3), 10, 0.07, name="y")
+    mb.op("QUANTIZE", [r], [y])
+    z = _act(mb, (1, 5, 3), 200, 0.02, name="z")
+    mb.op("QUANTIZE", [r], [z])
+    g = load(mb.build([x], [y, z]))
+    assert [(op.kind, g.tensor(op.inputs[0]).dtype, g.tensor(op.outputs[0]).dtype) for op in g.ops] == [
+        ("QUANTIZE", "uint8", "int8"), ("RELU", "int8", "int8"), ("QUANTIZE", "int8", "uint8"),
+        ("QUANTIZE", "int8", "uint8")]
+    check_against_litert(mb, [x], [y, z], tmp_path, seeds=(0, 1, 2))
