@@ -157,7 +157,7 @@ def check_against_litert(mb, inputs, outputs, workdir: Path, seeds=(0, 1)):
         got = run_lowered(graph, lowered, values, workdir)
         for w, g in zip(want, got):
             assert w.shape == g.shape and w.dtype == g.dtype
-            if w.dtype == np.int8:
+            if w.dtype in (np.int8, np.uint8):
                 diff = np.abs(w.astype(np.int32) - g.astype(np.int32))
                 assert diff.max() == 0, f"{np.count_nonzero(diff)} of {diff.size} values differ (max {diff.max()})"
             else:

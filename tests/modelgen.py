@@ -447,6 +447,8 @@ def random_input(mb_or_detail, index: int | None = None, seed: int = 0) -> np.nd
         shape, dtype = tuple(mb_or_detail["shape"]), np.dtype(mb_or_detail["dtype"]).name
     if dtype == "int8":
         return rng.integers(-128, 128, size=shape).astype(np.int8)
+    if dtype == "uint8":
+        return rng.integers(0, 256, size=shape).astype(np.uint8)
     if dtype == "float32":
         return rng.uniform(-2, 2, size=shape).astype(np.float32)
     raise ValueError(f"no random data for {dtype}")

@@ -37,6 +37,9 @@ class Tensor:
     dtype: str  # one of DTYPES
     quant: Quantization | None = None
     data: np.ndarray | None = None  # set for constants (weights, biases, shape operands)
+    # uint8 in the file, stored here as int8 with zero points - 128 (tflite/uint8.py): LiteRT ran
+    # the ops on it with its uint8 kernels, whose arithmetic a few lowerings follow
+    from_uint8: bool = False
 
     @property
     def is_constant(self) -> bool:

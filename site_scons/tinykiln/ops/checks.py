@@ -119,6 +119,13 @@ def _weights_quant(v: OpView, w: Tensor, channel_axis: int, role: str) -> None:
     q = w.quant
     if q is None:
         return  # reported by the tensor checks
+    if w.from_uint8:
+        # uint8 weights (stored as int8, zero point - 128): any zero point, one scale, as LiteRT's
+        # uint8 kernels take them (the lowering folds the zero point into int16 weights)
+        if q.per_channel:
+            v.fail(f"uint8 {role} '{w.name}' is quantized per channel ({len(q.scale)} scales); LiteRT's uint8 "
+                   "kernels take one scale: convert the model to int8 for per-channel weights")
+        return
     if any(z != 0 for z in q.zero_point):
         v.fail(f"{role} '{w.name}' is not symmetrically quantized (zero point != 0)")
     if q.axis is not None and q.axis != channel_axis:
@@ -370,7 +377,11 @@ def concatenation(v: OpView) -> dict:
         total += t.shape[axis]
         if t.dtype == "int8" and t.quant != v.y.quant:
             # LiteRT's int8 concatenation copies bytes: it requires one quantization throughout
-            v.fail(f"int8 input '{t.name}' is quantized differently from the output")
+            if t.from_uint8:  # (its uint8 one rescales such inputs: not supported)
+                v.fail(f"uint8 input '{t.name}' is quantized differently from the output (LiteRT's uint8 "
+                       "CONCATENATION rescales it; not supported: quantize the inputs alike)")
+            else:
+                v.fail(f"int8 input '{t.name}' is quantized differently from the output")
             return attrs
     v.shape_is(v.y, tuple(v.x.shape[:axis]) + (total,) + tuple(v.x.shape[axis + 1:]))
     return attrs

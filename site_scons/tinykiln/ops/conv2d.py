@@ -47,7 +47,7 @@ from .base import KernelFamily, constant, param, unsupported
 from .conv2d_input16 import (
     channels16, compute_rows16, geometry16, input16_fits, schedule_rows16, short_runs,
 )
-from .epilogue import epilogue, float_act_attr, int8_accumulate_quant
+from .epilogue import epilogue, float_act_attr, int8_accumulate_quant, offset_weights
 from .microkernel import pack_w16, w16_index
 from .rules import window_padding
 from .tir_rewrites import pow2_at_least
@@ -76,6 +76,11 @@ def lower_conv2d(ctx, op):
     flat_w = param("weights", w.dtype, (weights.size,), "const")
 
     if x.dtype == "int8":
+        weights, wide = offset_weights(op, w, weights)
+        if wide:
+            # uint8 weights minus their zero point: int16 weights in every layout (see knob_space)
+            attrs["wide_weights"] = True
+            flat_w = param("weights", "int16", (weights.size,), "const")
         sums = weights.astype(np.int64).reshape(oc, -1).sum(axis=1)
         params, args, attrs = int8_accumulate_quant(op, x, w, y, sums, bias, attrs, activation)
         scratch = []
@@ -336,6 +341,8 @@ def knob_space(spec):
     }
     if spec.family == "conv2d_int8":
         space["weights16"] = [True, False]  # HOWI only: int16 weights in SXTB16 order, or int8
+        if a.get("wide_weights"):
+            space["weights16"] = [True]  # weights beyond int8 (uint8 minus its zero point): HOWI needs int16
         if "HOWI" in layouts and input16_fits(a):
             # HOWI only: int16 input rows, pixel pairs x channel pairs (tk_mk_conv_s16); weights16 unused
             space["input16"] = [True, False]

@@ -37,7 +37,7 @@ from tinykiln.kernel import KernelCall
 
 from .accumulate import divisors_up_to, padded_input, schedule_accumulate
 from .base import KernelFamily, constant, param, unsupported
-from .epilogue import epilogue, float_act_attr, int8_accumulate_quant
+from .epilogue import epilogue, float_act_attr, int8_accumulate_quant, offset_weights
 from .rules import window_padding
 
 
@@ -63,6 +63,11 @@ def lower_depthwise_conv2d(ctx, op):
     bias = constant(ctx, b_index, op, "bias") if b_index >= 0 else None
     activation = op.attrs.get("activation", "NONE")
     flat_w = param("weights", w.dtype, (weights.size,), "const")
+    if x.dtype == "int8":
+        weights, wide = offset_weights(op, w, weights)
+        if wide:
+            # uint8 weights minus their zero point: int16 (the int16 layouts re-pack them anyway)
+            flat_w = param("weights", "int16", (weights.size,), "const")
     flat_data = np.ascontiguousarray(weights).reshape(-1)
     if x.dtype == "int8":
         sums = weights.astype(np.int64).reshape(-1, oc).sum(axis=0)

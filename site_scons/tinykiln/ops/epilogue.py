@@ -99,6 +99,19 @@ def int8_act_attr(activation: str, scale: float, zero_point: int, op: Op) -> lis
         raise unsupported(op, f"fused activation {activation}") from None
 
 
+def offset_weights(op, w, weights):
+    """(the weights the accumulation multiplies, wide): int8 weights are symmetric and taken as they
+    are; uint8 ones (tflite/uint8.py: int8 with a per-tensor zero point) as w - zero_point in int16
+    (-255..255), as LiteRT's uint8 kernels add the filter offset to each weight. wide: the lowering
+    must use int16 weights (the layouts that re-pack them as int16 take any int16 value)."""
+    zp = int(w.quant.zero_point[0]) if w.quant is not None and w.from_uint8 else 0
+    if w.quant is not None and w.from_uint8 and w.quant.per_channel:
+        raise unsupported(op, f"uint8 weights '{w.name}' quantized per channel")
+    if zp == 0:
+        return weights, False
+    return np.asarray(weights, dtype=np.int16) - np.int16(zp), True
+
+
 def int8_accumulate_quant(op, x, w, y, weight_sums, bias, attrs, activation, float_product=False):
     """Folded bias and requantization of an int8 op that accumulates w * (x - input_zp) per output
     channel (conv, depthwise, fully connected). weight_sums[c] = sum of channel c's weights.
@@ -106,7 +119,9 @@ def int8_accumulate_quant(op, x, w, y, weight_sums, bias, attrs, activation, flo
 
     Multipliers as TFLite's Prepare computes them: double(input_scale) * double(filter_scale) /
     double(output_scale) (PopulateConvolutionQuantizationParams), or, with float_product, the
-    product taken in float first (GetQuantizedConvolutionMultipler, per-tensor FULLY_CONNECTED)."""
+    product taken in float first (GetQuantizedConvolutionMultipler, per-tensor FULLY_CONNECTED, and
+    every op of a uint8 graph: LiteRT's uint8 kernels use that legacy multiplier). weight_sums are
+    those of offset_weights: uint8 weights' zero point is in them."""
     from tinykiln.fixedpoint.prepare import quantize_multiplier
 
     channels = len(weight_sums)
@@ -114,8 +129,9 @@ def int8_accumulate_quant(op, x, w, y, weight_sums, bias, attrs, activation, flo
     out_scale, out_zp = quant_params(y, "output", op)
     if w.quant is None:
         raise unsupported(op, "int8 weights without quantization")
-    if any(z != 0 for z in w.quant.zero_point):
+    if any(z != 0 for z in w.quant.zero_point) and not w.from_uint8:
         raise unsupported(op, "int8 weights with a non-zero zero point (TFLite requires symmetric weights)")
+    float_product = float_product or x.from_uint8
     w_scales = list(w.quant.scale)
     if len(w_scales) == 1:
         w_scales = w_scales * channels
@@ -133,9 +149,11 @@ def int8_accumulate_quant(op, x, w, y, weight_sums, bias, attrs, activation, flo
     folded = base - in_zp * np.asarray(weight_sums, dtype=np.int64)
     if folded.min() < -(1 << 31) or folded.max() >= (1 << 31):
         raise unsupported(op, "the bias with the input zero point folded in overflows int32")
-    # |acc| <= 128 * 128 per tap (int8 times int8), whatever the input (padding taps included)
+    # |acc| <= 128 * 128 per tap (int8 times int8), whatever the input (padding taps included);
+    # uint8 weights with their zero point taken out (offset_weights) reach 128 + |zero point|
     taps = int(np.asarray(w.data).size) // channels if w.data is not None else None
-    acc_bound = None if taps is None else 128 * 128 * taps
+    w_max = 128 + (abs(int(w.quant.zero_point[0])) if w.from_uint8 else 0)
+    acc_bound = None if taps is None else 128 * w_max * taps
     if op.kind == "FULLY_CONNECTED":
         attrs["rounding"] = "single"
         return _single_rounding_quant(folded, pairs, acc_bound, attrs)

@@ -30,7 +30,7 @@ from tinykiln.kernel import KernelCall
 
 from .accumulate import divisors_up_to, schedule_accumulate
 from .base import KernelFamily, constant, param, unsupported
-from .epilogue import epilogue, float_act_attr, int8_accumulate_quant
+from .epilogue import epilogue, float_act_attr, int8_accumulate_quant, offset_weights
 
 
 # the largest depth whose input16 knob defaults to on (a 512-byte scratch)
@@ -54,6 +54,11 @@ def lower_fully_connected(ctx, op):
     activation = op.attrs.get("activation", "NONE")
     flat_w = param("weights", w.dtype, (weights.size,), "const")
     if x.dtype == "int8":
+        weights, wide = offset_weights(op, w, weights)
+        if wide:
+            # uint8 weights minus their zero point: int16 weights in every layout (see knob_space)
+            attrs["wide_weights"] = True
+            flat_w = param("weights", "int16", (weights.size,), "const")
         sums = weights.astype(np.int64).sum(axis=1)
         per_tensor = w.quant is not None and not w.quant.per_channel
         extra_params, extra_args, attrs = int8_accumulate_quant(op, x, w, y, sums, bias, attrs, activation,
@@ -284,6 +289,8 @@ def knob_space(spec):
         space["oc_tile"] = [best, *[t for t in tiles if t != best]]
         space["microkernel"] = ["dot_s8", "none"]
         space["weights16"] = [True, False]  # with the micro-kernel on OI tiles: int16 packed, or int8
+        if spec.attrs.get("wide_weights"):
+            space["weights16"] = [True]  # weights beyond int8 (uint8 minus its zero point): dot_s8 needs int16
         # with weights16: widen the input row once (scratch of 2 bytes per input); by default only
         # where that scratch stays small (fc-ae's 640-input layer would triple the arena)
         space["input16"] = [True, False] if spec.attrs["depth"] <= INPUT16_DEPTH else [False, True]

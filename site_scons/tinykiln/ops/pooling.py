@@ -2,9 +2,11 @@
 
 As TFLite's reference kernels, a window covers only the taps inside the image: padding is never
 read, and the average divides by the number of taps inside. int8 average: the int32 sum divided
-by that count, rounded half away from zero ((sum +- count/2) / count, C division); float average:
-sum / count. The output keeps the input's quantization (TFLite requires it), so no rescaling; the
-activation clamp uses the output quantization.
+by that count, rounded half away from zero ((sum +- count/2) / count, C division); uint8 graphs
+(tflite/uint8.py) round half up as LiteRT's uint8 average does (attr rounding="half_up", where a
+window has an even count: only ties differ); float average: sum / count. The output keeps the
+input's quantization (TFLite requires it), so no rescaling; the activation clamp uses the output
+quantization.
 Knobs: int8: microkernel (default on: the whole layer is one call of tk_mk_maxpool_s8 /
 tk_mk_avgpool_s8, runtime/kernels/tk_mk_pool.h: four channels per word with the DSP instructions);
 off: the TVM loop nest, tuned by oc_tile (channels reduced together) and unroll. float32: oc_tile,
@@ -41,6 +43,10 @@ def lower_pool(ctx, op):
         if in_q != out_q:
             raise unsupported(op, "int8 pooling with different input and output quantization")
         attrs["act"] = int8_act_attr(activation, out_q[0], out_q[1], op)
+        if kind == "avg" and x.from_uint8 and _some_count_even(attrs):
+            # LiteRT's uint8 average rounds its (never negative) sum half up: on int8 codes, a
+            # floor division of sum + count / 2; the int8 rounding differs on ties only
+            attrs["rounding"] = "half_up"
     elif x.dtype == "float32":
         attrs["act"] = float_act_attr(activation, op)
     else:
@@ -48,6 +54,17 @@ def lower_pool(ctx, op):
     params = [param("input", x.dtype, x.shape, "input"), param("output", y.dtype, y.shape, "output")]
     spec = ctx.spec(f"{kind}_pool2d_{x.dtype}", params, attrs)
     return [KernelCall(spec, op.index, [x_index, op.outputs[0]])]
+
+
+def _some_count_even(attrs) -> bool:
+    """Whether a window has an even number of taps inside the image (ties can then round)."""
+    _, h, w, _ = attrs["in_shape"]
+    _, oh, ow, _ = attrs["out_shape"]
+    (fh, fw), (sh, sw) = attrs["kernel"], attrs["stride"]
+    pt, _, pl, _ = attrs["pad"]
+    rows = {min(r * sh - pt + fh, h) - max(r * sh - pt, 0) for r in range(oh)}
+    cols = {min(s * sw - pl + fw, w) - max(s * sw - pl, 0) for s in range(ow)}
+    return any(r * c % 2 == 0 for r in rows for c in cols)
 
 
 def compute(spec):
@@ -102,7 +119,9 @@ def compute(spec):
         value = acc[b, r, s, ch]
         if not is_max:
             cnt = count(r, s)
-            if int8:
+            if int8 and a.get("rounding") == "half_up":
+                value = tirx.floordiv(value + tirx.truncdiv(cnt, 2), cnt)
+            elif int8:
                 half = tirx.truncdiv(cnt, 2)
                 value = tirx.Select(value > 0, tirx.truncdiv(value + half, cnt), tirx.truncdiv(value - half, cnt))
             else:
@@ -158,8 +177,8 @@ def knob_space(spec):
     tiles = divisors_up_to(spec.attrs["out_shape"][3], 8)
     space = {"oc_tile": [tiles[-1], *tiles[:-1]], "unroll": [True, False]}
     if spec.params[0].dtype == "int8":
-        # oc_tile and unroll only matter with microkernel off
-        space = {"microkernel": [True, False], **space}
+        # oc_tile and unroll only matter with microkernel off; the micro-kernel rounds as int8 does
+        space = {"microkernel": [False] if spec.attrs.get("rounding") else [True, False], **space}
     return space
 
 

@@ -52,7 +52,7 @@ OPS: dict[str, OpSupport] = {
     "SQUEEZE": OpSupport(checks.squeeze, reshape.lower_alias, options="SqueezeOptions"),
     "SOFTMAX": OpSupport(checks.softmax, softmax.lower_softmax, options="SoftmaxOptions"),
     "QUANTIZE": OpSupport(checks.same_shape, activations.lower_activation,
-                          dtypes=(("float32", "int8"), ("int8", "int8"))),
+                          dtypes=(("float32", "int8"), ("int8", "int8"), ("uint8", "int8"), ("int8", "uint8"))),
     "DEQUANTIZE": OpSupport(checks.same_shape, activations.lower_activation, dtypes=(("int8", "float32"),)),
     "PAD": OpSupport(checks.pad, movement.lower_pad, operands=(1,)),
     "CONCATENATION": OpSupport(checks.concatenation, movement.lower_concatenation, options="ConcatenationOptions"),

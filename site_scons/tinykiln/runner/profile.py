@@ -15,13 +15,14 @@ from __future__ import annotations
 def layer_rows(device_layers: list[dict], graph=None) -> list[dict]:
     """Rows from the device's per-layer counts, with output shapes from the graph IR if given."""
     total = sum(layer["cycles"] for layer in device_layers) or 1
+    # ops by their index (the file's; ops the importer adds are numbered after them)
+    ops = {op.index: op for op in graph.ops} if graph is not None else {}
     rows = []
     for index, layer in enumerate(device_layers):
         shape = None
-        if graph is not None and 0 <= layer["op_index"] < len(graph.ops):
-            op = graph.ops[layer["op_index"]]
-            if op.outputs:
-                shape = list(graph.tensor(op.outputs[0]).shape)
+        op = ops.get(layer["op_index"])
+        if op is not None and op.outputs:
+            shape = list(graph.tensor(op.outputs[0]).shape)
         rows.append({
             "index": index, "kernel": layer["kernel"], "op": layer["op"],
             "op_index": layer["op_index"], "shape": shape, "cycles": int(layer["cycles"]),

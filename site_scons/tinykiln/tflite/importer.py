@@ -17,6 +17,7 @@ from .. import KilnError
 from ..graph import DTYPES, Graph, Op, Quantization, Tensor
 from ..ops.checks import OpView
 from ..ops.registry import OPS
+from . import uint8
 from .reader import TENSOR_TYPE_NAMES, CorruptFile, RawModel, RawTensor, read
 
 SUPPORTED_OPS = tuple(OPS)
@@ -24,8 +25,8 @@ WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 MAX_TENSOR_BYTES = 1 << 31
 
 WAY_OUT = ("tinykiln compiles single-subgraph TFLite models with static shapes, either float32 or fully "
-           "int8-quantized (int8 activations, int8 weights, int32 biases), made of the builtin ops "
-           f"{', '.join(SUPPORTED_OPS)}. Convert the model accordingly (e.g. TFLiteConverter with "
+           "int8-quantized (int8 activations, int8 weights, int32 biases; or uint8 throughout), made of the "
+           f"builtin ops {', '.join(SUPPORTED_OPS)}. Convert the model accordingly (e.g. TFLiteConverter with "
            "optimizations=[DEFAULT], a representative dataset and "
            "target_spec.supported_ops=[TFLITE_BUILTINS_INT8]).")
 
@@ -74,7 +75,9 @@ class _Importer:
                 "several signatures); only single-subgraph models are supported")
         sg = raw.subgraphs[0]
         converted = [self._tensor(i, t) for i, t in enumerate(sg.tensors)]
-        tensors = [t for t, _ in converted]
+        # uint8 runs on the int8 kernels: all but the API's uint8 tensors become int8 (tflite/uint8.py)
+        keep = uint8.plan(sg, raw.opcodes, TENSOR_TYPE_NAMES)
+        tensors = [t if i in keep else uint8.to_int8(t) for i, (t, _) in enumerate(converted)]
         tensor_problems = [p for _, p in converted]
         n = len(tensors)
 
@@ -118,12 +121,15 @@ class _Importer:
             elif i in self.structural:
                 self.model_problems.append(f"tensor '{t.name}' (used by no op) {self.structural[i]}")
 
+        self.op_problems += uint8.problems(graph_ops, tensors)
         if self.model_problems or self.op_problems:
             count = len(self.model_problems) + len(self.op_problems)
             lines = [f"{self.name}: cannot compile this model ({count} problem{'s' * (count > 1)}):"]
             lines += [f"  - {p}" for p in self.model_problems + self.op_problems]
             lines.append(WAY_OUT)
             raise KilnError("\n".join(lines))
+        graph_ops, graph_inputs, graph_outputs = uint8.add_edges(tensors, graph_ops, graph_inputs, graph_outputs,
+                                                                 len(sg.ops))
         return Graph(self.name, tensors, graph_ops, graph_inputs, graph_outputs)
 
     # -- tensors -----------------------------------------------------------------------------------
@@ -186,6 +192,8 @@ class _Importer:
             problems.append("quantization scale is negative or not finite")
         if dtype == "int8" and not all(-128 <= z <= 127 for z in zp):
             problems.append("int8 zero point outside [-128, 127]")
+        if dtype == "uint8" and not all(0 <= z <= 255 for z in zp):
+            problems.append("uint8 zero point outside [0, 255]")
         if len(shape) > 1 and not 0 <= q.quantized_dimension < len(shape):
             # (on rank-1 tensors, biases, real files carry meaningless values: tolerated, as TFLM does)
             problems.append(f"quantized_dimension {q.quantized_dimension} is not an axis of {list(shape)}")
@@ -291,7 +299,8 @@ class _Importer:
         if kind in WEIGHTED_OPS and len(v.inputs) > 1 and v.inputs[1] is not None:
             w = v.inputs[1]
             if x.dtype == "float32" and w.dtype in ("int8", "uint8"):
-                return [f"dynamic-range (hybrid) quantization: float32 activations with {w.dtype} weights "
+                wtype = "uint8" if w.from_uint8 else w.dtype
+                return [f"dynamic-range (hybrid) quantization: float32 activations with {wtype} weights "
                         f"'{w.name}' are not supported; quantize the whole model to int8 (representative "
                         "dataset) or keep it float32"]
         inputs = list(dict.fromkeys(i for i, _ in support.dtypes))
@@ -307,6 +316,8 @@ class _Importer:
                 problems.append(f"{'/'.join(kinds)} activations are not supported ({' or '.join(inputs)})")
             elif len(kinds) > 1:
                 problems.append(f"mixes {' and '.join(kinds)} activations")
+            elif len({t.from_uint8 for t in acts if t.dtype == "int8"}) > 1:
+                problems.append("mixes int8 and uint8 activations")
         for t in acts:
             if t.dtype == "int8" and t.quant is not None and (t.quant.per_channel or t.quant.axis is not None):
                 problems.append(f"activation '{t.name}' is quantized per channel (expected per tensor)")
