@@ -73,6 +73,9 @@ OPTIONS = {
     "TRANSPOSE": "TransposeOptions",
     "EXP": "ExpOptions",
     "SPLIT": "SplitOptions",
+    # the reduce area's ops
+    "ARG_MAX": "ArgMaxOptions",
+    "ARG_MIN": "ArgMinOptions",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.

@@ -22,6 +22,7 @@ from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
     softmax,
 )
+from . import argminmax
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -67,9 +68,15 @@ OPS: dict[str, OpSupport] = {
     "STRIDED_SLICE": OpSupport(checks.strided_slice, movement.lower_strided_slice, options="StridedSliceOptions",
                                operands=(1, 2, 3)),
     "TRANSPOSE": OpSupport(checks.transpose, movement.lower_transpose, operands=(1,)),
+    # reductions, normalisations, matrix products (the reduce area)
+    "ARG_MAX": OpSupport(argminmax.check, argminmax.lower_argminmax, dtypes=argminmax.DTYPES,
+                         options="ArgMaxOptions", operands=(1,)),
+    "ARG_MIN": OpSupport(argminmax.check, argminmax.lower_argminmax, dtypes=argminmax.DTYPES,
+                         options="ArgMinOptions", operands=(1,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement)
+                  reduce, movement,
+                  argminmax)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

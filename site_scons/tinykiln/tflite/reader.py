@@ -42,6 +42,9 @@ OPTION_FIELDS = {
     "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask", "ShrinkAxisMask", "Offset"),
     "SqueezeOptions": (),
     "ReshapeOptions": (),
+    # the reduce area's ops
+    "ArgMaxOptions": ("OutputType",),
+    "ArgMinOptions": ("OutputType",),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
