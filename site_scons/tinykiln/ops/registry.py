@@ -22,7 +22,7 @@ from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
     softmax,
 )
-from . import argminmax
+from . import argminmax, reduce_more
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -73,10 +73,15 @@ OPS: dict[str, OpSupport] = {
                          options="ArgMaxOptions", operands=(1,)),
     "ARG_MIN": OpSupport(argminmax.check, argminmax.lower_argminmax, dtypes=argminmax.DTYPES,
                          options="ArgMinOptions", operands=(1,)),
+    "SUM": OpSupport(reduce_more.check, reduce_more.lower_reduce, options="ReducerOptions", operands=(1,)),
+    "REDUCE_MAX": OpSupport(reduce_more.check, reduce_more.lower_reduce, options="ReducerOptions", operands=(1,)),
+    "REDUCE_MIN": OpSupport(reduce_more.check, reduce_more.lower_reduce, options="ReducerOptions", operands=(1,)),
+    "REDUCE_PROD": OpSupport(reduce_more.check, reduce_more.lower_reduce, dtypes=(("float32", "float32"),),
+                             options="ReducerOptions", operands=(1,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
                   reduce, movement,
-                  argminmax)
+                  argminmax, reduce_more)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}
