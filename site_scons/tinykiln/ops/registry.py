@@ -22,7 +22,7 @@ from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
     softmax,
 )
-from . import argminmax, reduce_more
+from . import argminmax, l2norm, reduce_more
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -78,10 +78,11 @@ OPS: dict[str, OpSupport] = {
     "REDUCE_MIN": OpSupport(reduce_more.check, reduce_more.lower_reduce, options="ReducerOptions", operands=(1,)),
     "REDUCE_PROD": OpSupport(reduce_more.check, reduce_more.lower_reduce, dtypes=(("float32", "float32"),),
                              options="ReducerOptions", operands=(1,)),
+    "L2_NORMALIZATION": OpSupport(l2norm.check, l2norm.lower_l2norm, options="L2NormOptions"),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
                   reduce, movement,
-                  argminmax, reduce_more)
+                  argminmax, reduce_more, l2norm)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

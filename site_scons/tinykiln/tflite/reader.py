@@ -45,6 +45,7 @@ OPTION_FIELDS = {
     # the reduce area's ops
     "ArgMaxOptions": ("OutputType",),
     "ArgMinOptions": ("OutputType",),
+    "L2NormOptions": ("FusedActivationFunction",),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
