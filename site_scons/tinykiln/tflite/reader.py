@@ -46,6 +46,7 @@ OPTION_FIELDS = {
     "ArgMaxOptions": ("OutputType",),
     "ArgMinOptions": ("OutputType",),
     "L2NormOptions": ("FusedActivationFunction",),
+    "BatchMatMulOptions": ("AdjX", "AdjY", "AsymmetricQuantizeInputs"),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
