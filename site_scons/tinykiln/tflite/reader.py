@@ -47,6 +47,7 @@ OPTION_FIELDS = {
     "ArgMinOptions": ("OutputType",),
     "L2NormOptions": ("FusedActivationFunction",),
     "BatchMatMulOptions": ("AdjX", "AdjY", "AsymmetricQuantizeInputs"),
+    "TransposeConvOptions": ("Padding", "StrideW", "StrideH", "FusedActivationFunction", "QuantizedBiasType"),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
