@@ -22,7 +22,7 @@ from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
     softmax,
 )
-from . import argminmax, batch_matmul, l2norm, reduce_more, transpose_conv
+from . import argminmax, batch_matmul, l2norm, log_softmax, reduce_more, transpose_conv
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -82,10 +82,11 @@ OPS: dict[str, OpSupport] = {
     "BATCH_MATMUL": OpSupport(batch_matmul.check, batch_matmul.lower_batch_matmul, options="BatchMatMulOptions"),
     "TRANSPOSE_CONV": OpSupport(transpose_conv.check, transpose_conv.lower_transpose_conv,
                                 options="TransposeConvOptions", operands=(0, 1, 3)),
+    "LOG_SOFTMAX": OpSupport(log_softmax.check, log_softmax.lower_log_softmax, options="LogSoftmaxOptions"),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
                   reduce, movement,
-                  argminmax, reduce_more, l2norm, batch_matmul, transpose_conv)
+                  argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}
