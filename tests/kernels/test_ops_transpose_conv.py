@@ -11,19 +11,19 @@ from tinykiln import KilnError, ops
 from tinykiln.ops.transpose_conv import transpose_conv_float_reference, transpose_conv_int8_reference
 from tinykiln.tflite import load
 
-# (input h, w, ic, oc, kernel, stride, padding, output h, w, bias, per channel)
+# (input h, w, ic, oc, kernel, stride, padding, output h, w, bias, per channel, activation)
 CASES = [
-    (3, 3, 2, 3, (3, 3), (2, 2), "SAME", 6, 6, True, True),
-    (4, 3, 3, 2, (2, 2), (2, 2), "VALID", 8, 6, False, True),
-    (3, 4, 1, 4, (3, 2), (1, 1), "SAME", 3, 4, True, False),
-    (2, 3, 4, 2, (4, 4), (2, 3), "VALID", 6, 10, True, True),
-    (3, 3, 2, 5, (3, 3), (2, 2), "SAME", 5, 5, True, True),  # an output size the stride does not divide
-    (5, 2, 3, 3, (1, 3), (3, 1), "VALID", 15, 4, False, False),
+    (3, 3, 2, 3, (3, 3), (2, 2), "SAME", 6, 6, True, True, "NONE"),
+    (4, 3, 3, 2, (2, 2), (2, 2), "VALID", 8, 6, False, True, "RELU"),
+    (3, 4, 1, 4, (3, 2), (1, 1), "SAME", 3, 4, True, False, "NONE"),
+    (2, 3, 4, 2, (4, 4), (2, 3), "VALID", 6, 10, True, True, "RELU6"),
+    (3, 3, 2, 5, (3, 3), (2, 2), "SAME", 5, 5, True, True, "NONE"),  # an output size the stride does not divide
+    (5, 2, 3, 3, (1, 3), (3, 1), "VALID", 15, 4, False, False, "RELU_N1_TO_1"),
 ]
 
 
 def _model(case, dtype, rng):
-    h, w, ic, oc, (kh, kw), stride, padding, oh, ow, has_bias, per_channel = case
+    h, w, ic, oc, (kh, kw), stride, padding, oh, ow, has_bias, per_channel, activation = case
     mb = ModelBuilder()
     qs = {}
     if dtype == "int8":
@@ -47,7 +47,8 @@ def _model(case, dtype, rng):
     x = mb.tensor((1, h, w, ic), dtype, quant=in_q, name="x")
     y = mb.tensor((1, oh, ow, oc), dtype, quant=out_q, name="y")
     inputs = [shape, wt, x] + ([b] if has_bias else [])
-    mb.op("TRANSPOSE_CONV", inputs, [y], padding=padding, stride_h=stride[0], stride_w=stride[1])
+    mb.op("TRANSPOSE_CONV", inputs, [y], padding=padding, stride_h=stride[0], stride_w=stride[1],
+          activation=activation)
     return mb.build([x], [y]), weights, bias, qs
 
 
@@ -65,13 +66,13 @@ def test_int8_bit_exact(seed, tmp_path):
     (got,) = _run(model, [x], tmp_path)
     (want,) = reference_run(model, [x])
     np.testing.assert_array_equal(got, want)
-    assert len(np.unique(want)) > 10  # the quantization spreads the outputs
+    assert len(np.unique(want)) > 3  # not all clamped
     out_shape = (1, case[7], case[8], case[3])
     np.testing.assert_array_equal(
-        transpose_conv_int8_reference(x, weights, bias, case[5], case[6], out_shape, **qs), want)
+        transpose_conv_int8_reference(x, weights, bias, case[5], case[6], out_shape, **qs, activation=case[11]), want)
 
 
-@pytest.mark.parametrize("seed", range(0, len(CASES), 2))
+@pytest.mark.parametrize("seed", [0, 1, 3, 5])
 def test_float32(seed, tmp_path):
     rng = np.random.default_rng(seed)
     case = CASES[seed]
@@ -81,15 +82,15 @@ def test_float32(seed, tmp_path):
     (want,) = reference_run(model, [x])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     out_shape = (1, case[7], case[8], case[3])
-    np.testing.assert_allclose(transpose_conv_float_reference(x, weights, bias, case[5], case[6], out_shape),
-                               want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(transpose_conv_float_reference(x, weights, bias, case[5], case[6], out_shape,
+                                                              case[11]), want, rtol=1e-5, atol=1e-5)
 
 
 def test_int8_every_knob_value(tmp_path):
     from tinykiln.ops import knob_space, workload_key
 
     rng = np.random.default_rng(11)
-    case = (3, 3, 2, 4, (3, 3), (2, 2), "SAME", 6, 6, True, True)
+    case = (3, 3, 2, 4, (3, 3), (2, 2), "SAME", 6, 6, True, True, "RELU")
     model, _, _, _ = _model(case, "int8", rng)
     x = rng.integers(-128, 128, size=(1, 3, 3, 2)).astype(np.int8)
     (want,) = reference_run(model, [x])
@@ -104,7 +105,7 @@ def test_int8_every_knob_value(tmp_path):
 
 def test_output_shape_must_match():
     rng = np.random.default_rng(0)
-    model, _, _, _ = _model((3, 3, 2, 3, (3, 3), (2, 2), "SAME", 6, 6, True, True), "float32", rng)
+    model, _, _, _ = _model((3, 3, 2, 3, (3, 3), (2, 2), "SAME", 6, 6, True, True, "NONE"), "float32", rng)
     from ai_edge_litert import schema_py_generated as schema
 
     from modelgen import pack

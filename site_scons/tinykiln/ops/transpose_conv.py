@@ -10,8 +10,8 @@ TransposeConv) scatter: every input pixel (b, y, x, ic) adds x * w[oc, fy, fx, i
 is ComputePaddingHeightWidth with the output as the convolution's input (rules.conv_padding of the
 output size). Then bias; int8: (x - input_zp) summed in int32, + bias, MultiplyByQuantizedMultiplier
 per channel (double rounding, PopulateConvolutionQuantizationParams' multipliers), + output_zp,
-clamped to int8 (LiteRT 2.3 passes kTfLiteActNone to that Prepare: fused activations other than
-NONE are refused). float32 sums in the scatter's order: input row, input column, input channel.
+clamped to the fused activation's range (LiteRT 2.3 applies it, found by testing). float32 sums
+in the scatter's order: input row, input column, input channel; + bias; the activation's clamp.
 
 Kernel: the gather form of the same sum. For output row oy only the filter rows
 ky = (oy + pad) mod stride + stride * j meet an input row, iy = (oy + pad) div stride - j, so the
@@ -44,9 +44,6 @@ def check(v: OpView) -> dict:
     if not v.need((3, 4)):
         return attrs
     shape, w, x, b = v.inputs[0], v.inputs[1], v.inputs[2], v.input(3)
-    if attrs["activation"] != "NONE":
-        v.fail(f"fused activation {attrs['activation']} on TRANSPOSE_CONV is not supported (LiteRT "
-               "2.3's kernel does not apply it)")
     if not v.rank(x, 4, "input") or not v.constant(shape, "output_shape", ("int32",)):
         return attrs
     want = "int8" if x.dtype == "int8" else "float32"
@@ -92,15 +89,19 @@ def _scatter(x, w, stride, pad, out_shape, dtype):
     return out
 
 
-def transpose_conv_float_reference(x, w, bias, stride, padding, out_shape) -> np.ndarray:
+def transpose_conv_float_reference(x, w, bias, stride, padding, out_shape, activation="NONE") -> np.ndarray:
+    from tinykiln.fixedpoint.prepare import activation_range_float
+
     x, w = np.asarray(x, np.float32), np.asarray(w, np.float32)
     pad = [transpose_padding(padding, out_shape[1 + i], w.shape[1 + i], stride[i]) for i in range(2)]
     out = _scatter(x, w, stride, pad, tuple(out_shape), np.float32)
-    return out if bias is None else (out + np.asarray(bias, np.float32)).astype(np.float32)
+    out = out if bias is None else (out + np.asarray(bias, np.float32)).astype(np.float32)
+    return np.clip(out, *activation_range_float(activation)).astype(np.float32)
 
 
-def transpose_conv_int8_reference(x, w, bias, stride, padding, out_shape, in_q, w_scales, out_q) -> np.ndarray:
-    from tinykiln.fixedpoint.prepare import quantize_multiplier
+def transpose_conv_int8_reference(x, w, bias, stride, padding, out_shape, in_q, w_scales, out_q,
+                                  activation="NONE") -> np.ndarray:
+    from tinykiln.fixedpoint.prepare import activation_range_int8, quantize_multiplier
 
     d = np.asarray(x, np.int64) - in_q[1]
     pad = [transpose_padding(padding, out_shape[1 + i], w.shape[1 + i], stride[i]) for i in range(2)]
@@ -112,7 +113,8 @@ def transpose_conv_int8_reference(x, w, bias, stride, padding, out_shape, in_q, 
              for s in scales]
     m = np.array([p[0] for p in pairs], np.int64)
     s = np.array([p[1] for p in pairs], np.int64)
-    return np.clip(multiply_by_quantized_multiplier(acc, m, s) + out_q[1], -128, 127).astype(np.int8)
+    lo, hi = activation_range_int8(activation, out_q[0], out_q[1])
+    return np.clip(multiply_by_quantized_multiplier(acc, m, s) + out_q[1], lo, hi).astype(np.int8)
 
 
 # -- lowering ---------------------------------------------------------------------------------------
@@ -126,8 +128,7 @@ def lower_transpose_conv(ctx, op):
     _, oh, ow, yoc = y.shape
     if wic != ic or yoc != oc or y.shape[0] != n:
         raise unsupported(op, f"input {list(x.shape)}, filter {list(w.shape)}, output {list(y.shape)}")
-    if op.attrs.get("activation", "NONE") != "NONE":
-        raise unsupported(op, f"fused activation {op.attrs['activation']}")
+    activation = op.attrs.get("activation", "NONE")
     stride = list(op.attrs.get("stride", (1, 1)))
     padding = op.attrs.get("padding", "SAME")
     pad = [transpose_padding(padding, oh, kh, stride[0]), transpose_padding(padding, ow, kw, stride[1])]
@@ -138,7 +139,7 @@ def lower_transpose_conv(ctx, op):
     if x.dtype == "int8":
         # (x - zp) is taken inside the sum (only the taps that meet an input are visited, so the zero
         # point cannot be folded into the bias as conv does): no weight sums to fold
-        params, args, attrs = int8_accumulate_quant(op, x, w, y, np.zeros(oc, np.int64), bias, attrs, "NONE")
+        params, args, attrs = int8_accumulate_quant(op, x, w, y, np.zeros(oc, np.int64), bias, attrs, activation)
         taps = -(-kh // stride[0]) * -(-kw // stride[1]) * ic
         bound = 255 * 128 * taps + (0 if bias is None else int(np.abs(np.asarray(bias, np.int64)).max()))
         if attrs.get("requant") != "tflite" and bound >= FUSED_X_LIMIT:
@@ -150,7 +151,7 @@ def lower_transpose_conv(ctx, op):
         return [KernelCall(spec, op.index, [x_index, np.asarray(weights), *args, op.outputs[0]])]
     if x.dtype != "float32":
         raise unsupported(op, f"input type {x.dtype}")
-    attrs["act"] = float_act_attr("NONE", op)
+    attrs["act"] = float_act_attr(activation, op)
     attrs["bias"] = bias is not None
     params = [param("input", "float32", x.shape, "input"), param("weights", "float32", w.shape, "const")]
     extra = []
