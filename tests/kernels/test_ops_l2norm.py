@@ -60,3 +60,12 @@ def test_float32(depth, tmp_path):
 def test_int8_wrong_output_quantization_is_rejected():
     with pytest.raises(KilnError, match="scale 1/128"):
         load(_model((1, 8), "int8", (0.05, 0), (0.01, 0)))
+
+
+def test_fused_activation_is_rejected():
+    mb = ModelBuilder()
+    x = mb.tensor((1, 4), "float32", name="x")
+    y = mb.tensor((1, 4), "float32", name="y")
+    mb.op("L2_NORMALIZATION", [x], [y], activation="RELU")
+    with pytest.raises(KilnError, match="fused activation RELU"):
+        load(mb.build([x], [y]))

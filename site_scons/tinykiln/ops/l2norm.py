@@ -9,7 +9,7 @@ float32 is reference_ops::L2Normalization: x / max(sqrt(sum(x^2)), 1e-6), the su
 
 Kernel: the per-row stages (the sum, the inverse square root's normalisation and Newton steps)
 are computed at the row loop, as scalars; then the output loop over the row. No knobs. The fused
-activation must be NONE (LiteRT ignores it for int8; for float32 we refuse the others).
+activation must be NONE (LiteRT's Prepare refuses the others).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def check(v: OpView) -> dict:
     if len(v.x.shape) < 1:
         v.fail("input must have rank >= 1")
     if attrs["activation"] != "NONE":
-        v.fail(f"fused activation {attrs['activation']} on L2_NORMALIZATION is not supported")
+        v.fail(f"fused activation {attrs['activation']} on L2_NORMALIZATION (LiteRT refuses it too)")
     q = v.y.quant
     if v.y.dtype == "int8" and q is not None and (abs(q.scale[0] * 128 - 1) > 1e-3 or q.zero_point[0] != 0):
         v.fail(f"int8 output '{v.y.name}' must have scale 1/128 and zero point 0 "
