@@ -73,6 +73,17 @@ OPTIONS = {
     "TRANSPOSE": "TransposeOptions",
     "EXP": "ExpOptions",
     "SPLIT": "SplitOptions",
+    # the reduce area's ops
+    "ARG_MAX": "ArgMaxOptions",
+    "ARG_MIN": "ArgMinOptions",
+    "SUM": "ReducerOptions",
+    "REDUCE_MAX": "ReducerOptions",
+    "REDUCE_MIN": "ReducerOptions",
+    "REDUCE_PROD": "ReducerOptions",
+    "LOG_SOFTMAX": "LogSoftmaxOptions",
+    "L2_NORMALIZATION": "L2NormOptions",
+    "BATCH_MATMUL": "BatchMatMulOptions",
+    "TRANSPOSE_CONV": "TransposeConvOptions",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.

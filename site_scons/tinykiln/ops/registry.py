@@ -22,6 +22,7 @@ from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
     softmax,
 )
+from . import argminmax, batch_matmul, l2norm, log_softmax, reduce_more, transpose_conv
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -67,9 +68,25 @@ OPS: dict[str, OpSupport] = {
     "STRIDED_SLICE": OpSupport(checks.strided_slice, movement.lower_strided_slice, options="StridedSliceOptions",
                                operands=(1, 2, 3)),
     "TRANSPOSE": OpSupport(checks.transpose, movement.lower_transpose, operands=(1,)),
+    # reductions, normalisations, matrix products (the reduce area)
+    "ARG_MAX": OpSupport(argminmax.check, argminmax.lower_argminmax, dtypes=argminmax.DTYPES,
+                         options="ArgMaxOptions", operands=(1,)),
+    "ARG_MIN": OpSupport(argminmax.check, argminmax.lower_argminmax, dtypes=argminmax.DTYPES,
+                         options="ArgMinOptions", operands=(1,)),
+    "SUM": OpSupport(reduce_more.check, reduce_more.lower_reduce, options="ReducerOptions", operands=(1,)),
+    "REDUCE_MAX": OpSupport(reduce_more.check, reduce_more.lower_reduce, options="ReducerOptions", operands=(1,)),
+    "REDUCE_MIN": OpSupport(reduce_more.check, reduce_more.lower_reduce, options="ReducerOptions", operands=(1,)),
+    "REDUCE_PROD": OpSupport(reduce_more.check, reduce_more.lower_reduce, dtypes=(("float32", "float32"),),
+                             options="ReducerOptions", operands=(1,)),
+    "L2_NORMALIZATION": OpSupport(l2norm.check, l2norm.lower_l2norm, options="L2NormOptions"),
+    "BATCH_MATMUL": OpSupport(batch_matmul.check, batch_matmul.lower_batch_matmul, options="BatchMatMulOptions"),
+    "TRANSPOSE_CONV": OpSupport(transpose_conv.check, transpose_conv.lower_transpose_conv,
+                                options="TransposeConvOptions", operands=(0, 1, 3)),
+    "LOG_SOFTMAX": OpSupport(log_softmax.check, log_softmax.lower_log_softmax, options="LogSoftmaxOptions"),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement)
+                  reduce, movement,
+                  argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

@@ -42,6 +42,12 @@ OPTION_FIELDS = {
     "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask", "ShrinkAxisMask", "Offset"),
     "SqueezeOptions": (),
     "ReshapeOptions": (),
+    # the reduce area's ops
+    "ArgMaxOptions": ("OutputType",),
+    "ArgMinOptions": ("OutputType",),
+    "L2NormOptions": ("FusedActivationFunction",),
+    "BatchMatMulOptions": ("AdjX", "AdjY", "AsymmetricQuantizeInputs"),
+    "TransposeConvOptions": ("Padding", "StrideW", "StrideH", "FusedActivationFunction", "QuantizedBiasType"),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
