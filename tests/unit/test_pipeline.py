@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tinykiln import models, paths, pipeline, sources
+from tinykiln import KilnError, models, paths, pipeline, sources
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_a_failed_cache_write_leaves_no_temp_file(cifar10, tmp_path, monkeypatch
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pipeline.pickle, "dump", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(KilnError, match="cannot write .*pipeline.pickle: No space left on device .*make room"):
         pipeline.compile(cifar10, cache=tmp_path / ".pipeline.pickle")
     assert list(tmp_path.iterdir()) == []
 
