@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import (
-    activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
-    softmax,
+    activations, checks, compare, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce,
+    reshape, softmax,
 )
 from .base import KernelFamily
 
@@ -67,9 +67,12 @@ OPS: dict[str, OpSupport] = {
     "STRIDED_SLICE": OpSupport(checks.strided_slice, movement.lower_strided_slice, options="StridedSliceOptions",
                                operands=(1, 2, 3)),
     "TRANSPOSE": OpSupport(checks.transpose, movement.lower_transpose, operands=(1,)),
+    # elementwise math, comparisons, logical ops (unary): ops/compare.py
+    "MINIMUM": OpSupport(compare.check_minmax, compare.lower_minmax, compare.MINMAX_DTYPES),
+    "MAXIMUM": OpSupport(compare.check_minmax, compare.lower_minmax, compare.MINMAX_DTYPES),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement)
+                  reduce, movement, compare)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

@@ -1,0 +1,81 @@
+"""MINIMUM, MAXIMUM against LiteRT (BUILTIN_REF): broadcasting, constant operands (clip_by_value as
+converters write it: a rank-0 constant bound), int8 / int32 bit-exact, float32 exact."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernelrun
+import modelgen as mg
+from kernelrun import check_against_litert
+from tinykiln import KilnError, ops
+from tinykiln.ops import compare
+
+SHAPES = [((1, 5, 4, 3), (1, 5, 4, 3)), ((1, 5, 4, 3), (1, 1, 1, 3)), ((2, 6), (6,)), ((1, 3, 1, 4), (1, 1, 5, 1)),
+          ((7,), ())]
+
+
+def _model(kind, dtype, seed, out_dtype=None, const_b=False, quant=None):
+    mb = mg.ModelBuilder(seed)
+    sa, sb = SHAPES[seed % len(SHAPES)]
+    q = quant or (mb.activation_quant() if dtype == "int8" else None)
+    a = mb.tensor(sa, dtype, quant=q, name="a")
+    if const_b:
+        data = mb.rng.uniform(-2, 2, size=sb) if dtype == "float32" else mb.rng.integers(-60, 60, size=sb)
+        b = mb.tensor(sb, dtype, quant=q, data=data, name="b")
+    else:
+        other = mb.activation_quant() if dtype == "int8" and seed % 2 else q
+        b = mb.tensor(sb, dtype, quant=other, name="b")
+    shape = tuple(np.broadcast_shapes(sa, sb))
+    out_dtype = out_dtype or dtype
+    y = mb.tensor(shape, out_dtype, quant=q if out_dtype == "int8" else None, name="y")
+    mb.op(kind, [a, b], [y])
+    return mb, [a] if const_b else [a, b], [y]
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("dtype", ["int8", "float32", "int32"])
+@pytest.mark.parametrize("kind", ["MINIMUM", "MAXIMUM"])
+def test_minmax(kind, dtype, seed, tmp_path):
+    check_against_litert(*_model(kind, dtype, seed, const_b=seed == 3), tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["MINIMUM", "MAXIMUM"])
+def test_minmax_clip_by_value(kind, tmp_path):
+    """As ST's EfficientNet writes clip_by_value: int8 [1, 1, 1, C] against a rank-0 constant bound,
+    one quantization throughout; the bound is a const param of the kernel."""
+    mb = mg.ModelBuilder(1)
+    q = (0.03137255, -1)
+    x = mb.tensor((1, 1, 1, 16), "int8", quant=q, name="x")
+    bound = mb.tensor((), "int8", quant=q, data=np.int8(126 if kind == "MINIMUM" else -128), name="bound")
+    y = mb.tensor((1, 1, 1, 16), "int8", quant=q, name="y")
+    mb.op(kind, [x, bound], [y])
+    lowered = check_against_litert(mb, [x], [y], tmp_path, seeds=(0, 1, 2))
+    assert [p.role for p in lowered.calls[0].spec.params] == ["input", "const", "output"]
+
+
+def test_minmax_float_specials(tmp_path):
+    """Ties of -0.0 and 0.0, infinities and NaN give what LiteRT's el1 > el2 ? el1 : el2 gives."""
+    mb = mg.ModelBuilder(0)
+    a = mb.tensor((8,), "float32", name="a")
+    b = mb.tensor((8,), "float32", name="b")
+    y = mb.tensor((8,), "float32", name="y")
+    mb.op("MAXIMUM", [a, b], [y])
+    model = mb.build([a, b], [y])
+    va = np.float32([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, np.nan, 3.0])
+    vb = np.float32([-0.0, 0.0, 1.0, 1.0, 2.0, np.nan, np.nan, 3.0])
+    graph = kernelrun.load_graph(model)
+    (got,) = kernelrun.run_lowered(graph, ops.lower(graph), [va, vb], tmp_path)
+    (want,) = mg.reference_run(model, [va, vb])
+    assert got.tobytes() == want.tobytes()
+    assert want.tobytes() == compare.minmax_reference("MAXIMUM", va, vb).tobytes()
+
+
+def test_minmax_mixed_dtypes_are_rejected():
+    mb = mg.ModelBuilder(0)
+    a = mb.tensor((4,), "float32", name="a")
+    b = mb.tensor((4,), "int32", name="b")
+    y = mb.tensor((4,), "float32", name="y")
+    mb.op("MINIMUM", [a, b], [y])
+    with pytest.raises(KilnError, match="MINIMUM"):
+        kernelrun.load_graph(mb.build([a, b], [y]))
