@@ -20,7 +20,7 @@ from typing import Callable
 
 from . import (
     activations, checks, compare, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce,
-    reshape, softmax,
+    reshape, softmax, unary_math,
 )
 from .base import KernelFamily
 
@@ -70,9 +70,11 @@ OPS: dict[str, OpSupport] = {
     # elementwise math, comparisons, logical ops (unary): ops/compare.py
     "MINIMUM": OpSupport(compare.check_minmax, compare.lower_minmax, compare.MINMAX_DTYPES),
     "MAXIMUM": OpSupport(compare.check_minmax, compare.lower_minmax, compare.MINMAX_DTYPES),
+    **{kind: OpSupport(unary_math.check_unary, unary_math.lower_unary, unary_math.dtypes(kind),
+                       options="GeluOptions" if kind == "GELU" else None) for kind in unary_math.KINDS},
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement, compare)
+                  reduce, movement, compare, unary_math)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

@@ -42,6 +42,9 @@ OPTION_FIELDS = {
     "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask", "ShrinkAxisMask", "Offset"),
     "SqueezeOptions": (),
     "ReshapeOptions": (),
+    # elementwise math (unary)
+    "GeluOptions": ("Approximate",),
+    "DivOptions": ("FusedActivationFunction",),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
