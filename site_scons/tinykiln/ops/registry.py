@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import (
-    activations, checks, compare, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce,
-    reshape, softmax, unary_math,
+    activations, binary_math, checks, compare, conv2d, depthwise_conv2d, elementwise, fully_connected, movement,
+    pooling, reduce, reshape, softmax, unary_math,
 )
 from .base import KernelFamily
 
@@ -72,9 +72,11 @@ OPS: dict[str, OpSupport] = {
     "MAXIMUM": OpSupport(compare.check_minmax, compare.lower_minmax, compare.MINMAX_DTYPES),
     **{kind: OpSupport(unary_math.check_unary, unary_math.lower_unary, unary_math.dtypes(kind),
                        options="GeluOptions" if kind == "GELU" else None) for kind in unary_math.KINDS},
+    **{kind: OpSupport(binary_math.check_binary, binary_math.lower_binary_math, binary_math.DTYPES[kind],
+                       options="DivOptions" if kind == "DIV" else None) for kind in binary_math.KINDS},
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement, compare, unary_math)
+                  reduce, movement, compare, unary_math, binary_math)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}
