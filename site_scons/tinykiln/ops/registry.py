@@ -72,6 +72,10 @@ OPS: dict[str, OpSupport] = {
     "MAXIMUM": OpSupport(compare.check_minmax, compare.lower_minmax, compare.MINMAX_DTYPES),
     **{kind: OpSupport(unary_math.check_unary, unary_math.lower_unary, unary_math.dtypes(kind),
                        options="GeluOptions" if kind == "GELU" else None) for kind in unary_math.KINDS},
+    **{kind: OpSupport(compare.check_comparison, compare.lower_comparison, compare.comparison_dtypes(kind))
+       for kind in compare.COMPARISONS},
+    **{kind: OpSupport(compare.check_logical, compare.lower_logical, compare.BOOL_DTYPES) for kind in compare.LOGICAL},
+    **{kind: OpSupport(compare.check_select, compare.lower_select, compare.SELECT_DTYPES) for kind in compare.SELECTS},
     **{kind: OpSupport(binary_math.check_binary, binary_math.lower_binary_math, binary_math.DTYPES[kind],
                        options="DivOptions" if kind == "DIV" else None) for kind in binary_math.KINDS},
 }
