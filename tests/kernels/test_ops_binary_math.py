@@ -105,3 +105,23 @@ def test_int8_div_is_rejected_naming_the_dtypes():
     mb.op("DIV", [a, b], [y], activation="NONE")
     with pytest.raises(KilnError, match=r"DIV.*int8 activations are not supported \(float32 or int32\)"):
         kernelrun.load_graph(mb.build([a, b], [y]))
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_add_n(dtype, count, tmp_path):
+    mb = mg.ModelBuilder(count)
+    xs = [mb.input((2, 3, 5), dtype, name=f"x{k}") for k in range(count)]
+    const = mb.tensor((2, 3, 5), dtype, data=mb.rng.integers(-9, 9, size=(2, 3, 5)), name="c") if count == 4 else None
+    y = mb.input((2, 3, 5), dtype, name="y")
+    mb.op("ADD_N", xs + ([const] if const is not None else []), [y])
+    _check(mb, xs, y, "ADD_N", tmp_path)
+
+
+def test_int8_add_n_is_rejected_naming_the_dtypes():
+    mb = mg.ModelBuilder(0)
+    xs = [mb.input((4,), "int8") for _ in range(2)]
+    y = mb.input((4,), "int8")
+    mb.op("ADD_N", xs, [y])
+    with pytest.raises(KilnError, match=r"ADD_N.*int8 activations are not supported \(float32 or int32\)"):
+        kernelrun.load_graph(mb.build(xs, [y]))

@@ -103,3 +103,39 @@ def test_int8_without_litert_kernel_is_rejected(kind):
     model = _model(kind, (1, 8), "int8", (0.1, 0), (0.1, 0))
     with pytest.raises(KilnError, match=rf"{kind}.*int8 activations are not supported \(float32\)"):
         kernelrun.load_graph(model)
+
+
+# -- CAST --------------------------------------------------------------------------------------------
+
+def _cast_values(dtype, rng, shape):
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    if dtype == "float32":
+        # in range of every integer target (a C cast of an out-of-range float is undefined, in LiteRT too)
+        v = rng.uniform(-127.9, 127.9, size=shape).astype(np.float32)
+        v.flat[:4] = [0.0, -0.0, 0.5, -0.99]
+        return v
+    info = np.iinfo(dtype)
+    lo, hi = max(info.min, -(1 << 40)), min(info.max, 1 << 40)
+    v = rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
+    v.flat[:3] = [0, 1, info.min]  # wraps when narrowed, as C++'s static_cast does
+    return v
+
+
+@pytest.mark.parametrize("dst", unary_math.CAST_TYPES)
+@pytest.mark.parametrize("src", unary_math.CAST_TYPES)
+def test_cast(src, dst, tmp_path):
+    rng = np.random.default_rng(len(src) * 7 + len(dst))
+    shape = (3, 11)
+    mb = ModelBuilder()
+    x = mb.tensor(shape, src, quant=(0.1, 3) if src == "int8" else None, name="x")
+    y = mb.tensor(shape, dst, quant=(0.2, -1) if dst == "int8" else None, name="y")
+    mb.op("CAST", [x], [y])
+    model = mb.build([x], [y])
+    v = _cast_values(src, rng, shape)
+    (got,) = _run(model, [v], tmp_path)
+    (want,) = reference_run(model, [v])
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    if src != "float32" or dst == "float32":
+        np.testing.assert_array_equal(unary_math.cast_reference(v, dst), want)

@@ -1,5 +1,5 @@
-"""Two-input arithmetic with TFLite's numpy broadcasting: SQUARED_DIFFERENCE, DIV, FLOOR_DIV,
-FLOOR_MOD, PRELU.
+"""Arithmetic of several inputs with TFLite's numpy broadcasting: SQUARED_DIFFERENCE, DIV, FLOOR_DIV,
+FLOOR_MOD, PRELU, and ADD_N (no broadcasting).
 
 What LiteRT 2.3's reference kernels compute, and the kernels do:
     SQUARED_DIFFERENCE  float32 and int32: (a - b) * (a - b). int8 (squared_difference.cc): each
@@ -16,6 +16,8 @@ What LiteRT 2.3's reference kernels compute, and the kernels do:
     PRELU  float32: x >= 0 ? x : x * alpha. int8 (prelu.cc): x - zp >= 0 ? MBQM(x - zp, s_in / s_out)
         : MBQM((x - zp) * (alpha - zp_alpha), s_in * s_alpha / s_out), + zp_out, clamped; the float
         quotients as LiteRT takes them (float32 arithmetic, then double).
+    ADD_N  float32 and int32 (add_n.cc; LiteRT has no int8 ADD_N): the inputs of one shape summed in
+        order from the first (int32 wraps, computed unsigned).
 The numpy models (`*_reference`) are the tests' oracles beside LiteRT. No knobs.
 """
 from __future__ import annotations
@@ -48,6 +50,52 @@ def check_binary(v) -> dict:
         elif v.kind == "DIV" and a.dtype == "int32" and attrs["activation"] != "NONE":
             v.fail(f"int32 DIV with fused activation {attrs['activation']} is not supported")
     return attrs
+
+
+ADD_N_DTYPES = (F32, I32)
+
+
+def check_add_n(v) -> dict:
+    if not v.need((2, 1 << 16)):  # LiteRT's Prepare wants two or more
+        return {}
+    if any(t is None for t in v.inputs):
+        v.fail("an input is omitted (-1)")
+    elif any(tuple(t.shape) != tuple(v.x.shape) or t.dtype != v.x.dtype for t in v.inputs):
+        v.fail("ADD_N's inputs must have one shape and dtype (LiteRT does not broadcast them)")
+    else:
+        v.shape_is(v.y, v.x.shape)
+    return {}
+
+
+def lower_add_n(ctx, op):
+    y = ctx.tensor(op.outputs[0])
+    if (y.dtype, y.dtype) not in ADD_N_DTYPES:
+        raise unsupported(op, f"{y.dtype} (LiteRT runs ADD_N on float32 or int32)")
+    params, args, attrs = broadcast.operand_params(ctx, op)
+    params.append(param("output", y.dtype, y.shape, "output"))
+    spec = ctx.spec("add_n", params, attrs)
+    return [KernelCall(spec, op.index, [*args, op.outputs[0]])]
+
+
+def _add_n_compute(spec):
+    from tvm import te
+
+    holders, values = broadcast.loads(spec, len(spec.attrs["shapes"]))
+    dtype = spec.params[-1].dtype
+
+    def value(*idx):
+        vs = values(idx)
+        if dtype == "int32":
+            total = vs[0].astype("uint32")
+            for v in vs[1:]:
+                total = total + v.astype("uint32")
+            return total.astype("int32")
+        total = vs[0]
+        for v in vs[1:]:
+            total = total + v
+        return total
+
+    return [*holders, te.compute(broadcast.out_shape(spec), value, name="output")]
 
 
 # --------------------------------------------------------------------------- build-time models
@@ -236,5 +284,6 @@ def _compute(spec):
     return [*holders, *tables, te.compute(broadcast.out_shape(spec), value, name="output")]
 
 
-FAMILIES = {f"binary_math_{dtype}": KernelFamily(_compute, broadcast.flat_schedule)
-            for dtype in ("int8", "int32", "float32")}
+FAMILIES = {**{f"binary_math_{dtype}": KernelFamily(_compute, broadcast.flat_schedule)
+               for dtype in ("int8", "int32", "float32")},
+            "add_n": KernelFamily(_add_n_compute, broadcast.flat_schedule)}

@@ -15,7 +15,10 @@ import numpy as np
 
 from .base import param, unsupported
 
-NAMES = ("input1", "input2", "input3")
+
+def operand_name(k: int) -> str:
+    """The param name of operand k (0-based): input1, input2, ..."""
+    return f"input{k + 1}"
 
 
 def broadcast_shape(shapes):
@@ -50,10 +53,10 @@ def operand_params(ctx, op, dtypes=None):
     for k, (index, t) in enumerate(zip(op.inputs, tensors)):
         dtype = dtypes[k] if dtypes else t.dtype
         if t.is_constant:
-            params.append(param(NAMES[k], dtype, t.shape, "const"))
+            params.append(param(operand_name(k), dtype, t.shape, "const"))
             args.append(np.ascontiguousarray(t.data).astype(dtype))
         else:
-            params.append(param(NAMES[k], dtype, t.shape, "input"))
+            params.append(param(operand_name(k), dtype, t.shape, "input"))
             args.append(index)
     attrs = {"shapes": [list(t.shape) for t in tensors], "out_shape": list(y.shape)}
     return params, args, attrs

@@ -181,7 +181,7 @@ def _select_rank1(ctx, op):
     params, args = [], []
     for k, (index, shape) in enumerate(zip(op.inputs, shapes)):
         t = ctx.tensor(index)
-        params.append(param(broadcast.NAMES[k], t.dtype, shape, "const" if t.is_constant else "input"))
+        params.append(param(broadcast.operand_name(k), t.dtype, shape, "const" if t.is_constant else "input"))
         args.append(np.ascontiguousarray(t.data).reshape(shape) if t.is_constant else index)
     return params, args, {"shapes": [list(s) for s in shapes], "out_shape": list(x.shape)}
 

@@ -78,6 +78,8 @@ OPS: dict[str, OpSupport] = {
     **{kind: OpSupport(compare.check_select, compare.lower_select, compare.SELECT_DTYPES) for kind in compare.SELECTS},
     **{kind: OpSupport(binary_math.check_binary, binary_math.lower_binary_math, binary_math.DTYPES[kind],
                        options="DivOptions" if kind == "DIV" else None) for kind in binary_math.KINDS},
+    "CAST": OpSupport(unary_math.check_cast, unary_math.lower_cast, unary_math.CAST_DTYPES),
+    "ADD_N": OpSupport(binary_math.check_add_n, binary_math.lower_add_n, binary_math.ADD_N_DTYPES),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,

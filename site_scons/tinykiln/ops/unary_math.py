@@ -1,4 +1,5 @@
-"""One-input elementwise math: ABS, NEG, SQUARE, SQRT, RSQRT, EXP, LOG, ELU, GELU, RELU_0_TO_1, FLOOR.
+"""One-input elementwise math: ABS, NEG, SQUARE, SQRT, RSQRT, EXP, LOG, ELU, GELU, RELU_0_TO_1, FLOOR,
+and CAST.
 
 int8: a 256-entry table (the `lut_int8` kernel family of ops/activations.py, out = table[in + 128]),
 computed at build time by the numpy models below, each proven bit-exact against LiteRT over every
@@ -20,6 +21,9 @@ float32 (and int32 ABS/NEG): one TE expression per element with the C library fu
 reference kernels call (expf, logf, sqrtf, erfcf, floorf). Exact on the host against
 LiteRT, except GELU and ELU (LiteRT's float kernels use Eigen's erfc/tanh/exp: within 1e-5 relative,
 1e-6 absolute); on a device, within its C library's error of these functions.
+CAST (cast.cc) converts stored values between int8, int32, int64, float32 and bool as C's
+static_cast does (float to integer truncates; to bool: value != 0), ignoring any quantization, as
+LiteRT does.
 Tensors are flattened. Knobs: unroll.
 """
 from __future__ import annotations
@@ -42,8 +46,36 @@ DEFAULT_DTYPES = (I8, F32)
 KINDS = ("ABS", "NEG", "SQUARE", "SQRT", "RSQRT", "EXP", "LOG", "ELU", "GELU", "RELU_0_TO_1", "FLOOR")
 
 
+CAST_TYPES = ("int8", "int32", "int64", "float32", "bool")
+CAST_DTYPES = tuple((a, b) for a in CAST_TYPES for b in CAST_TYPES)
+
+
 def dtypes(kind: str):
     return DTYPES.get(kind, DEFAULT_DTYPES)
+
+
+def check_cast(v) -> dict:
+    if v.need((1, 1)):
+        v.shape_is(v.y, v.x.shape)
+    return {}
+
+
+def lower_cast(ctx, op):
+    x_index, y_index = op.inputs[0], op.outputs[0]
+    x, y = ctx.tensor(x_index), ctx.tensor(y_index)
+    if (x.dtype, y.dtype) not in CAST_DTYPES:
+        raise unsupported(op, f"{x.dtype} -> {y.dtype} (supported: any of {', '.join(CAST_TYPES)})")
+    n = int(np.prod(x.shape, dtype=np.int64))
+    spec = ctx.spec("cast", [param("input", x.dtype, (n,), "input"), param("output", y.dtype, (n,), "output")],
+                    {"size": n})
+    return [KernelCall(spec, op.index, [x_index, y_index])]
+
+
+def cast_reference(x, dtype: str) -> np.ndarray:
+    x = np.asarray(x)
+    if dtype == "bool":
+        return x != 0
+    return x.astype(dtype)
 
 
 def check_unary(v) -> dict:
@@ -259,6 +291,20 @@ def _compute(spec):
     return [x, out]
 
 
+def _cast_compute(spec):
+    from tvm import te, tirx
+
+    src, dst = spec.params[0].dtype, spec.params[1].dtype
+    x = te.placeholder((spec.attrs["size"],), "int8" if src == "bool" else src, name="input")
+
+    def value(i):
+        if dst == "bool":
+            return tirx.Select(x[i] != tirx.const(0, x.dtype), tirx.const(1, "int8"), tirx.const(0, "int8"))
+        return x[i].astype(dst)
+
+    return [x, te.compute(x.shape, value, name="output")]
+
+
 def _schedule(sch, spec):
     factor = spec.knobs.get("unroll", 1)
     if factor > 1:
@@ -272,4 +318,5 @@ def _knob_space(spec):
     return {"unroll": [1] + [f for f in (4, 8) if n % f == 0]}
 
 
-FAMILIES = {"math_unary": KernelFamily(_compute, _schedule, _knob_space)}
+FAMILIES = {"math_unary": KernelFamily(_compute, _schedule, _knob_space),
+            "cast": KernelFamily(_cast_compute, _schedule, _knob_space)}
