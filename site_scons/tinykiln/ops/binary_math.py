@@ -8,7 +8,10 @@ What LiteRT 2.3's reference kernels compute, and the kernels do:
         (2 max)^2 / (2^14 s_out), + zp_out, clamped. A rescaled input depends on its code alone: the
         lowering computes both as 256-entry int32 tables.
     DIV  float32: a / b with the fused activation; int32: C's truncating a / b (no activation).
-        (int8 DIV is not compiled: LiteRT's per-element reciprocal; rejected naming the dtypes.)
+        int8 DIV is rejected (the importer names float32 and int32): LiteRT's reference (div.h,
+        reciprocal of the divisor, shift by output_shift - reciprocal shift - headroom of the
+        dividend) shifts an int32 by 32 or more for small dividends over large divisors, C undefined
+        behaviour whose x86 result (quotients near 0 coming out as -128 or 127) no kernel can match.
     FLOOR_DIV, FLOOR_MOD  float32: floor(a / b), and fmod(a, b) moved to b's sign; int8 and int32:
         integer floor division / modulo of the stored values (LiteRT ignores int8 quantization).
         LiteRT stops with an error on a zero divisor; the kernels give 0 there (no C undefined

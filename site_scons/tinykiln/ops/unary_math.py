@@ -223,16 +223,20 @@ def lower_unary(ctx, op):
                                      param("output", "int8", (n,), "output")], {"size": n})
         return [KernelCall(spec, op.index, [x_index, np.asarray(table, dtype=np.int8), y_index])]
     attrs = {"size": n, "fn": op.kind}
+    params, args = [param("input", x.dtype, (n,), "input")], [x_index]
     if op.kind == "GELU":
+        # float constants that are not round numbers are const params: TVM's C printer writes float
+        # immediates with 7 significant digits, which does not round-trip -M_SQRT1_2 as a float32
         attrs["approximate"] = bool(op.attrs.get("approximate", False))
-    spec = ctx.spec("math_unary", [param("input", x.dtype, (n,), "input"), param("output", y.dtype, (n,), "output")],
-                    attrs)
-    return [KernelCall(spec, op.index, [x_index, y_index])]
+        params.append(param("constants", "float32", (2,), "const"))
+        args.append(np.array([-math.sqrt(0.5), SQRT2DPI], dtype=np.float32))
+    spec = ctx.spec("math_unary", params + [param("output", y.dtype, (n,), "output")], attrs)
+    return [KernelCall(spec, op.index, args + [y_index])]
 
 
 # --------------------------------------------------------------------------- TE compute
 
-def _float_value(fn: str, v, approximate: bool):
+def _float_value(fn: str, v, approximate: bool, constants=None):
     from tvm import te, tirx
 
     def c(value):
@@ -263,10 +267,10 @@ def _float_value(fn: str, v, approximate: bool):
     if fn == "FLOOR":
         return extern("floorf", v)
     if fn == "GELU" and approximate:
-        cube = c(0.044715) * v * v * v
-        return c(0.5) * v * (c(1.0) + extern("tanhf", c(float(SQRT2DPI)) * (v + cube)))
+        cube = c(0.044715) * v * v * v  # 0.044715 has 5 digits: the immediate is exact
+        return c(0.5) * v * (c(1.0) + extern("tanhf", constants[1] * (v + cube)))
     if fn == "GELU":
-        return c(0.5) * v * extern("erfcf", v * c(float(f32(-math.sqrt(0.5)))))
+        return c(0.5) * v * extern("erfcf", v * constants[0])
     raise ValueError(fn)
 
 
@@ -284,11 +288,13 @@ def _compute(spec):
     a = spec.attrs
     dtype = spec.params[0].dtype
     x = te.placeholder((a["size"],), dtype, name="input")
+    constants = te.placeholder((2,), "float32", name="constants") if a["fn"] == "GELU" else None
     if dtype == "int32":
         out = te.compute(x.shape, lambda i: _int32_value(a["fn"], x[i]), name="output")
     else:
-        out = te.compute(x.shape, lambda i: _float_value(a["fn"], x[i], a.get("approximate", False)), name="output")
-    return [x, out]
+        out = te.compute(x.shape, lambda i: _float_value(a["fn"], x[i], a.get("approximate", False), constants),
+                         name="output")
+    return [x, *([constants] if constants is not None else []), out]
 
 
 def _cast_compute(spec):
