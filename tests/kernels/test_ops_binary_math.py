@@ -70,6 +70,14 @@ def test_binary_math(kind, dtype, seed, tmp_path):
     _check(mb, inputs, y, kind, tmp_path)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4, 20))
+@pytest.mark.parametrize("kind,dtype", CASES)
+def test_binary_math_more(kind, dtype, seed, tmp_path):
+    mb, inputs, y = _model(kind, dtype, seed, const_b=seed % 4 == 3)
+    _check(mb, inputs, y, kind, tmp_path)
+
+
 @pytest.mark.parametrize("kind", ["SQUARED_DIFFERENCE", "PRELU"])
 def test_int8_quantizations_far_apart(kind, tmp_path):
     """Scales far apart and zero points at both ends: the rescaling tables and multipliers."""

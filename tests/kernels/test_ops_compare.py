@@ -40,6 +40,15 @@ def test_minmax(kind, dtype, seed, tmp_path):
     check_against_litert(*_model(kind, dtype, seed, const_b=seed == 3), tmp_path)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5, 20))
+@pytest.mark.parametrize("dtype", ["int8", "float32", "int32"])
+@pytest.mark.parametrize("kind", ["MINIMUM", "MAXIMUM", *compare.COMPARISONS])
+def test_minmax_and_comparisons_more(kind, dtype, seed, tmp_path):
+    out = "bool" if kind in compare.COMPARISONS else None
+    check_against_litert(*_model(kind, dtype, seed, out_dtype=out, const_b=seed % 5 == 3), tmp_path)
+
+
 @pytest.mark.parametrize("kind", ["MINIMUM", "MAXIMUM"])
 def test_minmax_clip_by_value(kind, tmp_path):
     """As ST's EfficientNet writes clip_by_value: int8 [1, 1, 1, C] against a rank-0 constant bound,
