@@ -133,3 +133,28 @@ def test_int8_add_n_is_rejected_naming_the_dtypes():
     mb.op("ADD_N", xs, [y])
     with pytest.raises(KilnError, match=r"ADD_N.*int8 activations are not supported \(float32 or int32\)"):
         kernelrun.load_graph(mb.build(xs, [y]))
+
+
+def _rejected(mb, inputs, outputs, match):
+    with pytest.raises(KilnError, match=match):
+        kernelrun.load_graph(mb.build(inputs, outputs))
+
+
+def test_import_rejections_name_the_problem():
+    mb = mg.ModelBuilder(0)
+    x, alpha = mb.input((1, 4), "float32"), mb.input((3, 4), "float32")
+    y = mb.input((3, 4), "float32")
+    mb.op("PRELU", [x, alpha], [y])
+    _rejected(mb, [x, alpha], [y], r"alpha \[3, 4\] must broadcast to the input \[1, 4\]")
+
+    mb = mg.ModelBuilder(0)
+    a, b = mb.input((2, 4), "int32"), mb.input((4,), "int32")
+    y = mb.input((2, 4), "int32")
+    mb.op("ADD_N", [a, b], [y])
+    _rejected(mb, [a, b], [y], "ADD_N's inputs must have one shape")
+
+    mb = mg.ModelBuilder(0)
+    a, b = mb.input((2, 4), "float32"), mb.input((3, 4), "float32")
+    y = mb.input((3, 4), "float32")
+    mb.op("FLOOR_MOD", [a, b], [y])
+    _rejected(mb, [a, b], [y], r"input shapes \[2, 4\] and \[3, 4\] do not broadcast")

@@ -174,3 +174,13 @@ def test_int8_comparison_with_scale_one_or_more_is_rejected():
     mb.op("LESS", [a, b], [y])
     with pytest.raises(KilnError, match="scale 1.5 >= 1"):
         kernelrun.load_graph(mb.build([a, b], [y]))
+
+
+def test_select_shapes_that_do_not_fit_are_rejected():
+    mb = mg.ModelBuilder(0)
+    cond = mb.tensor((4,), "bool")
+    x, y = mb.tensor((3, 4), "float32"), mb.tensor((3, 4), "float32")
+    out = mb.tensor((3, 4), "float32")
+    mb.op("SELECT", [cond, x, y], [out])
+    with pytest.raises(KilnError, match=r"condition \[4\] and values \[3, 4\], \[3, 4\] do not fit SELECT"):
+        kernelrun.load_graph(mb.build([cond, x, y], [out]))
