@@ -158,3 +158,23 @@ def test_import_rejections_name_the_problem():
     y = mb.input((3, 4), "float32")
     mb.op("FLOOR_MOD", [a, b], [y])
     _rejected(mb, [a, b], [y], r"input shapes \[2, 4\] and \[3, 4\] do not broadcast")
+
+
+@pytest.mark.parametrize("kind", ["FLOOR_DIV", "FLOOR_MOD", "DIV"])
+def test_float_quotients_near_integers(kind, tmp_path):
+    """Quotients that float rounds onto an integer and double does not (0.3f / 0.1f), signs mixed,
+    and a zero dividend: bit for bit with LiteRT and the numpy models."""
+    a = np.float32([0.3, -0.3, 0.3, 0.7, -0.7, 1.0, -0.0, 0.0, 5.5, -5.5, 1e-3, 7.0])
+    b = np.float32([0.1, 0.1, -0.1, 0.1, 0.1, 3.0, 2.0, -2.0, 2.5, 2.5, -1e-4, 7.0])
+    mb = mg.ModelBuilder(0)
+    x1, x2 = mb.tensor(a.shape, "float32"), mb.tensor(a.shape, "float32")
+    y = mb.tensor(a.shape, "float32")
+    mb.op(kind, [x1, x2], [y], **({"activation": "NONE"} if kind == "DIV" else {}))
+    model = mb.build([x1, x2], [y])
+    graph = kernelrun.load_graph(model)
+    (got,) = kernelrun.run_lowered(graph, ops.lower(graph), [a, b], tmp_path)
+    (want,) = mg.reference_run(model, [a, b])
+    assert got.tobytes() == want.tobytes()
+    if kind != "DIV":
+        model_fn = binary_math.floor_div_reference if kind == "FLOOR_DIV" else binary_math.floor_mod_reference
+        assert model_fn(a, b).tobytes() == want.tobytes()

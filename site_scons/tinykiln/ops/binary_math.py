@@ -12,7 +12,8 @@ What LiteRT 2.3's reference kernels compute, and the kernels do:
         reciprocal of the divisor, shift by output_shift - reciprocal shift - headroom of the
         dividend) shifts an int32 by 32 or more for small dividends over large divisors, C undefined
         behaviour whose x86 result (quotients near 0 coming out as -128 or 127) no kernel can match.
-    FLOOR_DIV, FLOOR_MOD  float32: floor(a / b), and fmod(a, b) moved to b's sign; int8 and int32:
+    FLOOR_DIV, FLOOR_MOD  float32: floor(a / b) (divided in double, as LiteRT), and fmod(a, b)
+        moved to b's sign; int8 and int32:
         integer floor division / modulo of the stored values (LiteRT ignores int8 quantization).
         LiteRT stops with an error on a zero divisor; the kernels give 0 there (no C undefined
         behaviour).
@@ -154,7 +155,7 @@ def prelu_reference(x, alpha, in_q, alpha_q, out_q) -> np.ndarray:
 def floor_div_reference(a, b):
     a, b = np.asarray(a), np.asarray(b)
     if a.dtype == np.float32:
-        return np.floor(a / b).astype(np.float32)
+        return np.floor(a.astype(np.float64) / b.astype(np.float64)).astype(np.float32)
     safe = np.where(b == 0, 1, b).astype(np.int64)
     return np.where(b == 0, 0, a.astype(np.int64) // safe).astype(a.dtype)
 
@@ -212,7 +213,9 @@ def _float_value(at, va, vb):
     if fn == "DIV":
         return clamp_float(va / vb, at)
     if fn == "FLOOR_DIV":
-        return tirx.call_pure_extern("float32", "floorf", va / vb)
+        # LiteRT divides in double: 0.3f / 0.1f is 3 in float but 2.99999998 in double
+        quotient = va.astype("float64") / vb.astype("float64")
+        return tirx.call_pure_extern("float64", "floor", quotient).astype("float32")
     if fn == "FLOOR_MOD":
         trunc = tirx.call_pure_extern("float32", "fmodf", va, vb)
         moved = tirx.all(trunc != zero, (vb < zero) != (trunc < zero))
