@@ -143,7 +143,7 @@ def graph_from_builder(mb, inputs, outputs) -> Graph:
 
 def check_against_litert(mb, inputs, outputs, workdir: Path, seeds=(0, 1)):
     """Build the model, import it, lower, run our kernels and LiteRT (BUILTIN_REF) on seeded random
-    inputs; int8 must be bit-exact, float32 within 1e-5 relative (plus 1e-6 absolute near zero)."""
+    inputs; int8 (and int32, bool) must be bit-exact, float32 within 1e-5 relative (plus 1e-6 absolute near zero)."""
     from modelgen import random_input, reference_run
 
     from tinykiln.ops import lower
@@ -157,7 +157,7 @@ def check_against_litert(mb, inputs, outputs, workdir: Path, seeds=(0, 1)):
         got = run_lowered(graph, lowered, values, workdir)
         for w, g in zip(want, got):
             assert w.shape == g.shape and w.dtype == g.dtype
-            if w.dtype in (np.int8, np.uint8):
+            if w.dtype != np.float32:  # int8, int32, bool: exact
                 diff = np.abs(w.astype(np.int32) - g.astype(np.int32))
                 assert diff.max() == 0, f"{np.count_nonzero(diff)} of {diff.size} values differ (max {diff.max()})"
             else:

@@ -84,6 +84,30 @@ OPTIONS = {
     "L2_NORMALIZATION": "L2NormOptions",
     "BATCH_MATMUL": "BatchMatMulOptions",
     "TRANSPOSE_CONV": "TransposeConvOptions",
+    # elementwise math, comparisons, logical ops (unary)
+    "MINIMUM": "MaximumMinimumOptions",
+    "MAXIMUM": "MaximumMinimumOptions",
+    "ABS": "AbsOptions",
+    "NEG": "NegOptions",
+    "SQUARE": "SquareOptions",
+    "SQUARED_DIFFERENCE": "SquaredDifferenceOptions",
+    "GELU": "GeluOptions",
+    "DIV": "DivOptions",
+    "FLOOR_DIV": "FloorDivOptions",
+    "FLOOR_MOD": "FloorModOptions",
+    "CAST": "CastOptions",
+    "EQUAL": "EqualOptions",
+    "NOT_EQUAL": "NotEqualOptions",
+    "LESS": "LessOptions",
+    "LESS_EQUAL": "LessEqualOptions",
+    "GREATER": "GreaterOptions",
+    "GREATER_EQUAL": "GreaterEqualOptions",
+    "LOGICAL_AND": "LogicalAndOptions",
+    "LOGICAL_OR": "LogicalOrOptions",
+    "LOGICAL_NOT": "LogicalNotOptions",
+    "SELECT": "SelectOptions",
+    "SELECT_V2": "SelectV2Options",
+    "ADD_N": "AddNOptions",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.
@@ -462,6 +486,10 @@ def random_input(mb_or_detail, index: int | None = None, seed: int = 0) -> np.nd
         return rng.integers(0, 256, size=shape).astype(np.uint8)
     if dtype == "float32":
         return rng.uniform(-2, 2, size=shape).astype(np.float32)
+    if dtype == "int32":
+        return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
     raise ValueError(f"no random data for {dtype}")
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import (
-    activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
-    softmax,
+    activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, depthwise_conv2d, elementwise,
+    fully_connected, l2norm, log_softmax, movement, pooling, reduce, reduce_more, reshape, softmax, transpose_conv,
+    unary_math,
 )
-from . import argminmax, batch_matmul, l2norm, log_softmax, reduce_more, transpose_conv
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -83,10 +83,24 @@ OPS: dict[str, OpSupport] = {
     "TRANSPOSE_CONV": OpSupport(transpose_conv.check, transpose_conv.lower_transpose_conv,
                                 options="TransposeConvOptions", operands=(0, 1, 3)),
     "LOG_SOFTMAX": OpSupport(log_softmax.check, log_softmax.lower_log_softmax, options="LogSoftmaxOptions"),
+    # elementwise math, comparisons, logical ops (unary): ops/compare.py
+    "MINIMUM": OpSupport(compare.check_minmax, compare.lower_minmax, compare.MINMAX_DTYPES),
+    "MAXIMUM": OpSupport(compare.check_minmax, compare.lower_minmax, compare.MINMAX_DTYPES),
+    **{kind: OpSupport(unary_math.check_unary, unary_math.lower_unary, unary_math.dtypes(kind),
+                       options="GeluOptions" if kind == "GELU" else None) for kind in unary_math.KINDS},
+    **{kind: OpSupport(compare.check_comparison, compare.lower_comparison, compare.comparison_dtypes(kind))
+       for kind in compare.COMPARISONS},
+    **{kind: OpSupport(compare.check_logical, compare.lower_logical, compare.BOOL_DTYPES) for kind in compare.LOGICAL},
+    **{kind: OpSupport(compare.check_select, compare.lower_select, compare.SELECT_DTYPES) for kind in compare.SELECTS},
+    **{kind: OpSupport(binary_math.check_binary, binary_math.lower_binary_math, binary_math.DTYPES[kind],
+                       options="DivOptions" if kind == "DIV" else None) for kind in binary_math.KINDS},
+    "CAST": OpSupport(unary_math.check_cast, unary_math.lower_cast, unary_math.CAST_DTYPES),
+    "ADD_N": OpSupport(binary_math.check_add_n, binary_math.lower_add_n, binary_math.ADD_N_DTYPES),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
                   reduce, movement,
-                  argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax)
+                  argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax,
+                  compare, unary_math, binary_math)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

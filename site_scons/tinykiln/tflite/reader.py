@@ -48,6 +48,9 @@ OPTION_FIELDS = {
     "L2NormOptions": ("FusedActivationFunction",),
     "BatchMatMulOptions": ("AdjX", "AdjY", "AsymmetricQuantizeInputs"),
     "TransposeConvOptions": ("Padding", "StrideW", "StrideH", "FusedActivationFunction", "QuantizedBiasType"),
+    # elementwise math (unary)
+    "GeluOptions": ("Approximate",),
+    "DivOptions": ("FusedActivationFunction",),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
