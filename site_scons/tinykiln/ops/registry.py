@@ -22,6 +22,7 @@ from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
     softmax,
 )
+from . import quantize  # idioms: the casts between uint8, int8, int16 and float32
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -51,9 +52,8 @@ OPS: dict[str, OpSupport] = {
     "RESHAPE": OpSupport(checks.reshape, reshape.lower_alias, operands=(1,)),
     "SQUEEZE": OpSupport(checks.squeeze, reshape.lower_alias, options="SqueezeOptions"),
     "SOFTMAX": OpSupport(checks.softmax, softmax.lower_softmax, options="SoftmaxOptions"),
-    "QUANTIZE": OpSupport(checks.same_shape, activations.lower_activation,
-                          dtypes=(("float32", "int8"), ("int8", "int8"))),
-    "DEQUANTIZE": OpSupport(checks.same_shape, activations.lower_activation, dtypes=(("int8", "float32"),)),
+    "QUANTIZE": OpSupport(quantize.check_cast, quantize.lower_cast, dtypes=quantize.QUANTIZE_CASTS),
+    "DEQUANTIZE": OpSupport(quantize.check_cast, quantize.lower_cast, dtypes=quantize.DEQUANTIZE_CASTS),
     "PAD": OpSupport(checks.pad, movement.lower_pad, operands=(1,)),
     "CONCATENATION": OpSupport(checks.concatenation, movement.lower_concatenation, options="ConcatenationOptions"),
     "MEAN": OpSupport(checks.mean, reduce.lower_mean, options="ReducerOptions", operands=(1,)),
@@ -70,6 +70,7 @@ OPS: dict[str, OpSupport] = {
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement)
+                  reduce, movement,
+                  quantize)  # idioms
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}
