@@ -73,6 +73,22 @@ OPTIONS = {
     "TRANSPOSE": "TransposeOptions",
     "EXP": "ExpOptions",
     "SPLIT": "SplitOptions",
+    # idioms: the folded ops and EXPAND_DIMS
+    "SHAPE": "ShapeOptions",
+    "PACK": "PackOptions",
+    "UNPACK": "UnpackOptions",
+    "GATHER": "GatherOptions",
+    "EXPAND_DIMS": "ExpandDimsOptions",
+    "SLICE": "SliceOptions",
+    "CAST": "CastOptions",
+    "FILL": "FillOptions",
+    "RANGE": "RangeOptions",
+    "DIV": "DivOptions",
+    "FLOOR_DIV": "FloorDivOptions",
+    "MAXIMUM": "MaximumMinimumOptions",
+    "MINIMUM": "MaximumMinimumOptions",
+    "SUM": "ReducerOptions",
+    "REDUCE_PROD": "ReducerOptions",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.

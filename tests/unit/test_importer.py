@@ -318,15 +318,26 @@ def test_rejects_unsupported_activation_dtype(dtype):
     assert "op 0 RELU (output 'wide')" in msg and f"{dtype} activations are not supported" in msg
 
 
-def test_rejects_float16_weights():
+def test_rejects_float16_activations():
+    """float16 constants are DEQUANTIZEd at import (tests/unit/test_fold.py); activations are not."""
+    mb = ModelBuilder()
+    x16 = mb.tensor((1, 4), "float16", name="x16")
+    x = mb.tensor((1, 4), "float32", name="x32")
+    mb.op("DEQUANTIZE", [x16], [x])
+    msg = _reject(mb.build([x16], [x]))
+    assert "op 0 DEQUANTIZE (output 'x32')" in msg and "unsupported dtype float16" in msg
+
+
+def test_rejects_float16_weights_of_the_wrong_size():
     mb = ModelBuilder()
     w16 = mb.tensor((2, 4), "float16", data=np.ones((2, 4)))
+    mb.buffers[-1].data = np.ones(7, np.float16)
     w = mb.tensor((2, 4), "float32", name="w32")
     x, y = mb.input((1, 4), "float32"), mb.input((1, 2), "float32")
     mb.op("DEQUANTIZE", [w16], [w])
     mb.op("FULLY_CONNECTED", [x, w, -1], [y])
     msg = _reject(mb.build([x], [y]))
-    assert "op 0 DEQUANTIZE (output 'w32')" in msg and "unsupported dtype float16" in msg
+    assert "op 0 DEQUANTIZE (output 'w32')" in msg and "constant data is 14 bytes" in msg
     assert "before any op writes" not in msg  # the float16 tensor is still known to be a constant
 
 

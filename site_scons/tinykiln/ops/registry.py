@@ -67,6 +67,8 @@ OPS: dict[str, OpSupport] = {
     "STRIDED_SLICE": OpSupport(checks.strided_slice, movement.lower_strided_slice, options="StridedSliceOptions",
                                operands=(1, 2, 3)),
     "TRANSPOSE": OpSupport(checks.transpose, movement.lower_transpose, operands=(1,)),
+    # idioms: converter idioms
+    "EXPAND_DIMS": OpSupport(reshape.check_expand_dims, reshape.lower_alias, operands=(1,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,

@@ -17,6 +17,7 @@ from .. import KilnError
 from ..graph import DTYPES, Graph, Op, Quantization, Tensor
 from ..ops.checks import OpView
 from ..ops.registry import OPS
+from . import fold
 from .reader import TENSOR_TYPE_NAMES, CorruptFile, RawModel, RawTensor, read
 
 SUPPORTED_OPS = tuple(OPS)
@@ -63,6 +64,7 @@ class _Importer:
         self.constants: set[int] = set()
         # problems that make LiteRT refuse the file even when no op uses the tensor
         self.structural: dict[int, str] = {}
+        self.folded: set[int] = set()  # ops evaluated at import (tflite/fold.py): not in the graph
 
     def run(self) -> Graph:
         raw = self.raw
@@ -99,7 +101,8 @@ class _Importer:
             if problems:
                 out = next((tensors[t].name for t in rop.outputs if 0 <= t < n), "?")
                 self.op_problems.append(f"op {index} {op.kind} (output '{out}'): " + "; ".join(problems))
-            graph_ops.append(op)
+            if index not in self.folded:
+                graph_ops.append(op)
 
         for i in graph_outputs:
             if i not in written and i not in self.constants:
@@ -144,7 +147,7 @@ class _Importer:
             problems.append("is sparse (densify the model when converting)")
         # an unsupported dtype is kept as its name, for messages: the model is rejected anyway
         tensor = Tensor(index, rt.name or f"tensor_{index}", shape, dtype, quant)
-        if not problems:
+        if not problems or problems == [f"unsupported dtype {dtype}"] and dtype in fold.READABLE_DTYPES:
             tensor.data = self._data(rt, tensor, problems)
         return tensor, problems
 
@@ -243,6 +246,9 @@ class _Importer:
         bad = [t for t in rop.inputs if not -1 <= t < n] + [t for t in rop.outputs if not 0 <= t < n]
         if bad:
             return problems + [f"refers to tensor {bad[0]}, which does not exist"], op
+        folded = self._fold(index, kind, rop, tensors, tensor_problems, written)
+        if folded is not None:
+            return folded, op
 
         # data flow: inputs are constants, model inputs or earlier outputs; each output written once.
         # Outputs count as written even if this op is rejected, so later ops are not blamed for it.
@@ -275,6 +281,27 @@ class _Importer:
             return problems, op
         op.attrs = OPS[kind].check(view)
         return view.problems, op
+
+    def _fold(self, index, kind, rop, tensors, tensor_problems, written) -> list[str] | None:
+        """Evaluate an op on constants (tflite/fold.py): its outputs become constants and the op leaves
+        the graph. None: not foldable here, the op takes the kernel path (its own checks and messages)."""
+        ins = [tensors[t] if t >= 0 else None for t in rop.inputs]
+        if (not fold.foldable(kind, ins) or any(tensor_problems[t] and not tensors[t].is_constant for t in rop.inputs
+                                                if t >= 0)
+                or any(tensor_problems[t] or t in self.constants or t in written for t in rop.outputs)):
+            return None
+        try:
+            values = fold.evaluate(kind, ins, [tensors[t] for t in rop.outputs], rop.options)
+        except fold.FoldError as e:
+            if kind in OPS:
+                return None
+            written.update(rop.outputs)
+            return [f"has constant inputs but cannot be evaluated at build time: {e}"]
+        for t, value in zip(rop.outputs, values):
+            tensors[t].data = value
+            self.constants.add(t)
+        self.folded.add(index)
+        return []
 
     @staticmethod
     def _dtypes(v) -> list[str]:

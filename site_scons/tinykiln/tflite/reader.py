@@ -42,6 +42,12 @@ OPTION_FIELDS = {
     "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask", "ShrinkAxisMask", "Offset"),
     "SqueezeOptions": (),
     "ReshapeOptions": (),
+    # idioms: the options of the ops folded at import (tflite/fold.py)
+    "PackOptions": ("ValuesCount", "Axis"),
+    "UnpackOptions": ("Num", "Axis"),
+    "GatherOptions": ("Axis", "BatchDims"),
+    "ShapeOptions": ("OutType",),
+    "DivOptions": ("FusedActivationFunction",),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
