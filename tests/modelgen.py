@@ -469,13 +469,20 @@ def random_input(mb_or_detail, index: int | None = None, seed: int = 0) -> np.nd
 
 
 def normalize_for_litert(model_bytes: bytes) -> bytes:
-    """Zero the meaningless quantized_dimension of rank-0/1 tensors, which LiteRT 2.3 refuses.
+    """Zero the meaningless quantized_dimension of rank-0/1 tensors, which LiteRT 2.3 refuses, and drop
+    empty data vectors, which LiteRT 2.3 takes for 0-byte constants (and refuses).
 
     Real models carry such values on biases (TFLM and tinykiln ignore them); a rank-1 tensor can only
-    be quantized along axis 0, so the rewrite changes nothing else. Returns the input if all is well.
+    be quantized along axis 0, so the rewrite changes nothing else. Empty data vectors are how
+    PyTorch exporters mark activations (TFLM and tinykiln read them as no data). Returns the input
+    if all is well.
     """
     model = schema.ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
     changed = False
+    for buf in model.buffers or []:
+        if buf.data is not None and len(buf.data) == 0:
+            buf.data = None
+            changed = True
     for sg in model.subgraphs or []:
         for t in sg.tensors or []:
             q = t.quantization

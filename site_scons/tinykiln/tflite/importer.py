@@ -17,7 +17,7 @@ from .. import KilnError
 from ..graph import DTYPES, Graph, Op, Quantization, Tensor
 from ..ops.checks import OpView
 from ..ops.registry import OPS
-from . import fold
+from . import fold, scales
 from .reader import TENSOR_TYPE_NAMES, CorruptFile, RawModel, RawTensor, read
 
 SUPPORTED_OPS = tuple(OPS)
@@ -121,6 +121,8 @@ class _Importer:
             elif i in self.structural:
                 self.model_problems.append(f"tensor '{t.name}' (used by no op) {self.structural[i]}")
 
+        if not self.op_problems:
+            self.model_problems += scales.rewrite(tensors, graph_ops)
         if self.model_problems or self.op_problems:
             count = len(self.model_problems) + len(self.op_problems)
             lines = [f"{self.name}: cannot compile this model ({count} problem{'s' * (count > 1)}):"]
@@ -133,14 +135,17 @@ class _Importer:
 
     def _tensor(self, index: int, rt: RawTensor) -> tuple[Tensor, list[str]]:
         problems: list[str] = []
-        # a data vector, even an empty one, makes a constant (LiteRT then insists on the full size)
-        if 0 <= rt.buffer < len(self.raw.buffers) and self.raw.buffers[rt.buffer] is not None:
+        # data makes a constant; a buffer without any (PyTorch exporters write empty ones) does not, as in
+        # TFLite Micro (LiteRT 2.3 refuses such files: validation needs a copy without the empty vectors)
+        if 0 <= rt.buffer < len(self.raw.buffers) and self.raw.buffers[rt.buffer]:
             self.constants.add(index)
         dtype = _dtype_name(rt.type)
         if dtype not in DTYPES:
             problems.append(f"unsupported dtype {dtype}")
         shape = self._shape(rt, problems)
         quant = self._quant(rt, dtype, shape, problems)
+        if quant is not None and index not in self.constants and min(quant.scale) < 0:
+            problems.append("quantization scale is negative")  # constants: see tflite/scales.py
         if rt.is_variable:
             problems.append("is a variable (stateful models are not supported)")
         if rt.sparse:
@@ -185,8 +190,8 @@ class _Importer:
             problems.append("custom quantization details are not supported")
         scale = tuple(float(s) for s in q.scale)
         zp = tuple(int(z) for z in q.zero_point)
-        if not all(np.isfinite(s) and s >= 0 for s in scale):
-            problems.append("quantization scale is negative or not finite")
+        if not all(np.isfinite(s) for s in scale):
+            problems.append("quantization scale is not finite")
         if dtype == "int8" and not all(-128 <= z <= 127 for z in zp):
             problems.append("int8 zero point outside [-128, 127]")
         if len(shape) > 1 and not 0 <= q.quantized_dimension < len(shape):
@@ -215,7 +220,7 @@ class _Importer:
             self.structural[tensor.index] = problems[-1]
             return None
         raw = buffers[rt.buffer]
-        if raw is None:
+        if not raw:
             return None
         if len(raw) != tensor.nbytes:
             problems.append(f"constant data is {len(raw)} bytes, shape {list(tensor.shape)} {tensor.dtype} "
