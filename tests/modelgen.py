@@ -407,7 +407,7 @@ def binary(mb: ModelBuilder, kind: str, a: int, b: int, activation="NONE", name=
 _FIXED_OUT_QUANT = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
 # ops whose int8 output must keep the input quantization
 _SAME_QUANT = {"RESHAPE", "SQUEEZE", "PAD", "STRIDED_SLICE", "TRANSPOSE", "CONCATENATION",
-               "MAX_POOL_2D", "AVERAGE_POOL_2D"}
+               "MAX_POOL_2D", "AVERAGE_POOL_2D", "EXPAND_DIMS"}
 
 
 def unary(mb: ModelBuilder, kind: str, x: int, out_shape=None, extra_inputs=(), name=None, **options) -> int:
@@ -513,7 +513,8 @@ def reference_run(model_bytes: bytes, inputs) -> list[np.ndarray]:
 OP_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
             "SUB", "MUL", "RESHAPE", "SQUEEZE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "PAD",
             "CONCATENATION", "MEAN", "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH",
-            "STRIDED_SLICE", "TRANSPOSE")
+            "STRIDED_SLICE", "TRANSPOSE",
+            "EXPAND_DIMS")  # idioms
 
 
 def example(kind: str, dtype: str = "int8", seed: int = 0):
@@ -575,6 +576,11 @@ def example(kind: str, dtype: str = "int8", seed: int = 0):
                   extra_inputs=[mb.const([0, 1, 1, 0]), mb.const([1, h, w, c]), mb.const([1, 2, 1, 1])])
     elif kind == "TRANSPOSE":
         y = unary(mb, kind, x, out_shape=(1, c, h, w), extra_inputs=[mb.const([0, 3, 1, 2])])
+    elif kind == "EXPAND_DIMS":
+        axis = int(r.integers(-5, 5))
+        shape = [1, h, w, c]
+        shape.insert(axis % 5, 1)
+        y = unary(mb, kind, x, out_shape=shape, extra_inputs=[mb.const(axis)])
     elif kind in ("LOGISTIC", "TANH", "RELU", "RELU6", "HARD_SWISH"):
         y = unary(mb, kind, x)
     else:

@@ -96,3 +96,14 @@ def test_negative_scale_on_a_constant_operand_is_refused():
     mb.op("ADD", [x, c], [y])
     with pytest.raises(KilnError, match=r"op 0 ADD \(output 'y'\): activation 'c' has scale -0.1"):
         kernelrun.load_graph(mb.build([x], [y]))
+
+
+def test_a_minus_two_to_the_31_multiplier_is_refused():
+    """s_in * s_w / s_out = -(1 - 2^-46): QuantizeMultiplier rounds its mantissa to -2^31 and keeps it."""
+    mb = ModelBuilder(seed=2)
+    x = mb.tensor((1, 3, 3, 2), "int8", quant=(1 + 2.0**-23, 0), name="x")
+    w = mb.tensor((2, 1, 1, 2), "int8", quant=([-(1 - 2.0**-23), 0.5], [0, 0], 0), data=np.ones((2, 1, 1, 2)))
+    y = mb.tensor((1, 3, 3, 2), "int8", quant=(1.0, 0), name="y")
+    mb.op("CONV_2D", [x, w, -1], [y], padding="SAME", stride=(1, 1))
+    with pytest.raises(KilnError, match="channel 0's negative multiplier is exactly -2\\^31"):
+        kernelrun.load_graph(mb.build([x], [y]))

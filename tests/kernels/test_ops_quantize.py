@@ -134,3 +134,13 @@ def test_unsupported_pairs_are_named(kind, dtype_in, dtype_out, message):
 def test_uint8_without_quantization_is_rejected():
     with pytest.raises(KilnError, match="uint8 tensor 'x' has no quantization parameters"):
         kernelrun.load_graph(_model("QUANTIZE", (1, 4), "uint8", "int8", None, (0.1, 0)))
+
+
+@pytest.mark.parametrize("kind,dtype_out", [("DEQUANTIZE", "float32"), ("QUANTIZE", "int16")])
+def test_int16_zero_point_rules_of_litert(kind, dtype_out):
+    out_q = None if dtype_out == "float32" else (0.001, 0)
+    model = _model(kind, (1, 4), "int16", dtype_out, (0.001, 3), out_q)
+    with pytest.raises(RuntimeError, match="zero_point"):
+        reference_run(model, [np.zeros((1, 4), np.int16)])
+    with pytest.raises(KilnError, match="needs int16 zero points 0, 'x' has 3"):
+        kernelrun.load_graph(model)
