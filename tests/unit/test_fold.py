@@ -205,3 +205,19 @@ def test_shape_of_a_dynamic_tensor_is_not_folded():
     mb.op("SHAPE", [x], [s])
     with pytest.raises(KilnError, match="unsupported op SHAPE.*dynamic shape"):
         tflite.load(mb.build([x], [s]))
+
+
+def test_constant_concatenation_of_differently_quantized_codes_is_not_folded():
+    mb = ModelBuilder()
+    a = mb.tensor((1, 2), "int8", quant=(0.1, 0), data=[[1, 2]], name="a")
+    b = mb.tensor((1, 2), "int8", quant=(0.2, 0), data=[[3, 4]], name="b")
+    c = mb.tensor((1, 4), "int8", quant=(0.1, 0), name="c")
+    mb.op("CONCATENATION", [a, b], [c], axis=1)
+    x = mb.input((1, 4), "int8", quant=(0.1, 0))
+    y = mb.tensor((1, 4), "int8", quant=(0.1, 0))
+    mb.op("ADD", [x, c], [y])
+    with pytest.raises(KilnError, match="int8 input 'b' is quantized differently from the output"):
+        tflite.load(mb.build([x], [y]))
+    mb.tensors[b].quantization.scale = [0.1]
+    g = tflite.load(mb.build([x], [y]))
+    assert [op.kind for op in g.ops] == ["ADD"] and g.tensors[c].data.tolist() == [[1, 2, 3, 4]]

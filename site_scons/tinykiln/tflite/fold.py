@@ -102,7 +102,16 @@ def _strided_slice(v):
     return [x[index].reshape(shape)]
 
 
+def _same_quantization(v) -> None:
+    """Joining quantized codes is a copy only if all share the output's quantization (LiteRT's
+    int8 CONCATENATION and PACK require it; otherwise the kernel path reports it)."""
+    q = v.outputs[0].quant
+    if any(t is not None and t.quant != q for t in v.inputs):
+        raise FoldError("inputs are quantized differently from the output")
+
+
 def _pack(v):
+    _same_quantization(v)
     values = [v.value(i) for i in range(len(v.inputs))]
     rank = values[0].ndim + 1
     return [np.stack(values, axis=v.axis(int(v.options.get("axis", 0)), rank))]
@@ -115,6 +124,7 @@ def _unpack(v):
 
 
 def _concatenation(v):
+    _same_quantization(v)
     values = [v.value(i) for i in range(len(v.inputs))]
     if _activation(v) != "NONE":
         raise FoldError("a fused activation on a constant concatenation")
