@@ -221,3 +221,26 @@ def test_constant_concatenation_of_differently_quantized_codes_is_not_folded():
     mb.tensors[b].quantization.scale = [0.1]
     g = tflite.load(mb.build([x], [y]))
     assert [op.kind for op in g.ops] == ["ADD"] and g.tensors[c].data.tolist() == [[1, 2, 3, 4]]
+
+
+@pytest.mark.parametrize("target, options, out_shape, folds", [
+    ([3, -1], {}, (3, 2), True),
+    (None, {"new_shape": [-1, 3]}, (2, 3), True),
+    ([3, 2], {}, (2, 3), False),  # the operand's shape, not the output tensor's: the checker says so
+])
+def test_reshape_of_a_constant_takes_litert_target(target, options, out_shape, folds):
+    mb = ModelBuilder()
+    w = mb.tensor((6,), "float32", data=np.arange(6), name="w")
+    r = mb.tensor(out_shape, "float32", name="r")
+    mb.op("RESHAPE", [w] + ([mb.const(target)] if target is not None else []), [r], **options)
+    x = mb.input(out_shape, "float32")
+    y = mb.tensor(out_shape, "float32")
+    mb.op("ADD", [x, r], [y])
+    model = mb.build([x], [y])
+    if folds:
+        g = tflite.load(model)
+        assert [op.kind for op in g.ops] == ["ADD"]
+        np.testing.assert_array_equal(g.tensors[r].data, np.arange(6, dtype=np.float32).reshape(out_shape))
+    else:
+        with pytest.raises(KilnError, match="op 0 RESHAPE \\(output 'r'\\): output 'r' has shape \\[2, 3\\]"):
+            tflite.load(model)

@@ -142,10 +142,15 @@ def _gather(v):
 
 
 def _reshape(v):
-    """The output tensor's shape is the target (the checks of the RESHAPE kernel path apply to
-    the file's shape operand; folded, the data only needs the same element count)."""
+    """The target as LiteRT takes it: a rank-1 int32 shape operand, else the new_shape option (absent:
+    a scalar); numpy resolves one -1 the same way. evaluate() holds the output tensor to it."""
     x = v.value(0)
-    return [x.reshape(v.outputs[0].shape)]
+    shape = v.inputs[1] if len(v.inputs) > 1 else None
+    if shape is not None and shape.dtype == "int32" and len(shape.shape) == 1:
+        target = v.ints(1)
+    else:
+        target = [int(d) for d in v.options.get("new_shape", ())]
+    return [x.reshape(target)]
 
 
 def _expand_dims(v):
