@@ -193,8 +193,8 @@ def test_folding_errors_are_reported():
     with pytest.raises(KilnError) as e:
         tflite.load(mb.build([x], [z]))
     msg = str(e.value)
-    assert "op 0 GATHER (output 'gathered'): has constant inputs but cannot be evaluated at build time: " \
-           "indices out of range [0, 3)" in msg
+    assert "op 0 GATHER (output 'gathered'): unsupported op GATHER (its inputs are constants, but it cannot be " \
+           "evaluated at build time: indices out of range [0, 3))" in msg
     assert "op 1 EXP (output 'y'): unsupported op EXP" in msg
 
 

@@ -4,7 +4,8 @@ reader.py turns the bytes into plain records (or says the file is corrupt); this
 tensor by tensor (dtype, static shape, quantization, constant data), then op by op (supported kind,
 dtypes, the op's own rules): what is supported, and how each op is checked, is the op registry
 (tinykiln.ops.registry), which the lowering reads too. Problems are collected, not raised one by one, so the user sees
-every offending op in one KilnError.
+every offending op in one KilnError. An op whose inputs are all constants is evaluated here instead (fold.py) and
+leaves the graph; negative weight scales are made positive at the end (scales.py).
 """
 from __future__ import annotations
 
@@ -291,9 +292,9 @@ class _Importer:
         """Evaluate an op on constants (tflite/fold.py): its outputs become constants and the op leaves
         the graph. None: not foldable here, the op takes the kernel path (its own checks and messages)."""
         ins = [tensors[t] if t >= 0 else None for t in rop.inputs]
-        if (not fold.foldable(kind, ins) or any(tensor_problems[t] and not tensors[t].is_constant for t in rop.inputs
-                                                if t >= 0)
-                or any(tensor_problems[t] or t in self.constants or t in written for t in rop.outputs)):
+        inputs_known = all(tensors[t].is_constant or not tensor_problems[t] for t in rop.inputs if t >= 0)
+        outputs_free = not any(tensor_problems[t] or t in self.constants or t in written for t in rop.outputs)
+        if not (fold.foldable(kind, ins) and inputs_known and outputs_free):
             return None
         try:
             values = fold.evaluate(kind, ins, [tensors[t] for t in rop.outputs], rop.options)
@@ -301,7 +302,7 @@ class _Importer:
             if kind in OPS:
                 return None
             written.update(rop.outputs)
-            return [f"has constant inputs but cannot be evaluated at build time: {e}"]
+            return [f"unsupported op {kind} (its inputs are constants, but it cannot be evaluated at build time: {e})"]
         for t, value in zip(rop.outputs, values):
             tensors[t].data = value
             self.constants.add(t)
