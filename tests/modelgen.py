@@ -89,6 +89,11 @@ OPTIONS = {
     "MINIMUM": "MaximumMinimumOptions",
     "SUM": "ReducerOptions",
     "REDUCE_PROD": "ReducerOptions",
+    "RANK": "RankOptions",
+    "TILE": "TileOptions",
+    "BROADCAST_TO": "BroadcastToOptions",
+    "ZEROS_LIKE": "ZerosLikeOptions",
+    "NEG": "NegOptions",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.

@@ -244,3 +244,14 @@ def test_reshape_of_a_constant_takes_litert_target(target, options, out_shape, f
     else:
         with pytest.raises(KilnError, match="op 0 RESHAPE \\(output 'r'\\): output 'r' has shape \\[2, 3\\]"):
             tflite.load(model)
+
+
+def test_rank_tile_broadcast_zeros_like_neg():
+    x = (np.arange(6, dtype=np.int32).reshape(2, 3), "int32", None)
+    _litert_and_fold("RANK", [(np.zeros((2, 3, 5), np.float32), "float32", None)], (), "int32")
+    _litert_and_fold("TILE", [x, (np.int32([2, 1]), "int32", None)], (4, 3), "int32")
+    _litert_and_fold("BROADCAST_TO", [(np.int32([[1], [2]]), "int32", None), (np.int32([2, 2, 3]), "int32", None)],
+                     (2, 2, 3), "int32", options={"version": 2})  # LiteRT has no version 1
+    _litert_and_fold("ZEROS_LIKE", [x], (2, 3), "int32")
+    _litert_and_fold("NEG", [(BIG, "int32", None)], BIG.shape, "int32")
+    _litert_and_fold("NEG", [(np.float32([0.0, -1.5, 3.0]), "float32", None)], (3,), "float32")

@@ -1,5 +1,5 @@
-"""Import-time constant folding: an op whose inputs are all constants (and SHAPE, whose output is the
-static shape of its input) is evaluated here with numpy; its outputs become constant tensors and the
+"""Import-time constant folding: an op whose inputs are all constants (and SHAPE and RANK, whose output
+is fixed by the static shape of their input) is evaluated here with numpy; its outputs become constant tensors and the
 op leaves the graph. Converters spell static shapes as run-time arithmetic (Keras' reshape becomes
 SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE on int32 tensors) and float16 models DEQUANTIZE their
 weights at load time: folded, neither needs a kernel nor a registry row.
@@ -61,7 +61,7 @@ def foldable(kind: str, inputs: list[Tensor | None]) -> bool:
     present = [t for t in inputs if t is not None]
     if kind not in EVALUATORS or not present:
         return False
-    if kind == "SHAPE":
+    if kind in STATIC:
         return True
     return all(t.is_constant for t in present)
 
@@ -90,6 +90,26 @@ def evaluate(kind: str, inputs: list[Tensor | None], outputs: list[Tensor], opti
 
 def _shape(v):
     return [np.array(v.inputs[0].shape, dtype=v.outputs[0].dtype)]
+
+
+def _rank(v):
+    return [np.array(len(v.inputs[0].shape), dtype=v.outputs[0].dtype)]
+
+
+def _tile(v):
+    x = v.value(0)
+    multiples = v.ints(1)
+    if len(multiples) != x.ndim or any(m < 0 for m in multiples):
+        raise FoldError(f"multiples {multiples} do not fit rank {x.ndim}")
+    return [np.tile(x, multiples)]
+
+
+def _broadcast_to(v):
+    return [np.array(np.broadcast_to(v.value(0), v.ints(1)))]
+
+
+def _zeros_like(v):
+    return [np.zeros_like(v.value(0))]
 
 
 def _strided_slice(v):
@@ -303,6 +323,12 @@ def _dequantize(v):
 
 EVALUATORS = {
     "SHAPE": _shape,
+    "RANK": _rank,
+    "TILE": _tile,
+    "BROADCAST_TO": _broadcast_to,
+    "ZEROS_LIKE": _zeros_like,
+    "NEG": lambda v: [_wrap(-v.value(0).astype(object), v.value(0).dtype) if v.value(0).dtype.name in INT
+                      else -v.value(0)],
     "STRIDED_SLICE": _strided_slice,
     "PACK": _pack,
     "UNPACK": _unpack,
@@ -327,3 +353,5 @@ EVALUATORS = {
     "REDUCE_PROD": _reduce(np.prod),
     "DEQUANTIZE": _dequantize,
 }
+# the ops whose output depends only on the input's static shape: folded whatever the input holds
+STATIC = ("SHAPE", "RANK")
