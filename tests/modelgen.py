@@ -108,6 +108,19 @@ OPTIONS = {
     "SELECT": "SelectOptions",
     "SELECT_V2": "SelectV2Options",
     "ADD_N": "AddNOptions",
+    # idioms: the folded ops and EXPAND_DIMS
+    "SHAPE": "ShapeOptions",
+    "PACK": "PackOptions",
+    "UNPACK": "UnpackOptions",
+    "GATHER": "GatherOptions",
+    "EXPAND_DIMS": "ExpandDimsOptions",
+    "SLICE": "SliceOptions",
+    "FILL": "FillOptions",
+    "RANGE": "RangeOptions",
+    "RANK": "RankOptions",
+    "TILE": "TileOptions",
+    "BROADCAST_TO": "BroadcastToOptions",
+    "ZEROS_LIKE": "ZerosLikeOptions",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.
@@ -426,7 +439,7 @@ def binary(mb: ModelBuilder, kind: str, a: int, b: int, activation="NONE", name=
 _FIXED_OUT_QUANT = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
 # ops whose int8 output must keep the input quantization
 _SAME_QUANT = {"RESHAPE", "SQUEEZE", "PAD", "STRIDED_SLICE", "TRANSPOSE", "CONCATENATION",
-               "MAX_POOL_2D", "AVERAGE_POOL_2D"}
+               "MAX_POOL_2D", "AVERAGE_POOL_2D", "EXPAND_DIMS"}
 
 
 def unary(mb: ModelBuilder, kind: str, x: int, out_shape=None, extra_inputs=(), name=None, **options) -> int:
@@ -494,13 +507,20 @@ def random_input(mb_or_detail, index: int | None = None, seed: int = 0) -> np.nd
 
 
 def normalize_for_litert(model_bytes: bytes) -> bytes:
-    """Zero the meaningless quantized_dimension of rank-0/1 tensors, which LiteRT 2.3 refuses.
+    """Zero the meaningless quantized_dimension of rank-0/1 tensors, which LiteRT 2.3 refuses, and drop
+    empty data vectors, which LiteRT 2.3 takes for 0-byte constants (and refuses).
 
     Real models carry such values on biases (TFLM and tinykiln ignore them); a rank-1 tensor can only
-    be quantized along axis 0, so the rewrite changes nothing else. Returns the input if all is well.
+    be quantized along axis 0, so the rewrite changes nothing else. Empty data vectors are how
+    PyTorch exporters mark activations (TFLM and tinykiln read them as no data). Returns the input
+    if all is well.
     """
     model = schema.ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
     changed = False
+    for buf in model.buffers or []:
+        if buf.data is not None and len(buf.data) == 0:
+            buf.data = None
+            changed = True
     for sg in model.subgraphs or []:
         for t in sg.tensors or []:
             q = t.quantization
@@ -531,7 +551,8 @@ def reference_run(model_bytes: bytes, inputs) -> list[np.ndarray]:
 OP_KINDS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
             "SUB", "MUL", "RESHAPE", "SQUEEZE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "PAD",
             "CONCATENATION", "MEAN", "LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH",
-            "STRIDED_SLICE", "TRANSPOSE")
+            "STRIDED_SLICE", "TRANSPOSE",
+            "EXPAND_DIMS")  # idioms
 
 
 def example(kind: str, dtype: str = "int8", seed: int = 0):
@@ -593,6 +614,11 @@ def example(kind: str, dtype: str = "int8", seed: int = 0):
                   extra_inputs=[mb.const([0, 1, 1, 0]), mb.const([1, h, w, c]), mb.const([1, 2, 1, 1])])
     elif kind == "TRANSPOSE":
         y = unary(mb, kind, x, out_shape=(1, c, h, w), extra_inputs=[mb.const([0, 3, 1, 2])])
+    elif kind == "EXPAND_DIMS":
+        axis = int(r.integers(-5, 5))
+        shape = [1, h, w, c]
+        shape.insert(axis % 5, 1)
+        y = unary(mb, kind, x, out_shape=shape, extra_inputs=[mb.const(axis)])
     elif kind in ("LOGISTIC", "TANH", "RELU", "RELU6", "HARD_SWISH"):
         y = unary(mb, kind, x)
     else:

@@ -319,15 +319,26 @@ def test_rejects_unsupported_activation_dtype(dtype, quant):
     assert "op 0 RELU (output 'wide')" in msg and f"{dtype} activations are not supported" in msg
 
 
-def test_rejects_float16_weights():
+def test_rejects_float16_activations():
+    """float16 constants are DEQUANTIZEd at import (tests/unit/test_fold.py); activations are not."""
+    mb = ModelBuilder()
+    x16 = mb.tensor((1, 4), "float16", name="x16")
+    x = mb.tensor((1, 4), "float32", name="x32")
+    mb.op("DEQUANTIZE", [x16], [x])
+    msg = _reject(mb.build([x16], [x]))
+    assert "op 0 DEQUANTIZE (output 'x32')" in msg and "unsupported dtype float16" in msg
+
+
+def test_rejects_float16_weights_of_the_wrong_size():
     mb = ModelBuilder()
     w16 = mb.tensor((2, 4), "float16", data=np.ones((2, 4)))
+    mb.buffers[-1].data = np.ones(7, np.float16)
     w = mb.tensor((2, 4), "float32", name="w32")
     x, y = mb.input((1, 4), "float32"), mb.input((1, 2), "float32")
     mb.op("DEQUANTIZE", [w16], [w])
     mb.op("FULLY_CONNECTED", [x, w, -1], [y])
     msg = _reject(mb.build([x], [y]))
-    assert "op 0 DEQUANTIZE (output 'w32')" in msg and "unsupported dtype float16" in msg
+    assert "op 0 DEQUANTIZE (output 'w32')" in msg and "constant data is 14 bytes" in msg
     assert "before any op writes" not in msg  # the float16 tensor is still known to be a constant
 
 
@@ -500,17 +511,39 @@ def test_reshape_output_shape_must_match_the_target():
     assert "op 0 RESHAPE (output 'r')" in msg and "[2, 6]" in msg
 
 
-def test_empty_data_vector_is_a_zero_byte_constant():
-    """LiteRT treats a present but empty data vector as constant data (and refuses it): so do we."""
+def _with_empty_buffers(model, tensors):
+    for t in tensors:
+        empty = modelgen._AlignedBufferT()
+        empty.data = np.zeros(0, np.uint8)
+        model.buffers.append(empty)
+        model.subgraphs[0].tensors[t].buffer = len(model.buffers) - 1
+    return modelgen.pack(model)
+
+
+def test_empty_data_vectors_are_not_constants():
+    """PyTorch -> TFLite exporters give activations buffers with an empty data vector: no data, so
+    no constant (as TFLite Micro reads them; LiteRT 2.3 refuses them, so the reference runs a copy
+    without the empty vectors: modelgen.normalize_for_litert)."""
+    mb = ModelBuilder()
+    x, y = mb.input((1, 4), "float32", name="x"), mb.input((1, 4), "float32", name="y")
+    mb.op("RELU", [x], [y])
+    model = _with_empty_buffers(mb.model([x], [y]), [x, y])
+    g = tflite.load(model)
+    assert g.inputs == [x] and not g.tensor(x).is_constant and not g.tensor(y).is_constant
+    data = np.float32([[-1, 2, -3, 4]])
+    np.testing.assert_array_equal(modelgen.reference_run(model, [data])[0], np.maximum(data, 0))
+
+
+def test_a_buffer_of_the_wrong_size_is_still_refused():
     mb = ModelBuilder()
     x, y = mb.input((1, 4), "float32"), mb.input((1, 4), "float32", name="y")
     mb.op("RELU", [x], [y])
     model = mb.model([x], [y])
-    empty = modelgen._AlignedBufferT()
-    empty.data = np.zeros(0, np.uint8)
-    model.buffers.append(empty)
+    short = modelgen._AlignedBufferT()
+    short.data = np.zeros(3, np.uint8)
+    model.buffers.append(short)
     model.subgraphs[0].tensors[y].buffer = len(model.buffers) - 1
-    assert "constant data is 0 bytes" in _reject(modelgen.pack(model))
+    assert "constant data is 3 bytes" in _reject(modelgen.pack(model))
 
 
 def test_reference_run_tolerates_meaningless_bias_quantized_dimension():

@@ -20,9 +20,10 @@ from typing import Callable
 
 from . import (
     activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, depthwise_conv2d, elementwise,
-    fully_connected, l2norm, log_softmax, movement, pooling, reduce, reduce_more, reshape, softmax, transpose_conv,
-    unary_math,
+    fully_connected, l2norm, log_softmax, movement, pooling, quantize, reduce, reduce_more, reshape, softmax,
+    transpose_conv, unary_math,
 )
+
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -52,9 +53,8 @@ OPS: dict[str, OpSupport] = {
     "RESHAPE": OpSupport(checks.reshape, reshape.lower_alias, operands=(1,)),
     "SQUEEZE": OpSupport(checks.squeeze, reshape.lower_alias, options="SqueezeOptions"),
     "SOFTMAX": OpSupport(checks.softmax, softmax.lower_softmax, options="SoftmaxOptions"),
-    "QUANTIZE": OpSupport(checks.same_shape, activations.lower_activation,
-                          dtypes=(("float32", "int8"), ("int8", "int8"), ("uint8", "int8"), ("int8", "uint8"))),
-    "DEQUANTIZE": OpSupport(checks.same_shape, activations.lower_activation, dtypes=(("int8", "float32"),)),
+    "QUANTIZE": OpSupport(quantize.check_cast, quantize.lower_cast, dtypes=quantize.QUANTIZE_CASTS),
+    "DEQUANTIZE": OpSupport(quantize.check_cast, quantize.lower_cast, dtypes=quantize.DEQUANTIZE_CASTS),
     "PAD": OpSupport(checks.pad, movement.lower_pad, operands=(1,)),
     "CONCATENATION": OpSupport(checks.concatenation, movement.lower_concatenation, options="ConcatenationOptions"),
     "MEAN": OpSupport(checks.mean, reduce.lower_mean, options="ReducerOptions", operands=(1,)),
@@ -96,11 +96,13 @@ OPS: dict[str, OpSupport] = {
                        options="DivOptions" if kind == "DIV" else None) for kind in binary_math.KINDS},
     "CAST": OpSupport(unary_math.check_cast, unary_math.lower_cast, unary_math.CAST_DTYPES),
     "ADD_N": OpSupport(binary_math.check_add_n, binary_math.lower_add_n, binary_math.ADD_N_DTYPES),
+    # idioms: converter idioms
+    "EXPAND_DIMS": OpSupport(reshape.check_expand_dims, reshape.lower_alias, operands=(1,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
                   reduce, movement,
                   argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax,
-                  compare, unary_math, binary_math)
+                  compare, unary_math, binary_math, quantize)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

@@ -4,7 +4,8 @@ reader.py turns the bytes into plain records (or says the file is corrupt); this
 tensor by tensor (dtype, static shape, quantization, constant data), then op by op (supported kind,
 dtypes, the op's own rules): what is supported, and how each op is checked, is the op registry
 (tinykiln.ops.registry), which the lowering reads too. Problems are collected, not raised one by one, so the user sees
-every offending op in one KilnError.
+every offending op in one KilnError. An op whose inputs are all constants is evaluated here instead (fold.py) and
+leaves the graph; negative weight scales are made positive at the end (scales.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..graph import DTYPES, Graph, Op, Quantization, Tensor
 from ..ops.checks import OpView
 from ..ops.registry import OPS
 from . import uint8
+from . import fold, scales
 from .reader import TENSOR_TYPE_NAMES, CorruptFile, RawModel, RawTensor, read
 
 SUPPORTED_OPS = tuple(OPS)
@@ -64,6 +66,7 @@ class _Importer:
         self.constants: set[int] = set()
         # problems that make LiteRT refuse the file even when no op uses the tensor
         self.structural: dict[int, str] = {}
+        self.folded: set[int] = set()  # ops evaluated at import (tflite/fold.py): not in the graph
 
     def run(self) -> Graph:
         raw = self.raw
@@ -102,7 +105,8 @@ class _Importer:
             if problems:
                 out = next((tensors[t].name for t in rop.outputs if 0 <= t < n), "?")
                 self.op_problems.append(f"op {index} {op.kind} (output '{out}'): " + "; ".join(problems))
-            graph_ops.append(op)
+            if index not in self.folded:
+                graph_ops.append(op)
 
         for i in graph_outputs:
             if i not in written and i not in self.constants:
@@ -122,6 +126,8 @@ class _Importer:
                 self.model_problems.append(f"tensor '{t.name}' (used by no op) {self.structural[i]}")
 
         self.op_problems += uint8.problems(graph_ops, tensors)
+        if not self.op_problems:
+            self.model_problems += scales.rewrite(tensors, graph_ops)
         if self.model_problems or self.op_problems:
             count = len(self.model_problems) + len(self.op_problems)
             lines = [f"{self.name}: cannot compile this model ({count} problem{'s' * (count > 1)}):"]
@@ -136,21 +142,24 @@ class _Importer:
 
     def _tensor(self, index: int, rt: RawTensor) -> tuple[Tensor, list[str]]:
         problems: list[str] = []
-        # a data vector, even an empty one, makes a constant (LiteRT then insists on the full size)
-        if 0 <= rt.buffer < len(self.raw.buffers) and self.raw.buffers[rt.buffer] is not None:
+        # data makes a constant; a buffer without any (PyTorch exporters write empty ones) does not, as in
+        # TFLite Micro (LiteRT 2.3 refuses such files: validation needs a copy without the empty vectors)
+        if 0 <= rt.buffer < len(self.raw.buffers) and self.raw.buffers[rt.buffer]:
             self.constants.add(index)
         dtype = _dtype_name(rt.type)
         if dtype not in DTYPES:
             problems.append(f"unsupported dtype {dtype}")
         shape = self._shape(rt, problems)
         quant = self._quant(rt, dtype, shape, problems)
+        if quant is not None and index not in self.constants and min(quant.scale) < 0:
+            problems.append("quantization scale is negative")  # constants: see tflite/scales.py
         if rt.is_variable:
             problems.append("is a variable (stateful models are not supported)")
         if rt.sparse:
             problems.append("is sparse (densify the model when converting)")
         # an unsupported dtype is kept as its name, for messages: the model is rejected anyway
         tensor = Tensor(index, rt.name or f"tensor_{index}", shape, dtype, quant)
-        if not problems:
+        if not problems or problems == [f"unsupported dtype {dtype}"] and dtype in fold.READABLE_DTYPES:
             tensor.data = self._data(rt, tensor, problems)
         return tensor, problems
 
@@ -188,8 +197,8 @@ class _Importer:
             problems.append("custom quantization details are not supported")
         scale = tuple(float(s) for s in q.scale)
         zp = tuple(int(z) for z in q.zero_point)
-        if not all(np.isfinite(s) and s >= 0 for s in scale):
-            problems.append("quantization scale is negative or not finite")
+        if not all(np.isfinite(s) for s in scale):
+            problems.append("quantization scale is not finite")
         if dtype == "int8" and not all(-128 <= z <= 127 for z in zp):
             problems.append("int8 zero point outside [-128, 127]")
         if dtype == "uint8" and not all(0 <= z <= 255 for z in zp):
@@ -220,7 +229,7 @@ class _Importer:
             self.structural[tensor.index] = problems[-1]
             return None
         raw = buffers[rt.buffer]
-        if raw is None:
+        if not raw:
             return None
         if len(raw) != tensor.nbytes:
             problems.append(f"constant data is {len(raw)} bytes, shape {list(tensor.shape)} {tensor.dtype} "
@@ -251,6 +260,9 @@ class _Importer:
         bad = [t for t in rop.inputs if not -1 <= t < n] + [t for t in rop.outputs if not 0 <= t < n]
         if bad:
             return problems + [f"refers to tensor {bad[0]}, which does not exist"], op
+        folded = self._fold(index, kind, rop, tensors, tensor_problems, written)
+        if folded is not None:
+            return folded, op
 
         # data flow: inputs are constants, model inputs or earlier outputs; each output written once.
         # Outputs count as written even if this op is rejected, so later ops are not blamed for it.
@@ -283,6 +295,27 @@ class _Importer:
             return problems, op
         op.attrs = OPS[kind].check(view)
         return view.problems, op
+
+    def _fold(self, index, kind, rop, tensors, tensor_problems, written) -> list[str] | None:
+        """Evaluate an op on constants (tflite/fold.py): its outputs become constants and the op leaves
+        the graph. None: not foldable here, the op takes the kernel path (its own checks and messages)."""
+        ins = [tensors[t] if t >= 0 else None for t in rop.inputs]
+        inputs_known = all(tensors[t].is_constant or not tensor_problems[t] for t in rop.inputs if t >= 0)
+        outputs_free = not any(tensor_problems[t] or t in self.constants or t in written for t in rop.outputs)
+        if not (fold.foldable(kind, ins) and inputs_known and outputs_free):
+            return None
+        try:
+            values = fold.evaluate(kind, ins, [tensors[t] for t in rop.outputs], rop.options)
+        except fold.FoldError as e:
+            if kind in OPS:
+                return None
+            written.update(rop.outputs)
+            return [f"unsupported op {kind} (its inputs are constants, but it cannot be evaluated at build time: {e})"]
+        for t, value in zip(rop.outputs, values):
+            tensors[t].data = value
+            self.constants.add(t)
+        self.folded.add(index)
+        return []
 
     @staticmethod
     def _dtypes(v) -> list[str]:

@@ -50,6 +50,11 @@ OPTION_FIELDS = {
     "TransposeConvOptions": ("Padding", "StrideW", "StrideH", "FusedActivationFunction", "QuantizedBiasType"),
     # elementwise math (unary)
     "GeluOptions": ("Approximate",),
+    # idioms: the options of the ops folded at import (tflite/fold.py)
+    "PackOptions": ("ValuesCount", "Axis"),
+    "UnpackOptions": ("Num", "Axis"),
+    "GatherOptions": ("Axis", "BatchDims"),
+    "ShapeOptions": ("OutType",),
     "DivOptions": ("FusedActivationFunction",),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
