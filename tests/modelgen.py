@@ -73,6 +73,9 @@ OPTIONS = {
     "TRANSPOSE": "TransposeOptions",
     "EXP": "ExpOptions",
     "SPLIT": "SplitOptions",
+    # -- data movement and resampling (the movement area) --
+    "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
+    "RESIZE_BILINEAR": "ResizeBilinearOptions",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.

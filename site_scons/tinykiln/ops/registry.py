@@ -20,12 +20,13 @@ from typing import Callable
 
 from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
-    softmax,
+    resize, softmax,
 )
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
 SAME = (("int8", "int8"), ("float32", "float32"))
+INT32 = (("int32", "int32"),)
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,14 @@ OPS: dict[str, OpSupport] = {
     "STRIDED_SLICE": OpSupport(checks.strided_slice, movement.lower_strided_slice, options="StridedSliceOptions",
                                operands=(1, 2, 3)),
     "TRANSPOSE": OpSupport(checks.transpose, movement.lower_transpose, operands=(1,)),
+    # -- data movement and resampling (the movement area) --
+    "RESIZE_NEAREST_NEIGHBOR": OpSupport(resize.check_resize, resize.lower_resize, dtypes=SAME + INT32,
+                                         options="ResizeNearestNeighborOptions", operands=(1,)),
+    "RESIZE_BILINEAR": OpSupport(resize.check_resize, resize.lower_resize, options="ResizeBilinearOptions",
+                                 operands=(1,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement)
+                  reduce, movement, resize)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

@@ -7,6 +7,7 @@
     FIXED_OUTPUT_QUANT, fixed_output_quant_ok(kind, scale, zp) int8 outputs LiteRT's Prepare imposes
     strided_slice_ranges(shape, begin, end, strides, ...)      STRIDED_SLICE's per-axis ranges, shape
     reduced_shape(shape, axes, keep_dims)                      MEAN's output shape
+    resize_shape(shape, size)                                  RESIZE_*'s output shape (NHWC)
 """
 from __future__ import annotations
 
@@ -103,3 +104,8 @@ def strided_slice_ranges(shape, begin, end, strides, begin_mask=0, end_mask=0, e
             out_shape.append(n)
     del n_given
     return ranges, tuple(out_shape)
+
+
+def resize_shape(shape, size) -> list[int]:
+    """Output shape of RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR: NHWC with H, W = size."""
+    return [int(shape[0]), int(size[0]), int(size[1]), int(shape[3])]

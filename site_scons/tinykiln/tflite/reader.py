@@ -42,6 +42,17 @@ OPTION_FIELDS = {
     "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask", "ShrinkAxisMask", "Offset"),
     "SqueezeOptions": (),
     "ReshapeOptions": (),
+    # -- data movement and resampling (the movement area) --
+    "ResizeNearestNeighborOptions": ("AlignCorners", "HalfPixelCenters"),
+    "ResizeBilinearOptions": ("AlignCorners", "HalfPixelCenters"),
+    "SplitOptions": ("NumSplits",),
+    "SplitVOptions": ("NumSplits",),
+    "PackOptions": ("ValuesCount", "Axis"),
+    "UnpackOptions": ("Num", "Axis"),
+    "GatherOptions": ("Axis", "BatchDims"),
+    "SpaceToDepthOptions": ("BlockSize",),
+    "DepthToSpaceOptions": ("BlockSize",),
+    "MirrorPadOptions": ("Mode",),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 

@@ -1,0 +1,82 @@
+"""RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR end to end: single-op .tflite -> import -> lower -> TVM C
+-> gcc -> compare with LiteRT (BUILTIN_REF), over seeded shapes and both corner modes. int8 (and
+nearest's int32, float32) bit-exact; the numpy models of ops/resize.py are held to LiteRT as well."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernelrun
+from modelgen import ModelBuilder, reference_run
+from tinykiln import KilnError, ops
+from tinykiln.ops import resize
+
+MODES = [(False, False), (True, False), (False, True)]  # (align_corners, half_pixel_centers)
+
+
+def _data(rng, shape, dtype):
+    if dtype == "int8":
+        return rng.integers(-128, 128, size=shape).astype(np.int8)
+    if dtype == "int32":
+        return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    return rng.uniform(-5, 5, size=shape).astype(np.float32)
+
+
+def _model(kind, dtype, shape, size, modes, out_quant=None):
+    mb = ModelBuilder()
+    q = (0.05, -7) if dtype == "int8" else None
+    x = mb.tensor(shape, dtype, quant=q)
+    y = mb.tensor((shape[0], *size, shape[3]), dtype, quant=out_quant or q)
+    mb.op(kind, [x, mb.const(np.asarray(size, np.int32))], [y], align_corners=modes[0],
+          half_pixel_centers=modes[1])
+    return mb.build([x], [y])
+
+
+def _check(kind, dtype, shape, size, modes, rng, tmp_path, out_quant=None):
+    model = _model(kind, dtype, shape, size, modes, out_quant)
+    x = _data(rng, shape, dtype)
+    graph = kernelrun.load_graph(model)
+    got = kernelrun.run_lowered(graph, ops.lower(graph), [x], tmp_path)[0]
+    want = reference_run(model, [x])[0]
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(resize.reference_resize(kind, x, size, *modes), want)
+
+
+@pytest.mark.parametrize("modes", MODES)
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+@pytest.mark.parametrize("seed", range(2))
+def test_resize_bilinear(modes, dtype, seed, tmp_path):
+    rng = np.random.default_rng(seed + 10 * MODES.index(modes))
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 5)))
+    size = [int(rng.integers(1, 12)), int(rng.integers(1, 12))]
+    _check("RESIZE_BILINEAR", dtype, shape, size, modes, rng, tmp_path)
+
+
+@pytest.mark.parametrize("modes", MODES)
+@pytest.mark.parametrize("dtype", ["int8", "float32", "int32"])
+@pytest.mark.parametrize("seed", range(2))
+def test_resize_nearest(modes, dtype, seed, tmp_path):
+    rng = np.random.default_rng(100 + seed + 10 * MODES.index(modes))
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 5)))
+    size = [int(rng.integers(1, 12)), int(rng.integers(1, 12))]
+    _check("RESIZE_NEAREST_NEIGHBOR", dtype, shape, size, modes, rng, tmp_path)
+
+
+def test_resize_like_the_zoo_models(tmp_path):
+    """The shapes of the zoo's users: the IMU autoencoder's 2x nearest upsampling (half pixel) and
+    deeplab's align-corners bilinear from 1x1 and to a size that does not divide."""
+    rng = np.random.default_rng(7)
+    _check("RESIZE_NEAREST_NEIGHBOR", "int8", (1, 8, 4, 16), [16, 8], (False, True), rng, tmp_path)
+    _check("RESIZE_BILINEAR", "int8", (1, 1, 1, 8), [33, 33], (True, False), rng, tmp_path)
+    _check("RESIZE_BILINEAR", "int8", (1, 9, 9, 3), [65, 65], (True, False), rng, tmp_path)
+
+
+def test_resize_int8_copies_codes_when_the_output_quantization_differs(tmp_path):
+    """LiteRT checks no quantization on resize and interpolates codes: so do we."""
+    rng = np.random.default_rng(3)
+    _check("RESIZE_BILINEAR", "int8", (1, 3, 4, 2), [5, 7], (False, False), rng, tmp_path, out_quant=(0.1, 4))
+
+
+def test_resize_with_both_corner_modes_is_rejected():
+    with pytest.raises(KilnError, match="both set"):
+        kernelrun.load_graph(_model("RESIZE_BILINEAR", "float32", (1, 2, 2, 1), [4, 4], (True, True)))
