@@ -76,6 +76,20 @@ OPTIONS = {
     # -- data movement and resampling (the movement area) --
     "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
     "RESIZE_BILINEAR": "ResizeBilinearOptions",
+    "SPLIT_V": "SplitVOptions",
+    "PACK": "PackOptions",
+    "UNPACK": "UnpackOptions",
+    "SLICE": "SliceOptions",
+    "GATHER": "GatherOptions",
+    "GATHER_ND": "GatherNdOptions",
+    "TILE": "TileOptions",
+    "BROADCAST_TO": "BroadcastToOptions",
+    "SPACE_TO_DEPTH": "SpaceToDepthOptions",
+    "DEPTH_TO_SPACE": "DepthToSpaceOptions",
+    "SPACE_TO_BATCH_ND": "SpaceToBatchNDOptions",
+    "BATCH_TO_SPACE_ND": "BatchToSpaceNDOptions",
+    "MIRROR_PAD": "MirrorPadOptions",
+    "PADV2": "PadV2Options",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.

@@ -20,7 +20,7 @@ from typing import Callable
 
 from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
-    resize, softmax,
+    resize, softmax, split,
 )
 from .base import KernelFamily
 
@@ -73,9 +73,16 @@ OPS: dict[str, OpSupport] = {
                                          options="ResizeNearestNeighborOptions", operands=(1,)),
     "RESIZE_BILINEAR": OpSupport(resize.check_resize, resize.lower_resize, options="ResizeBilinearOptions",
                                  operands=(1,)),
+    "SPLIT": OpSupport(split.check_split, split.lower_split, dtypes=SAME + INT32, options="SplitOptions",
+                       operands=(0,)),
+    "SPLIT_V": OpSupport(split.check_split_v, split.lower_split, dtypes=SAME + INT32, options="SplitVOptions",
+                         operands=(1, 2)),
+    "UNPACK": OpSupport(split.check_unpack, split.lower_unpack, dtypes=SAME + INT32, options="UnpackOptions"),
+    "PACK": OpSupport(split.check_pack, split.lower_pack, dtypes=SAME + INT32, options="PackOptions"),
+    "SLICE": OpSupport(split.check_slice, split.lower_slice, dtypes=SAME + INT32, operands=(1, 2)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement, resize)
+                  reduce, movement, resize, split)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

@@ -8,6 +8,9 @@
     strided_slice_ranges(shape, begin, end, strides, ...)      STRIDED_SLICE's per-axis ranges, shape
     reduced_shape(shape, axes, keep_dims)                      MEAN's output shape
     resize_shape(shape, size)                                  RESIZE_*'s output shape (NHWC)
+    split_sizes(dim, size_splits)                              SPLIT_V's parts (one -1: the rest)
+    pack_shape(shape, axis, count)                             PACK's output shape
+    slice_ranges(shape, begin, size)                           SLICE's (begin, length) per axis
 """
 from __future__ import annotations
 
@@ -109,3 +112,34 @@ def strided_slice_ranges(shape, begin, end, strides, begin_mask=0, end_mask=0, e
 def resize_shape(shape, size) -> list[int]:
     """Output shape of RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR: NHWC with H, W = size."""
     return [int(shape[0]), int(size[0]), int(size[1]), int(shape[3])]
+
+
+def split_sizes(dim: int, size_splits) -> list[int] | None:
+    """SPLIT_V's part sizes along a dimension of `dim`: at most one -1, which takes the rest; None
+    if they do not add up."""
+    sizes = [int(s) for s in size_splits]
+    if sizes.count(-1) > 1 or any(s < -1 for s in sizes):
+        return None
+    if -1 in sizes:
+        rest = dim - sum(s for s in sizes if s != -1)
+        if rest < 0:
+            return None
+        sizes[sizes.index(-1)] = rest
+    return sizes if sum(sizes) == dim else None
+
+
+def pack_shape(shape, axis: int, count: int) -> list[int]:
+    """PACK's output: `count` tensors of `shape` stacked on a new axis (0 <= axis <= rank)."""
+    return [int(d) for d in shape[:axis]] + [int(count)] + [int(d) for d in shape[axis:]]
+
+
+def slice_ranges(shape, begin, size) -> list[tuple[int, int]] | None:
+    """SLICE's (begin, length) per dimension; a size of -1 runs to the end. None if out of range."""
+    ranges = []
+    for dim, b, n in zip(shape, begin, size):
+        b, n = int(b), int(n)
+        n = dim - b if n == -1 else n
+        if b < 0 or n < 0 or b + n > dim:
+            return None
+        ranges.append((b, n))
+    return ranges if len(ranges) == len(shape) else None
