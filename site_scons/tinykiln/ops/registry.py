@@ -20,8 +20,9 @@ from typing import Callable
 
 from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
-    resize, softmax, split,
+    softmax,
 )
+from . import gather, resize, split  # the movement area's families
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -80,9 +81,12 @@ OPS: dict[str, OpSupport] = {
     "UNPACK": OpSupport(split.check_unpack, split.lower_unpack, dtypes=SAME + INT32, options="UnpackOptions"),
     "PACK": OpSupport(split.check_pack, split.lower_pack, dtypes=SAME + INT32, options="PackOptions"),
     "SLICE": OpSupport(split.check_slice, split.lower_slice, dtypes=SAME + INT32, operands=(1, 2)),
+    "GATHER": OpSupport(gather.check_gather, gather.lower_gather, dtypes=SAME + INT32, options="GatherOptions",
+                        operands=(1,)),
+    "GATHER_ND": OpSupport(gather.check_gather_nd, gather.lower_gather_nd, dtypes=SAME + INT32, operands=(1,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement, resize, split)
+                  reduce, movement, resize, split, gather)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

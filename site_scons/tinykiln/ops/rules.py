@@ -11,6 +11,8 @@
     split_sizes(dim, size_splits)                              SPLIT_V's parts (one -1: the rest)
     pack_shape(shape, axis, count)                             PACK's output shape
     slice_ranges(shape, begin, size)                           SLICE's (begin, length) per axis
+    gather_shape(shape, indices_shape, axis, batch_dims)       GATHER's output shape
+    gather_nd_shape(shape, indices_shape)                      GATHER_ND's output shape
 """
 from __future__ import annotations
 
@@ -143,3 +145,14 @@ def slice_ranges(shape, begin, size) -> list[tuple[int, int]] | None:
             return None
         ranges.append((b, n))
     return ranges if len(ranges) == len(shape) else None
+
+
+def gather_shape(shape, indices_shape, axis: int, batch_dims: int) -> list[int]:
+    """GATHER's output: params' dimensions before the axis, the indices' after the batch dimensions,
+    params' after the axis (axis, batch_dims non-negative)."""
+    return [int(d) for d in (*shape[:axis], *indices_shape[batch_dims:], *shape[axis + 1:])]
+
+
+def gather_nd_shape(shape, indices_shape) -> list[int]:
+    """GATHER_ND's output: the indices' leading dimensions, then params' beyond the indexed ones."""
+    return [int(d) for d in (*indices_shape[:-1], *shape[indices_shape[-1]:])]
