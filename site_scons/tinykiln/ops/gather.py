@@ -150,8 +150,10 @@ def _index(idx, where, size: int, clamp: bool | None):
 
     if clamp is None:
         return tirx.const(0, "int32")
-    i = idx[where].astype("int32")
-    return tirx.max(tirx.min(i, size - 1), 0) if clamp else i
+    i = idx[where]
+    if clamp:  # in the indices' own type, so a huge int64 clamps rather than wraps
+        i = tirx.max(tirx.min(i, tirx.const(size - 1, i.dtype)), tirx.const(0, i.dtype))
+    return i.astype("int32")
 
 
 def _gather_compute(spec):
