@@ -22,7 +22,7 @@ from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
     softmax,
 )
-from . import gather, resize, split  # the movement area's families
+from . import gather, resize, split, tile  # the movement area's families
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -84,9 +84,11 @@ OPS: dict[str, OpSupport] = {
     "GATHER": OpSupport(gather.check_gather, gather.lower_gather, dtypes=SAME + INT32, options="GatherOptions",
                         operands=(1,)),
     "GATHER_ND": OpSupport(gather.check_gather_nd, gather.lower_gather_nd, dtypes=SAME + INT32, operands=(1,)),
+    "TILE": OpSupport(tile.check_tile, tile.lower_tile, dtypes=SAME + INT32, operands=(1,)),
+    "BROADCAST_TO": OpSupport(tile.check_broadcast_to, tile.lower_broadcast_to, dtypes=SAME + INT32, operands=(1,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement, resize, split, gather)
+                  reduce, movement, resize, split, gather, tile)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

@@ -13,6 +13,8 @@
     slice_ranges(shape, begin, size)                           SLICE's (begin, length) per axis
     gather_shape(shape, indices_shape, axis, batch_dims)       GATHER's output shape
     gather_nd_shape(shape, indices_shape)                      GATHER_ND's output shape
+    tile_shape(shape, multiples)                               TILE's output shape
+    broadcast_to_shape(shape, target)                          BROADCAST_TO's output shape (or None)
 """
 from __future__ import annotations
 
@@ -156,3 +158,18 @@ def gather_shape(shape, indices_shape, axis: int, batch_dims: int) -> list[int]:
 def gather_nd_shape(shape, indices_shape) -> list[int]:
     """GATHER_ND's output: the indices' leading dimensions, then params' beyond the indexed ones."""
     return [int(d) for d in (*indices_shape[:-1], *shape[indices_shape[-1]:])]
+
+
+def tile_shape(shape, multiples) -> list[int]:
+    return [int(d) * int(m) for d, m in zip(shape, multiples)]
+
+
+def broadcast_to_shape(shape, target) -> list[int] | None:
+    """BROADCAST_TO's output: `target`, if `shape` (aligned to its end) broadcasts to it, else None."""
+    target = [int(d) for d in target]
+    if len(shape) > len(target) or any(d < 1 for d in target):
+        return None
+    for d, t in zip(reversed(shape), reversed(target)):
+        if d not in (1, t):
+            return None
+    return target
