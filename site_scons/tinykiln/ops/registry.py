@@ -22,7 +22,7 @@ from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
     softmax,
 )
-from . import gather, resize, split, tile  # the movement area's families
+from . import gather, resize, space_depth, split, tile  # the movement area's families
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -86,9 +86,17 @@ OPS: dict[str, OpSupport] = {
     "GATHER_ND": OpSupport(gather.check_gather_nd, gather.lower_gather_nd, dtypes=SAME + INT32, operands=(1,)),
     "TILE": OpSupport(tile.check_tile, tile.lower_tile, dtypes=SAME + INT32, operands=(1,)),
     "BROADCAST_TO": OpSupport(tile.check_broadcast_to, tile.lower_broadcast_to, dtypes=SAME + INT32, operands=(1,)),
+    "SPACE_TO_DEPTH": OpSupport(space_depth.check_space_to_depth, space_depth.lower_space_to_depth,
+                                dtypes=SAME + INT32, options="SpaceToDepthOptions"),
+    "DEPTH_TO_SPACE": OpSupport(space_depth.check_space_to_depth, space_depth.lower_space_to_depth,
+                                dtypes=SAME + INT32, options="DepthToSpaceOptions"),
+    "SPACE_TO_BATCH_ND": OpSupport(space_depth.check_space_batch, space_depth.lower_space_batch,
+                                   dtypes=SAME + INT32, operands=(1, 2)),
+    "BATCH_TO_SPACE_ND": OpSupport(space_depth.check_space_batch, space_depth.lower_space_batch,
+                                   dtypes=SAME + INT32, operands=(1, 2)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement, resize, split, gather, tile)
+                  reduce, movement, resize, split, gather, tile, space_depth)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

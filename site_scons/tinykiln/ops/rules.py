@@ -15,8 +15,13 @@
     gather_nd_shape(shape, indices_shape)                      GATHER_ND's output shape
     tile_shape(shape, multiples)                               TILE's output shape
     broadcast_to_shape(shape, target)                          BROADCAST_TO's output shape (or None)
+    space_to_depth_shape(shape, block, inverse)                SPACE_TO_DEPTH / DEPTH_TO_SPACE's (or None)
+    space_to_batch_shape(shape, block, paddings)               SPACE_TO_BATCH_ND's output shape (or None)
+    batch_to_space_shape(shape, block, crops)                  BATCH_TO_SPACE_ND's output shape (or None)
 """
 from __future__ import annotations
+
+import numpy as np
 
 
 def conv_out(size: int, k: int, stride: int, dilation: int, padding: str) -> int:
@@ -173,3 +178,38 @@ def broadcast_to_shape(shape, target) -> list[int] | None:
         if d not in (1, t):
             return None
     return target
+
+
+def space_to_depth_shape(shape, block: int, inverse: bool = False) -> list[int] | None:
+    """NHWC output of SPACE_TO_DEPTH (or DEPTH_TO_SPACE if inverse); None if the blocks do not fit."""
+    n, h, w, c = (int(d) for d in shape)
+    if inverse:
+        return None if c % (block * block) else [n, h * block, w * block, c // (block * block)]
+    return None if h % block or w % block else [n, h // block, w // block, c * block * block]
+
+
+def space_to_batch_shape(shape, block, paddings) -> list[int] | None:
+    """SPACE_TO_BATCH_ND's output: batch times the block's product, padded spatial dimensions
+    divided by the block (they must divide), the rest kept."""
+    m = len(block)
+    spatial = []
+    for d, b, (lo, hi) in zip(shape[1:1 + m], block, paddings):
+        if b < 1 or lo < 0 or hi < 0 or (d + lo + hi) % b:
+            return None
+        spatial.append((d + lo + hi) // b)
+    return [int(shape[0]) * int(np.prod(block))] + spatial + [int(d) for d in shape[1 + m:]]
+
+
+def batch_to_space_shape(shape, block, crops) -> list[int] | None:
+    """BATCH_TO_SPACE_ND's output: batch divided by the block's product (it must divide), spatial
+    dimensions times the block less the crops, the rest kept."""
+    m = len(block)
+    total = int(np.prod(block))
+    if any(b < 1 for b in block) or shape[0] % total:
+        return None
+    spatial = []
+    for d, b, (lo, hi) in zip(shape[1:1 + m], block, crops):
+        if lo < 0 or hi < 0 or d * b - lo - hi < 1:
+            return None
+        spatial.append(d * b - lo - hi)
+    return [int(shape[0]) // total] + spatial + [int(d) for d in shape[1 + m:]]
