@@ -22,7 +22,7 @@ from . import (
     activations, checks, conv2d, depthwise_conv2d, elementwise, fully_connected, movement, pooling, reduce, reshape,
     softmax,
 )
-from . import gather, resize, space_depth, split, tile  # the movement area's families
+from . import gather, padding, resize, space_depth, split, tile  # the movement area's families
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
@@ -94,9 +94,12 @@ OPS: dict[str, OpSupport] = {
                                    dtypes=SAME + INT32, operands=(1, 2)),
     "BATCH_TO_SPACE_ND": OpSupport(space_depth.check_space_batch, space_depth.lower_space_batch,
                                    dtypes=SAME + INT32, operands=(1, 2)),
+    "PADV2": OpSupport(padding.check_padv2, padding.lower_padv2, dtypes=SAME + INT32, operands=(1, 2)),
+    "MIRROR_PAD": OpSupport(padding.check_mirror_pad, padding.lower_mirror_pad, dtypes=SAME + INT32,
+                            options="MirrorPadOptions", operands=(1,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
-                  reduce, movement, resize, split, gather, tile, space_depth)
+                  reduce, movement, resize, split, gather, tile, space_depth, padding)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}
