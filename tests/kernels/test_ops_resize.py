@@ -80,3 +80,28 @@ def test_resize_int8_copies_codes_when_the_output_quantization_differs(tmp_path)
 def test_resize_with_both_corner_modes_is_rejected():
     with pytest.raises(KilnError, match="both set"):
         kernelrun.load_graph(_model("RESIZE_BILINEAR", "float32", (1, 2, 2, 1), [4, 4], (True, True)))
+
+
+@pytest.mark.parametrize("modes", MODES)
+def test_resize_bilinear_of_a_uint8_graph_follows_litert_uint8_kernel(modes, tmp_path):
+    """A uint8 tensor mapped onto int8 (codes - 128, Tensor.from_uint8) is resized with LiteRT's
+    uint8 arithmetic (float blend + 0.5, truncated), which the int8 integer blend does not match."""
+    rng = np.random.default_rng(11)
+    shape, size = (1, 5, 7, 3), [9, 4]
+    mb = ModelBuilder()
+    x = mb.tensor(shape, "uint8", quant=(0.1, 34))
+    y = mb.tensor((1, *size, 3), "uint8", quant=(0.1, 34))
+    mb.op("RESIZE_BILINEAR", [x, mb.const(np.asarray(size, np.int32))], [y], align_corners=modes[0],
+          half_pixel_centers=modes[1])
+    u = rng.integers(0, 256, size=shape).astype(np.uint8)
+    want = reference_run(mb.build([x], [y]), [u])[0].astype(np.int16) - 128
+    # the same graph as the uint8 import makes it (int8 codes, marked), built here from an int8 model
+    graph = kernelrun.load_graph(_model("RESIZE_BILINEAR", "int8", shape, size, modes))
+    for t in graph.tensors:
+        if t.dtype == "int8":
+            t.from_uint8 = True
+    codes = (u.astype(np.int16) - 128).astype(np.int8)
+    got = kernelrun.run_lowered(graph, ops.lower(graph), [codes], tmp_path)[0]
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(resize.reference_resize("RESIZE_BILINEAR", codes, size, *modes, from_uint8=True),
+                                  want)

@@ -15,6 +15,9 @@ LiteRT's arithmetic (tensorflow/lite/kernels/internal/reference/resize_*.h), sta
             + scale_10/2 - 512), y0 = max(y / 1024, 0), y1 = min((y + 1023) / 1024, size - 1)
             (C division), weights 1024 - (y - 1024 y0) and y - 1024 y0; the 20-bit sum is
             rounded half away from zero and cast to int8. Codes in, codes out, as for nearest.
+            uint8 (a uint8 graph mapped onto int8 at import, Tensor.from_uint8): LiteRT ran its uint8
+            kernel, the float32 blend of the codes plus 0.5, truncated: so does the kernel, on the
+            int8 codes + 128 (the integer blend differs from it by one in about 1.5 % of values).
 The per-row and per-column source indices and weights depend only on the shapes and modes: they are
 computed here at build time (numpy, in LiteRT's float32 / integer steps) and passed to the kernel as
 small const tables, so the kernel itself is a gather (nearest) or a 4-tap blend (bilinear) over
@@ -124,13 +127,18 @@ def _int_accumulator(rows_w: np.ndarray, cols_w: np.ndarray) -> str:
 
 # --------------------------------------------------------------------------- numpy models
 
-def reference_resize(kind: str, x: np.ndarray, size, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
-    """LiteRT's output of RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR on an NHWC array."""
+def reference_resize(kind: str, x: np.ndarray, size, align_corners: bool, half_pixel_centers: bool,
+                     from_uint8: bool = False) -> np.ndarray:
+    """LiteRT's output of RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR on an NHWC array (from_uint8:
+    int8 codes of a uint8 tensor, resized as LiteRT's uint8 kernel does)."""
     _, h, w, _ = x.shape
     oh, ow = (int(s) for s in size)
     modes = (align_corners, half_pixel_centers)
     if kind == "RESIZE_NEAREST_NEIGHBOR":
         return x[:, nearest_indices(h, oh, *modes)][:, :, nearest_indices(w, ow, *modes)]
+    if x.dtype == np.int8 and from_uint8:
+        blend = reference_resize(kind, x.astype(np.float32) + np.float32(128), size, *modes)
+        return ((blend + np.float32(0.5)).astype(np.int32) - 128).astype(np.int8)
     if x.dtype == np.int8:
         (ri, rw), (ci, cw) = bilinear_int_taps(h, oh, *modes), bilinear_int_taps(w, ow, *modes)
         acc = np.zeros((x.shape[0], oh, ow, x.shape[3]), np.int64)
@@ -169,17 +177,20 @@ def lower_resize(ctx, op):
         tables = [param("rows", "int32", rows.shape, "const"), param("cols", "int32", cols.shape, "const")]
         spec = ctx.spec("resize_nearest", io[0] + tables + io[1], attrs)
         return [KernelCall(spec, op.index, [x_index, rows, cols, y_index])]
-    if x.dtype == "int8":
+    # (Tensor.from_uint8 comes with the uint8 import; a graph without it has no uint8 tensors)
+    uint8 = x.dtype == "int8" and getattr(x, "from_uint8", False)
+    if x.dtype == "int8" and not uint8:
         (ri, rw), (ci, cw) = bilinear_int_taps(h, oh, *modes), bilinear_int_taps(w, ow, *modes)
         attrs["acc"] = _int_accumulator(rw, cw)
-    elif x.dtype == "float32":
+    elif x.dtype in ("int8", "float32"):
         (ri, rw), (ci, cw) = bilinear_float_taps(h, oh, *modes), bilinear_float_taps(w, ow, *modes)
     else:
         raise unsupported(op, f"type {x.dtype} (int8 or float32)")
-    wtype = "int32" if x.dtype == "int8" else "float32"
+    wtype = "int32" if "acc" in attrs else "float32"
     tables = [param("row_index", "int32", ri.shape, "const"), param("row_weight", wtype, rw.shape, "const"),
               param("col_index", "int32", ci.shape, "const"), param("col_weight", wtype, cw.shape, "const")]
-    spec = ctx.spec(f"resize_bilinear_{x.dtype}", io[0] + tables + io[1], attrs)
+    family = "resize_bilinear_uint8" if uint8 else f"resize_bilinear_{x.dtype}"
+    spec = ctx.spec(family, io[0] + tables + io[1], attrs)
     return [KernelCall(spec, op.index, [x_index, ri, rw, ci, cw, y_index])]
 
 
@@ -208,15 +219,22 @@ def _bilinear_compute(spec):
     ci = te.placeholder(spec.params[3].shape, "int32", name="col_index")
     cw = te.placeholder(spec.params[4].shape, wtype, name="col_weight")
     acc = a.get("acc", "float32")
+    uint8 = spec.family == "resize_bilinear_uint8"
+
+    def code(b, r, s, c):
+        v = x[b, r, s, c].astype(acc)
+        return v + tirx.const(128, acc) if uint8 else v
 
     def value(b, r, s, c):
         total = None
         for j in range(2):  # LiteRT's order of the four taps (it matters for float32)
             for i in range(2):
-                tap = x[b, ri[i, r], ci[j, s], c].astype(acc) * rw[i, r].astype(acc) * cw[j, s].astype(acc)
+                tap = code(b, ri[i, r], ci[j, s], c) * rw[i, r].astype(acc) * cw[j, s].astype(acc)
                 total = tap if total is None else total + tap
         if dtype == "float32":
             return total
+        if uint8:  # LiteRT's uint8 kernel: + 0.5, truncated
+            return ((total + tirx.const(0.5, acc)).astype("int32") - 128).astype(dtype)
         # (total +- 2^19) / 2^20 in C (half away from zero) without a branch: the floor of
         # (total + 2^19 - 1 + [total > 0]) / 2^20, an arithmetic shift
         v = tirx.Var("sum", acc)
@@ -240,4 +258,5 @@ FAMILIES = {
     "resize_nearest": KernelFamily(_nearest_compute, _schedule),
     "resize_bilinear_int8": KernelFamily(_bilinear_compute, _schedule),
     "resize_bilinear_float32": KernelFamily(_bilinear_compute, _schedule),
+    "resize_bilinear_uint8": KernelFamily(_bilinear_compute, _schedule),
 }
