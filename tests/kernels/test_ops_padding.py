@@ -12,7 +12,7 @@ from tinykiln import KilnError, ops
 from tinykiln.ops import padding
 
 Q = (0.05, -7)
-DTYPES = ["int8", "float32", "int32"]
+CASES = [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)]  # (dtype, seed)
 
 
 def _data(rng, shape, dtype):
@@ -32,8 +32,7 @@ def _run(mb, x, y, v, tmp_path):
     return want
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("dtype, seed", CASES)
 def test_padv2(dtype, seed, tmp_path):
     rng = np.random.default_rng(seed)
     shape = tuple(int(v) for v in rng.integers(1, 4, size=int(rng.integers(1, 5))))
@@ -42,10 +41,11 @@ def test_padv2(dtype, seed, tmp_path):
     q = Q if dtype == "int8" else None
     mb = ModelBuilder()
     # the input's quantization may differ (codes are copied); the pad value's must be the output's
-    x = mb.tensor(shape, dtype, quant=(0.2, 3) if dtype == "int8" and seed == 1 else q)
+    x = mb.tensor(shape, dtype, quant=(0.2, 3) if dtype == "int8" and seed == 3 else q)
     y = mb.tensor(out, dtype, quant=q)
     value = _data(rng, (), dtype)
-    inputs = [x, mb.const(pads.astype(np.int64 if seed == 2 else np.int32), "int64" if seed == 2 else "int32")]
+    wide = seed == 1
+    inputs = [x, mb.const(pads.astype(np.int64 if wide else np.int32), "int64" if wide else "int32")]
     if seed != 0:
         inputs.append(mb.tensor((), dtype, quant=q, data=value))
     mb.op("PADV2", inputs, [y])
@@ -56,8 +56,7 @@ def test_padv2(dtype, seed, tmp_path):
 
 
 @pytest.mark.parametrize("mode", padding.MODES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("dtype, seed", CASES[:3])
 def test_mirror_pad(mode, dtype, seed, tmp_path):
     rng = np.random.default_rng(10 + seed)
     shape = tuple(int(v) for v in rng.integers(1, 5, size=int(rng.integers(1, 5))))

@@ -53,8 +53,7 @@ def test_resize_bilinear(modes, dtype, seed, tmp_path):
 
 
 @pytest.mark.parametrize("modes", MODES)
-@pytest.mark.parametrize("dtype", ["int8", "float32", "int32"])
-@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("dtype, seed", [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)])
 def test_resize_nearest(modes, dtype, seed, tmp_path):
     rng = np.random.default_rng(100 + seed + 10 * MODES.index(modes))
     shape = (int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 5)))

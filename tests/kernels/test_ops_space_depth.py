@@ -13,7 +13,7 @@ from tinykiln.ops import space_depth
 from tinykiln.ops.rules import batch_to_space_shape, space_to_batch_shape
 
 Q = (0.05, -7)
-DTYPES = ["int8", "float32", "int32"]
+CASES = [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)]  # (dtype, seed); seed 2: 3-D
 
 
 def _data(rng, shape, dtype):
@@ -33,8 +33,7 @@ def _run(mb, x, y, v, tmp_path):
     return want
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("dtype, seed", CASES[:3])
 def test_space_to_depth_and_back(dtype, seed, tmp_path):
     rng = np.random.default_rng(seed)
     b = int(rng.integers(1, 4))
@@ -55,11 +54,10 @@ def test_space_to_depth_and_back(dtype, seed, tmp_path):
     np.testing.assert_array_equal(space_depth.reference_depth_to_space(want, b), back)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("dtype, seed", CASES)
 def test_space_to_batch_nd(dtype, seed, tmp_path):
     rng = np.random.default_rng(10 + seed)
-    rank = 3 if seed == 2 else 4
+    rank = 3 if seed % 2 == 0 else 4
     m = rank - 2
     block = [int(b) for b in rng.integers(1, 4, size=m)]
     pads, spatial = [], []
@@ -84,11 +82,10 @@ def test_space_to_batch_nd(dtype, seed, tmp_path):
     np.testing.assert_array_equal(space_depth.reference_space_to_batch(v, block, pads, fill), want)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("dtype, seed", CASES)
 def test_batch_to_space_nd(dtype, seed, tmp_path):
     rng = np.random.default_rng(20 + seed)
-    rank = 3 if seed == 2 else 4
+    rank = 3 if seed % 2 == 0 else 4
     m = rank - 2
     block = [int(b) for b in rng.integers(1, 4, size=m)]
     spatial = [int(s) for s in rng.integers(1, 4, size=m)]

@@ -13,6 +13,8 @@ from tinykiln.ops import split
 
 Q = (0.05, -7)
 DTYPES = ["int8", "float32", "int32"]
+# (dtype, seed) cases: every dtype, int8 twice
+CASES = [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)]
 
 
 def _data(rng, shape, dtype):
@@ -44,8 +46,7 @@ def _check(mb, ins, outs, values, tmp_path, kind, consts=(), attrs=None):
     return lowered
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("dtype, seed", CASES)
 def test_split(dtype, seed, tmp_path):
     rng = np.random.default_rng(seed)
     shape = list(_shape(rng))
@@ -65,8 +66,7 @@ def test_split(dtype, seed, tmp_path):
     assert len(lowered.calls) == 1  # one kernel writes every output
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("dtype, seed", CASES)
 def test_split_v(dtype, seed, tmp_path):
     rng = np.random.default_rng(10 + seed)
     shape = list(_shape(rng))
@@ -88,8 +88,7 @@ def test_split_v(dtype, seed, tmp_path):
     _check(mb, [x], ys, [_data(rng, shape, dtype)], tmp_path, "SPLIT_V")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("dtype, seed", CASES)
 def test_unpack(dtype, seed, tmp_path):
     rng = np.random.default_rng(20 + seed)
     shape = _shape(rng, int(rng.integers(2, 5)))
@@ -103,8 +102,7 @@ def test_unpack(dtype, seed, tmp_path):
     _check(mb, [x], ys, [_data(rng, shape, dtype)], tmp_path, "UNPACK")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("dtype, seed", CASES)
 def test_pack(dtype, seed, tmp_path):
     rng = np.random.default_rng(30 + seed)
     shape = _shape(rng)
@@ -134,8 +132,7 @@ def test_pack_with_a_constant_input(tmp_path):
     np.testing.assert_array_equal(got, reference_run(model, [v])[0])
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("dtype, seed", CASES)
 def test_slice(dtype, seed, tmp_path):
     rng = np.random.default_rng(40 + seed)
     shape = _shape(rng)
