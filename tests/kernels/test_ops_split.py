@@ -209,3 +209,19 @@ def test_several_outputs_through_the_memory_plan_and_aot():
                 and "arena" in line)
     offsets = [f"arena + {plan.tensor_offsets[t]})" for t in [x, *ys]]
     assert [call.index(o) for o in offsets] == sorted(call.index(o) for o in offsets)
+
+
+def test_pack_and_unpack_scalars(tmp_path):
+    """Shape arithmetic left after folding: scalars (one constant) packed into a vector and back."""
+    mb = ModelBuilder()
+    xs = [mb.tensor((), "int32"), mb.const(np.int32(16)), mb.tensor((), "int32")]
+    y = mb.tensor((3,), "int32")
+    mb.op("PACK", xs, [y], values_count=3, axis=0)
+    zs = [mb.tensor((), "int32") for _ in range(3)]
+    mb.op("UNPACK", [y], zs, num=3, axis=0)
+    model = mb.build([xs[0], xs[2]], [*zs, y])
+    graph = kernelrun.load_graph(model)
+    values = [np.int32(4), np.int32(-2)]
+    got = kernelrun.run_lowered(graph, ops.lower(graph), values, tmp_path)
+    for g, w in zip(got, reference_run(model, values)):
+        np.testing.assert_array_equal(g, w)
