@@ -23,6 +23,8 @@ def _data(rng, shape, dtype):
         return rng.integers(-128, 128, size=shape).astype(np.int8)
     if dtype == "int32":
         return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
     return rng.uniform(-5, 5, size=shape).astype(np.float32)
 
 
@@ -35,7 +37,7 @@ def _run(mb, ins, y, values, tmp_path):
     return want, graph
 
 
-@pytest.mark.parametrize("dtype, constant, seed", CASES)
+@pytest.mark.parametrize("dtype, constant, seed", CASES + [("bool", False, 0)])
 def test_gather(dtype, constant, seed, tmp_path):
     rng = np.random.default_rng(seed + 10 * constant)
     rank = int(rng.integers(1, 4))
@@ -95,7 +97,7 @@ def test_gather_constant_index_out_of_range_is_rejected():
         kernelrun.load_graph(mb.build([x], [y]))
 
 
-@pytest.mark.parametrize("dtype, constant, seed", CASES[:4])
+@pytest.mark.parametrize("dtype, constant, seed", CASES[:4] + [("bool", True, 1)])
 def test_gather_nd(dtype, constant, seed, tmp_path):
     rng = np.random.default_rng(50 + seed + 10 * constant)
     rank = int(rng.integers(1, 4))

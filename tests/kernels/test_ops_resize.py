@@ -19,6 +19,8 @@ def _data(rng, shape, dtype):
         return rng.integers(-128, 128, size=shape).astype(np.int8)
     if dtype == "int32":
         return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
     return rng.uniform(-5, 5, size=shape).astype(np.float32)
 
 
@@ -53,7 +55,7 @@ def test_resize_bilinear(modes, dtype, seed, tmp_path):
 
 
 @pytest.mark.parametrize("modes", MODES)
-@pytest.mark.parametrize("dtype, seed", [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)])
+@pytest.mark.parametrize("dtype, seed", [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3), ("bool", 4)])
 def test_resize_nearest(modes, dtype, seed, tmp_path):
     rng = np.random.default_rng(100 + seed + 10 * MODES.index(modes))
     shape = (int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.integers(1, 5)))

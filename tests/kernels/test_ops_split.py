@@ -12,9 +12,9 @@ from tinykiln import KilnError, ops
 from tinykiln.ops import split
 
 Q = (0.05, -7)
-DTYPES = ["int8", "float32", "int32"]
 # (dtype, seed) cases: every dtype, int8 twice
 CASES = [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)]
+WITH_BOOL = CASES + [("bool", 4)]  # UNPACK and SLICE take bool in LiteRT
 
 
 def _data(rng, shape, dtype):
@@ -22,6 +22,8 @@ def _data(rng, shape, dtype):
         return rng.integers(-128, 128, size=shape).astype(np.int8)
     if dtype == "int32":
         return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
     return rng.uniform(-5, 5, size=shape).astype(np.float32)
 
 
@@ -88,7 +90,7 @@ def test_split_v(dtype, seed, tmp_path):
     _check(mb, [x], ys, [_data(rng, shape, dtype)], tmp_path, "SPLIT_V")
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", WITH_BOOL)
 def test_unpack(dtype, seed, tmp_path):
     rng = np.random.default_rng(20 + seed)
     shape = _shape(rng, int(rng.integers(2, 5)))
@@ -132,7 +134,7 @@ def test_pack_with_a_constant_input(tmp_path):
     np.testing.assert_array_equal(got, reference_run(model, [v])[0])
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", WITH_BOOL)
 def test_slice(dtype, seed, tmp_path):
     rng = np.random.default_rng(40 + seed)
     shape = _shape(rng)

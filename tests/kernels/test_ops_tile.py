@@ -19,6 +19,8 @@ def _data(rng, shape, dtype):
         return rng.integers(-128, 128, size=shape).astype(np.int8)
     if dtype == "int32":
         return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
     return rng.uniform(-5, 5, size=shape).astype(np.float32)
 
 
@@ -37,7 +39,7 @@ def _run(kind, dtype, shape, operand, out, rng, tmp_path, index_type="int32", ve
     return v, want
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", CASES + [("bool", 4)])
 def test_tile(dtype, seed, tmp_path):
     rng = np.random.default_rng(seed)
     shape = tuple(int(v) for v in rng.integers(1, 4, size=int(rng.integers(1, 5))))
@@ -47,7 +49,7 @@ def test_tile(dtype, seed, tmp_path):
     np.testing.assert_array_equal(tile.reference_tile(v, multiples), want)
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", CASES + [("bool", 4)])
 def test_broadcast_to(dtype, seed, tmp_path):
     rng = np.random.default_rng(10 + seed)
     target = [int(v) for v in rng.integers(1, 4, size=int(rng.integers(1, 5)))]

@@ -1,4 +1,4 @@
-"""GATHER and GATHER_ND (values int8, float32, int32; indices int32 or int64, constant or computed).
+"""GATHER and GATHER_ND (values int8, float32, int32, bool; indices int32 or int64, constant or computed).
 
 LiteRT's rules (facts checked against LiteRT in tests/kernels/test_ops_gather.py):
   GATHER     output = params.shape[:axis] + indices.shape[batch_dims:] + params.shape[axis+1:];
@@ -23,7 +23,7 @@ from .base import KernelFamily, param, unsupported
 from .rules import gather_nd_shape, gather_shape
 from .split import fuse_groups
 
-DTYPES = ("int8", "float32", "int32")
+DTYPES = ("int8", "float32", "int32", "bool")
 INDEX_TYPES = ("int32", "int64")
 
 

@@ -28,6 +28,7 @@ from .base import KernelFamily
 # Activations of one dtype in, the same out: every op but the casts
 SAME = (("int8", "int8"), ("float32", "float32"))
 INT32 = (("int32", "int32"),)
+BOOL = (("bool", "bool"),)  # copies of bool tensors, where LiteRT takes them
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ OPS: dict[str, OpSupport] = {
                                operands=(1, 2, 3)),
     "TRANSPOSE": OpSupport(checks.transpose, movement.lower_transpose, operands=(1,)),
     # -- data movement and resampling (the movement area) --
-    "RESIZE_NEAREST_NEIGHBOR": OpSupport(resize.check_resize, resize.lower_resize, dtypes=SAME + INT32,
+    "RESIZE_NEAREST_NEIGHBOR": OpSupport(resize.check_resize, resize.lower_resize, dtypes=SAME + INT32 + BOOL,
                                          options="ResizeNearestNeighborOptions", operands=(1,)),
     "RESIZE_BILINEAR": OpSupport(resize.check_resize, resize.lower_resize, options="ResizeBilinearOptions",
                                  operands=(1,)),
@@ -78,14 +79,16 @@ OPS: dict[str, OpSupport] = {
                        operands=(0,)),
     "SPLIT_V": OpSupport(split.check_split_v, split.lower_split, dtypes=SAME + INT32, options="SplitVOptions",
                          operands=(1, 2)),
-    "UNPACK": OpSupport(split.check_unpack, split.lower_unpack, dtypes=SAME + INT32, options="UnpackOptions"),
+    "UNPACK": OpSupport(split.check_unpack, split.lower_unpack, dtypes=SAME + INT32 + BOOL, options="UnpackOptions"),
     "PACK": OpSupport(split.check_pack, split.lower_pack, dtypes=SAME + INT32, options="PackOptions"),
-    "SLICE": OpSupport(split.check_slice, split.lower_slice, dtypes=SAME + INT32, operands=(1, 2)),
-    "GATHER": OpSupport(gather.check_gather, gather.lower_gather, dtypes=SAME + INT32, options="GatherOptions",
+    "SLICE": OpSupport(split.check_slice, split.lower_slice, dtypes=SAME + INT32 + BOOL, operands=(1, 2)),
+    "GATHER": OpSupport(gather.check_gather, gather.lower_gather, dtypes=SAME + INT32 + BOOL, options="GatherOptions",
                         operands=(1,)),
-    "GATHER_ND": OpSupport(gather.check_gather_nd, gather.lower_gather_nd, dtypes=SAME + INT32, operands=(1,)),
-    "TILE": OpSupport(tile.check_tile, tile.lower_tile, dtypes=SAME + INT32, operands=(1,)),
-    "BROADCAST_TO": OpSupport(tile.check_broadcast_to, tile.lower_broadcast_to, dtypes=SAME + INT32, operands=(1,)),
+    "GATHER_ND": OpSupport(gather.check_gather_nd, gather.lower_gather_nd, dtypes=SAME + INT32 + BOOL,
+                           operands=(1,)),
+    "TILE": OpSupport(tile.check_tile, tile.lower_tile, dtypes=SAME + INT32 + BOOL, operands=(1,)),
+    "BROADCAST_TO": OpSupport(tile.check_broadcast_to, tile.lower_broadcast_to, dtypes=SAME + INT32 + BOOL,
+                              operands=(1,)),
     "SPACE_TO_DEPTH": OpSupport(space_depth.check_space_to_depth, space_depth.lower_space_to_depth,
                                 dtypes=SAME + INT32, options="SpaceToDepthOptions"),
     "DEPTH_TO_SPACE": OpSupport(space_depth.check_space_to_depth, space_depth.lower_space_to_depth,

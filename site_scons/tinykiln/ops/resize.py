@@ -1,4 +1,4 @@
-"""RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR (NHWC, int8 / float32; nearest also int32), both corner
+"""RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR (NHWC, int8 / float32; nearest also int32, bool), both corner
 modes (align_corners, half_pixel_centers; not both at once, which LiteRT refuses).
 
 LiteRT's arithmetic (tensorflow/lite/kernels/internal/reference/resize_*.h), stated as facts:

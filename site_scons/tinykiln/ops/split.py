@@ -1,5 +1,5 @@
 """Split and join along one axis: SPLIT, SPLIT_V, UNPACK (one input, several outputs), PACK (several
-inputs, one output) and SLICE (int8, float32, int32 alike).
+inputs, one output) and SLICE (int8, float32, int32 alike; bool for UNPACK and SLICE, as LiteRT).
 
 These copy codes without arithmetic, so they are exact by construction; LiteRT's rules (facts
 checked against LiteRT in tests/kernels/test_ops_split.py):
@@ -27,7 +27,7 @@ from tinykiln.kernel import KernelCall
 from .base import KernelFamily, constant, param, quant_params, unsupported
 from .rules import pack_shape, slice_ranges, split_sizes
 
-DTYPES = ("int8", "float32", "int32")
+DTYPES = ("int8", "float32", "int32", "bool")  # bool: UNPACK and SLICE (the registry says which)
 
 
 # --------------------------------------------------------------------------- the importer's checks

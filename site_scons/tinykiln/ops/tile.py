@@ -1,5 +1,6 @@
 """TILE and BROADCAST_TO (int8, float32, int32): every output element is the input element at its
-coordinates modulo the input's shape (TILE) or with broadcast dimensions pinned to 0 (BROADCAST_TO).
+coordinates modulo the input's shape (TILE) or with broadcast dimensions pinned to 0 (BROADCAST_TO);
+bool too.
 
 LiteRT's rules (facts checked against LiteRT in tests/kernels/test_ops_tile.py): TILE's multiples
 and BROADCAST_TO's shape are 1-D int32 or int64 operands, constant here (a computed one is a dynamic
@@ -17,7 +18,7 @@ from .base import KernelFamily, constant, param, unsupported
 from .rules import broadcast_to_shape, tile_shape
 from .split import contiguous_run, fuse_groups
 
-DTYPES = ("int8", "float32", "int32")
+DTYPES = ("int8", "float32", "int32", "bool")
 
 
 # --------------------------------------------------------------------------- the importer's checks
