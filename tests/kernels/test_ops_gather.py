@@ -21,8 +21,8 @@ CASES = [("int8", True, 0), ("float32", False, 0), ("int32", True, 1), ("int8", 
 def _data(rng, shape, dtype):
     if dtype == "int8":
         return rng.integers(-128, 128, size=shape).astype(np.int8)
-    if dtype == "int32":
-        return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype in ("int32", "int64"):
+        return rng.integers(-1000, 1000, size=shape).astype(dtype)
     if dtype == "bool":
         return rng.integers(0, 2, size=shape).astype(bool)
     return rng.uniform(-5, 5, size=shape).astype(np.float32)
@@ -37,7 +37,7 @@ def _run(mb, ins, y, values, tmp_path):
     return want, graph
 
 
-@pytest.mark.parametrize("dtype, constant, seed", CASES + [("bool", False, 0)])
+@pytest.mark.parametrize("dtype, constant, seed", CASES + [("bool", False, 0), ("int64", True, 2)])
 def test_gather(dtype, constant, seed, tmp_path):
     rng = np.random.default_rng(seed + 10 * constant)
     rank = int(rng.integers(1, 4))
@@ -97,7 +97,7 @@ def test_gather_constant_index_out_of_range_is_rejected():
         kernelrun.load_graph(mb.build([x], [y]))
 
 
-@pytest.mark.parametrize("dtype, constant, seed", CASES[:4] + [("bool", True, 1)])
+@pytest.mark.parametrize("dtype, constant, seed", CASES[:4] + [("bool", True, 1), ("int64", False, 0)])
 def test_gather_nd(dtype, constant, seed, tmp_path):
     rng = np.random.default_rng(50 + seed + 10 * constant)
     rank = int(rng.integers(1, 4))

@@ -18,8 +18,8 @@ CASES = [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)]  # (dtype, seed
 def _data(rng, shape, dtype):
     if dtype == "int8":
         return rng.integers(-128, 128, size=shape).astype(np.int8)
-    if dtype == "int32":
-        return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype in ("int32", "int64"):
+        return rng.integers(-1000, 1000, size=shape).astype(dtype)
     return rng.uniform(-5, 5, size=shape).astype(np.float32)
 
 
@@ -32,7 +32,7 @@ def _run(mb, x, y, v, tmp_path):
     return want
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", CASES + [("int64", 5)])
 def test_padv2(dtype, seed, tmp_path):
     rng = np.random.default_rng(seed)
     shape = tuple(int(v) for v in rng.integers(1, 4, size=int(rng.integers(1, 5))))
@@ -56,7 +56,7 @@ def test_padv2(dtype, seed, tmp_path):
 
 
 @pytest.mark.parametrize("mode", padding.MODES)
-@pytest.mark.parametrize("dtype, seed", CASES[:3])
+@pytest.mark.parametrize("dtype, seed", CASES[:3] + [("int64", 1)])
 def test_mirror_pad(mode, dtype, seed, tmp_path):
     rng = np.random.default_rng(10 + seed)
     shape = tuple(int(v) for v in rng.integers(1, 5, size=int(rng.integers(1, 5))))

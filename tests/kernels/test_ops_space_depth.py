@@ -19,8 +19,8 @@ CASES = [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)]  # (dtype, seed
 def _data(rng, shape, dtype):
     if dtype == "int8":
         return rng.integers(-128, 128, size=shape).astype(np.int8)
-    if dtype == "int32":
-        return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype in ("int32", "int64"):
+        return rng.integers(-1000, 1000, size=shape).astype(dtype)
     return rng.uniform(-5, 5, size=shape).astype(np.float32)
 
 
@@ -33,7 +33,7 @@ def _run(mb, x, y, v, tmp_path):
     return want
 
 
-@pytest.mark.parametrize("dtype, seed", CASES[:3])
+@pytest.mark.parametrize("dtype, seed", CASES[:3] + [("int64", 1)])
 def test_space_to_depth_and_back(dtype, seed, tmp_path):
     rng = np.random.default_rng(seed)
     b = int(rng.integers(1, 4))
@@ -54,7 +54,7 @@ def test_space_to_depth_and_back(dtype, seed, tmp_path):
     np.testing.assert_array_equal(space_depth.reference_depth_to_space(want, b), back)
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", CASES + [("int64", 5)])
 def test_space_to_batch_nd(dtype, seed, tmp_path):
     rng = np.random.default_rng(10 + seed)
     rank = 3 if seed % 2 == 0 else 4
@@ -82,7 +82,7 @@ def test_space_to_batch_nd(dtype, seed, tmp_path):
     np.testing.assert_array_equal(space_depth.reference_space_to_batch(v, block, pads, fill), want)
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", CASES + [("int64", 5)])
 def test_batch_to_space_nd(dtype, seed, tmp_path):
     rng = np.random.default_rng(20 + seed)
     rank = 3 if seed % 2 == 0 else 4

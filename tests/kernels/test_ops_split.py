@@ -14,14 +14,14 @@ from tinykiln.ops import split
 Q = (0.05, -7)
 # (dtype, seed) cases: every dtype, int8 twice
 CASES = [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)]
-WITH_BOOL = CASES + [("bool", 4)]  # UNPACK and SLICE take bool in LiteRT
+BOOL, INT64 = [("bool", 4)], [("int64", 5)]  # where LiteRT takes them
 
 
 def _data(rng, shape, dtype):
     if dtype == "int8":
         return rng.integers(-128, 128, size=shape).astype(np.int8)
-    if dtype == "int32":
-        return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype in ("int32", "int64"):
+        return rng.integers(-1000, 1000, size=shape).astype(dtype)
     if dtype == "bool":
         return rng.integers(0, 2, size=shape).astype(bool)
     return rng.uniform(-5, 5, size=shape).astype(np.float32)
@@ -48,7 +48,7 @@ def _check(mb, ins, outs, values, tmp_path, kind, consts=(), attrs=None):
     return lowered
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", CASES + INT64)
 def test_split(dtype, seed, tmp_path):
     rng = np.random.default_rng(seed)
     shape = list(_shape(rng))
@@ -68,7 +68,7 @@ def test_split(dtype, seed, tmp_path):
     assert len(lowered.calls) == 1  # one kernel writes every output
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", CASES + INT64)
 def test_split_v(dtype, seed, tmp_path):
     rng = np.random.default_rng(10 + seed)
     shape = list(_shape(rng))
@@ -90,7 +90,7 @@ def test_split_v(dtype, seed, tmp_path):
     _check(mb, [x], ys, [_data(rng, shape, dtype)], tmp_path, "SPLIT_V")
 
 
-@pytest.mark.parametrize("dtype, seed", WITH_BOOL)
+@pytest.mark.parametrize("dtype, seed", CASES + BOOL)
 def test_unpack(dtype, seed, tmp_path):
     rng = np.random.default_rng(20 + seed)
     shape = _shape(rng, int(rng.integers(2, 5)))
@@ -104,7 +104,7 @@ def test_unpack(dtype, seed, tmp_path):
     _check(mb, [x], ys, [_data(rng, shape, dtype)], tmp_path, "UNPACK")
 
 
-@pytest.mark.parametrize("dtype, seed", CASES)
+@pytest.mark.parametrize("dtype, seed", CASES + INT64)
 def test_pack(dtype, seed, tmp_path):
     rng = np.random.default_rng(30 + seed)
     shape = _shape(rng)
@@ -134,7 +134,7 @@ def test_pack_with_a_constant_input(tmp_path):
     np.testing.assert_array_equal(got, reference_run(model, [v])[0])
 
 
-@pytest.mark.parametrize("dtype, seed", WITH_BOOL)
+@pytest.mark.parametrize("dtype, seed", CASES + BOOL + INT64)
 def test_slice(dtype, seed, tmp_path):
     rng = np.random.default_rng(40 + seed)
     shape = _shape(rng)

@@ -17,8 +17,8 @@ CASES = [("int8", 0), ("float32", 1), ("int32", 2), ("int8", 3)]  # (dtype, seed
 def _data(rng, shape, dtype):
     if dtype == "int8":
         return rng.integers(-128, 128, size=shape).astype(np.int8)
-    if dtype == "int32":
-        return rng.integers(-1000, 1000, size=shape).astype(np.int32)
+    if dtype in ("int32", "int64"):
+        return rng.integers(-1000, 1000, size=shape).astype(dtype)
     if dtype == "bool":
         return rng.integers(0, 2, size=shape).astype(bool)
     return rng.uniform(-5, 5, size=shape).astype(np.float32)
@@ -39,7 +39,7 @@ def _run(kind, dtype, shape, operand, out, rng, tmp_path, index_type="int32", ve
     return v, want
 
 
-@pytest.mark.parametrize("dtype, seed", CASES + [("bool", 4)])
+@pytest.mark.parametrize("dtype, seed", CASES + [("bool", 4), ("int64", 5)])
 def test_tile(dtype, seed, tmp_path):
     rng = np.random.default_rng(seed)
     shape = tuple(int(v) for v in rng.integers(1, 4, size=int(rng.integers(1, 5))))
@@ -49,7 +49,7 @@ def test_tile(dtype, seed, tmp_path):
     np.testing.assert_array_equal(tile.reference_tile(v, multiples), want)
 
 
-@pytest.mark.parametrize("dtype, seed", CASES + [("bool", 4)])
+@pytest.mark.parametrize("dtype, seed", CASES + [("bool", 4), ("int64", 5)])
 def test_broadcast_to(dtype, seed, tmp_path):
     rng = np.random.default_rng(10 + seed)
     target = [int(v) for v in rng.integers(1, 4, size=int(rng.integers(1, 5)))]

@@ -19,7 +19,7 @@ from tinykiln.kernel import KernelCall
 
 from .base import KernelFamily, constant, param, quant_params, unsupported
 
-DTYPES = ("int8", "float32", "int32")
+DTYPES = ("int8", "float32", "int32", "int64")
 MODES = ("REFLECT", "SYMMETRIC")
 
 

@@ -27,8 +27,10 @@ from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
 SAME = (("int8", "int8"), ("float32", "float32"))
+# copies of int32, bool and int64 tensors, where LiteRT takes them
 INT32 = (("int32", "int32"),)
-BOOL = (("bool", "bool"),)  # copies of bool tensors, where LiteRT takes them
+BOOL = (("bool", "bool"),)
+INT64 = (("int64", "int64"),)
 
 
 @dataclass(frozen=True)
@@ -75,30 +77,30 @@ OPS: dict[str, OpSupport] = {
                                          options="ResizeNearestNeighborOptions", operands=(1,)),
     "RESIZE_BILINEAR": OpSupport(resize.check_resize, resize.lower_resize, options="ResizeBilinearOptions",
                                  operands=(1,)),
-    "SPLIT": OpSupport(split.check_split, split.lower_split, dtypes=SAME + INT32, options="SplitOptions",
+    "SPLIT": OpSupport(split.check_split, split.lower_split, dtypes=SAME + INT32 + INT64, options="SplitOptions",
                        operands=(0,)),
-    "SPLIT_V": OpSupport(split.check_split_v, split.lower_split, dtypes=SAME + INT32, options="SplitVOptions",
+    "SPLIT_V": OpSupport(split.check_split_v, split.lower_split, dtypes=SAME + INT32 + INT64, options="SplitVOptions",
                          operands=(1, 2)),
     "UNPACK": OpSupport(split.check_unpack, split.lower_unpack, dtypes=SAME + INT32 + BOOL, options="UnpackOptions"),
-    "PACK": OpSupport(split.check_pack, split.lower_pack, dtypes=SAME + INT32, options="PackOptions"),
-    "SLICE": OpSupport(split.check_slice, split.lower_slice, dtypes=SAME + INT32 + BOOL, operands=(1, 2)),
-    "GATHER": OpSupport(gather.check_gather, gather.lower_gather, dtypes=SAME + INT32 + BOOL, options="GatherOptions",
-                        operands=(1,)),
-    "GATHER_ND": OpSupport(gather.check_gather_nd, gather.lower_gather_nd, dtypes=SAME + INT32 + BOOL,
+    "PACK": OpSupport(split.check_pack, split.lower_pack, dtypes=SAME + INT32 + INT64, options="PackOptions"),
+    "SLICE": OpSupport(split.check_slice, split.lower_slice, dtypes=SAME + INT32 + BOOL + INT64, operands=(1, 2)),
+    "GATHER": OpSupport(gather.check_gather, gather.lower_gather, dtypes=SAME + INT32 + BOOL + INT64,
+                        options="GatherOptions", operands=(1,)),
+    "GATHER_ND": OpSupport(gather.check_gather_nd, gather.lower_gather_nd, dtypes=SAME + INT32 + BOOL + INT64,
                            operands=(1,)),
-    "TILE": OpSupport(tile.check_tile, tile.lower_tile, dtypes=SAME + INT32 + BOOL, operands=(1,)),
-    "BROADCAST_TO": OpSupport(tile.check_broadcast_to, tile.lower_broadcast_to, dtypes=SAME + INT32 + BOOL,
+    "TILE": OpSupport(tile.check_tile, tile.lower_tile, dtypes=SAME + INT32 + BOOL + INT64, operands=(1,)),
+    "BROADCAST_TO": OpSupport(tile.check_broadcast_to, tile.lower_broadcast_to, dtypes=SAME + INT32 + BOOL + INT64,
                               operands=(1,)),
     "SPACE_TO_DEPTH": OpSupport(space_depth.check_space_to_depth, space_depth.lower_space_to_depth,
-                                dtypes=SAME + INT32, options="SpaceToDepthOptions"),
+                                dtypes=SAME + INT32 + INT64, options="SpaceToDepthOptions"),
     "DEPTH_TO_SPACE": OpSupport(space_depth.check_space_to_depth, space_depth.lower_space_to_depth,
-                                dtypes=SAME + INT32, options="DepthToSpaceOptions"),
+                                dtypes=SAME + INT32 + INT64, options="DepthToSpaceOptions"),
     "SPACE_TO_BATCH_ND": OpSupport(space_depth.check_space_batch, space_depth.lower_space_batch,
-                                   dtypes=SAME + INT32, operands=(1, 2)),
+                                   dtypes=SAME + INT32 + INT64, operands=(1, 2)),
     "BATCH_TO_SPACE_ND": OpSupport(space_depth.check_space_batch, space_depth.lower_space_batch,
-                                   dtypes=SAME + INT32, operands=(1, 2)),
-    "PADV2": OpSupport(padding.check_padv2, padding.lower_padv2, dtypes=SAME + INT32, operands=(1, 2)),
-    "MIRROR_PAD": OpSupport(padding.check_mirror_pad, padding.lower_mirror_pad, dtypes=SAME + INT32,
+                                   dtypes=SAME + INT32 + INT64, operands=(1, 2)),
+    "PADV2": OpSupport(padding.check_padv2, padding.lower_padv2, dtypes=SAME + INT32 + INT64, operands=(1, 2)),
+    "MIRROR_PAD": OpSupport(padding.check_mirror_pad, padding.lower_mirror_pad, dtypes=SAME + INT32 + INT64,
                             options="MirrorPadOptions", operands=(1,)),
 }
 

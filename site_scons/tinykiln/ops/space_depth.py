@@ -25,7 +25,7 @@ from tinykiln.kernel import KernelCall
 from .base import KernelFamily, constant, param, quant_params, unsupported
 from .rules import batch_to_space_shape, space_to_batch_shape, space_to_depth_shape
 
-DTYPES = ("int8", "float32", "int32")
+DTYPES = ("int8", "float32", "int32", "int64")
 
 
 # --------------------------------------------------------------------------- the importer's checks

@@ -27,7 +27,7 @@ from tinykiln.kernel import KernelCall
 from .base import KernelFamily, constant, param, quant_params, unsupported
 from .rules import pack_shape, slice_ranges, split_sizes
 
-DTYPES = ("int8", "float32", "int32", "bool")  # bool: UNPACK and SLICE (the registry says which)
+DTYPES = ("int8", "float32", "int32", "bool", "int64")  # bool: UNPACK and SLICE (the registry says which)
 
 
 # --------------------------------------------------------------------------- the importer's checks

@@ -18,7 +18,7 @@ from .base import KernelFamily, constant, param, unsupported
 from .rules import broadcast_to_shape, tile_shape
 from .split import contiguous_run, fuse_groups
 
-DTYPES = ("int8", "float32", "int32", "bool")
+DTYPES = ("int8", "float32", "int32", "bool", "int64")
 
 
 # --------------------------------------------------------------------------- the importer's checks
