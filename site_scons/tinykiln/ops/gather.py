@@ -21,7 +21,7 @@ from tinykiln.kernel import KernelCall
 
 from .base import KernelFamily, param, unsupported
 from .rules import gather_nd_shape, gather_shape
-from .split import fuse_groups
+from .copy_loops import fuse_groups
 
 DTYPES = ("int8", "float32", "int32", "bool", "int64")
 INDEX_TYPES = ("int32", "int64")

@@ -25,6 +25,7 @@ import numpy as np
 from tinykiln.kernel import KernelCall
 
 from .base import KernelFamily, constant, param, quant_params, unsupported
+from .copy_loops import contiguous_run, fuse_groups
 from .rules import pack_shape, slice_ranges, split_sizes
 
 DTYPES = ("int8", "float32", "int32", "bool", "int64")  # bool: UNPACK and SLICE (the registry says which)
@@ -345,26 +346,6 @@ def _slice_schedule(sch, spec):
     loops = sch.get_loops(sch.get_sblock("output"))
     run = contiguous_run(spec.attrs["in_shape"], spec.params[1].shape)
     fuse_groups(sch, [loops[:run], loops[run:]])
-
-
-def contiguous_run(in_shape, out_shape) -> int:
-    """The first dimension of the longest trailing block that is contiguous in both tensors: the
-    trailing dimensions the output takes whole, plus the one before them."""
-    d = len(out_shape)
-    while d > 0 and out_shape[d - 1] == in_shape[d - 1]:
-        d -= 1
-    return max(d - 1, 0)
-
-
-def fuse_groups(sch, groups) -> list:
-    """Fuse each group of adjacent loops into one (groups of one or none are kept as they are)."""
-    result = []
-    for group in groups:
-        if len(group) > 1:
-            result.append(sch.fuse(*group))
-        elif group:
-            result.append(group[0])
-    return result
 
 
 FAMILIES = {

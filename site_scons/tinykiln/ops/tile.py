@@ -16,7 +16,7 @@ from tinykiln.kernel import KernelCall
 
 from .base import KernelFamily, constant, param, unsupported
 from .rules import broadcast_to_shape, tile_shape
-from .split import contiguous_run, fuse_groups
+from .copy_loops import contiguous_run, fuse_groups
 
 DTYPES = ("int8", "float32", "int32", "bool", "int64")
 
