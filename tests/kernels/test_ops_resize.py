@@ -106,3 +106,18 @@ def test_resize_bilinear_of_a_uint8_graph_follows_litert_uint8_kernel(modes, tmp
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(resize.reference_resize("RESIZE_BILINEAR", codes, size, *modes, from_uint8=True),
                                   want)
+
+
+def test_resize_bilinear_int8_with_the_int64_accumulator(tmp_path, monkeypatch):
+    """The int64 blend (chosen only where int32 could overflow, sizes no test can afford) computes
+    the same values."""
+    monkeypatch.setattr(resize, "_int_accumulator", lambda rows, cols: "int64")
+    rng = np.random.default_rng(12)
+    _check("RESIZE_BILINEAR", "int8", (1, 3, 5, 2), [7, 4], (False, True), rng, tmp_path)
+
+
+def test_nearest_align_corners_rounds_like_std_round(tmp_path):
+    """2 -> 83 rows with align_corners: row 41 sits one float32 step below 0.5, where adding 0.5 in
+    float32 would round it up; LiteRT's std::round keeps it at 0."""
+    rng = np.random.default_rng(13)
+    _check("RESIZE_NEAREST_NEIGHBOR", "int8", (1, 2, 1, 2), [83, 1], (True, False), rng, tmp_path)

@@ -76,7 +76,9 @@ def nearest_indices(size: int, out: int, align_corners: bool, half_pixel_centers
     offset = np.float32(0.5 if half_pixel_centers else 0.0)
     pos = (np.arange(out, dtype=np.float32) + offset) * scale  # float32 steps, as LiteRT
     if align_corners:
-        index = np.sign(pos) * np.floor(np.abs(pos) + np.float32(0.5))  # std::round: half away from 0
+        # std::round (half away from zero) of the float32 value: + 0.5 in float64 is exact, in
+        # float32 it would round 0.49999997 up
+        index = np.sign(pos) * np.floor(np.abs(pos).astype(np.float64) + 0.5)
     else:
         index = np.floor(pos)
     index = np.minimum(index.astype(np.int64), size - 1)
