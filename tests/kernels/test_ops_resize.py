@@ -121,3 +121,21 @@ def test_nearest_align_corners_rounds_like_std_round(tmp_path):
     float32 would round it up; LiteRT's std::round keeps it at 0."""
     rng = np.random.default_rng(13)
     _check("RESIZE_NEAREST_NEIGHBOR", "int8", (1, 2, 1, 2), [83, 1], (True, False), rng, tmp_path)
+
+
+def test_resize_bilinear_int8_where_litert_reads_past_the_edge(tmp_path):
+    """3 -> 184 columns: LiteRT's rounded 10-bit scale overshoots, its kernel reads one pixel past
+    the row (undefined output there). The kernel reads the edge pixel instead, and the build says so."""
+    assert resize.int_taps_overrun(3, 184, False, False)
+    assert resize.int_taps_overrun(33, 513, False, False)  # the last row: 512 * 66 = 33 * 1024
+    assert not any(resize.int_taps_overrun(*c) for c in [(8, 16, False, True), (1, 33, True, False),
+                                                         (33, 513, True, False), (4, 8, False, False)])
+    model = _model("RESIZE_BILINEAR", "int8", (1, 2, 3, 2), [5, 184], (False, False))
+    graph = kernelrun.load_graph(model)
+    lowered = ops.lower(graph)
+    assert any("reads past the input's edge" in w for w in lowered.warnings)
+    x = _data(np.random.default_rng(14), (1, 2, 3, 2), "int8")
+    got = kernelrun.run_lowered(graph, lowered, [x], tmp_path)[0]
+    np.testing.assert_array_equal(got, resize.reference_resize("RESIZE_BILINEAR", x, [5, 184], False, False))
+    want = reference_run(model, [x])[0]
+    assert np.array_equal(got[:, :, :180], want[:, :, :180])  # LiteRT's defined part

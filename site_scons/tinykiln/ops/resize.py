@@ -112,7 +112,19 @@ def bilinear_int_taps(size: int, out: int, align_corners: bool, half_pixel_cente
     lower = np.maximum(_cdiv(pos, _ONE), 0)
     upper = np.minimum(_cdiv(pos + _ONE - 1, _ONE), size - 1)
     d = pos - _ONE * lower
+    # LiteRT does not bound the lower index: where the rounded scale overshoots (large upscales by
+    # odd factors) it reads one pixel past the edge, outside the row or the tensor. The kernel must
+    # not: it reads the edge pixel there (int_taps_overrun tells the lowering, which warns).
+    lower = np.minimum(lower, size - 1)
     return np.stack([lower, upper]).astype(np.int32), np.stack([_ONE - d, d]).astype(np.int32)
+
+
+def int_taps_overrun(size: int, out: int, align_corners: bool, half_pixel_centers: bool) -> bool:
+    """Whether LiteRT's integer bilinear reads past the input's edge along this axis."""
+    scale = ((_ONE * (size - 1) + (out - 1) // 2) // (out - 1) if align_corners and out > 1
+             else (_ONE * size + out // 2) // out)
+    last = (out - 1) * scale + (scale // 2 - (1 << 9) if half_pixel_centers else 0)
+    return last // _ONE > size - 1
 
 
 def _cdiv(a, b):
@@ -184,6 +196,11 @@ def lower_resize(ctx, op):
     if x.dtype == "int8" and not uint8:
         (ri, rw), (ci, cw) = bilinear_int_taps(h, oh, *modes), bilinear_int_taps(w, ow, *modes)
         attrs["acc"] = _int_accumulator(rw, cw)
+        if int_taps_overrun(h, oh, *modes) or int_taps_overrun(w, ow, *modes):
+            ctx.warnings.append(
+                f"op {op.index} (RESIZE_BILINEAR {h}x{w} -> {oh}x{ow}, int8): LiteRT's kernel reads past the "
+                "input's edge for this size, so its last rows or columns are undefined; the kernel reads "
+                "the edge pixel there instead (validation against LiteRT may differ at those values)")
     elif x.dtype in ("int8", "float32"):
         (ri, rw), (ci, cw) = bilinear_float_taps(h, oh, *modes), bilinear_float_taps(w, ow, *modes)
     else:
