@@ -3,15 +3,17 @@
 (ops.lower: which function lowers it) read.
 
     OPS[kind] = OpSupport(check, lower, dtypes, options, operands)
-        check     the importer's rules of the op (ops/checks.py): problems via view.fail, returns attrs
+        check     the importer's rules of the op (ops/checks.py, or the family module of the newer
+                  families): problems via view.fail, returns attrs
         lower     lower(ctx, op) -> [KernelCall] (the family module's lowering)
         dtypes    the (input, output) activation dtypes it is compiled for
         options   the builtin options table the op must carry (None: options are ignored)
         operands  inputs that are weights or operands rather than activations
     FAMILIES[name] = KernelFamily  every kernel family of the family modules
 
-To add an op kind: its checker in ops/checks.py, its lowering and kernel family in a family module
-(ops/<family>.py, listed in FAMILY_MODULES), and one row here.
+To add an op kind: its checker (ops/checks.py is full: new families keep theirs, and their numpy
+model, in the family module), its lowering and kernel family in a family module (ops/<family>.py,
+listed in FAMILY_MODULES), and one row here.
 """
 from __future__ import annotations
 
