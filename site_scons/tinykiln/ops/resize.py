@@ -15,6 +15,9 @@ LiteRT's arithmetic (tensorflow/lite/kernels/internal/reference/resize_*.h), sta
             + scale_10/2 - 512), y0 = max(y / 1024, 0), y1 = min((y + 1023) / 1024, size - 1)
             (C division), weights 1024 - (y - 1024 y0) and y - 1024 y0; the 20-bit sum is
             rounded half away from zero and cast to int8. Codes in, codes out, as for nearest.
+            LiteRT leaves y0 unbounded above: where the rounded scale overshoots (large odd
+            upscales) it reads past the input's edge; the kernel reads the edge pixel and the
+            build warns (int_taps_overrun).
             uint8 (a uint8 graph mapped onto int8 at import, Tensor.from_uint8): LiteRT ran its uint8
             kernel, the float32 blend of the codes plus 0.5, truncated: so does the kernel, on the
             int8 codes + 128 (the integer blend differs from it by one in about 1.5 % of values).
@@ -33,7 +36,6 @@ from tinykiln.kernel import KernelCall
 from .base import KernelFamily, constant, param, unsupported
 from .rules import resize_shape
 
-KINDS = ("RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR")
 _ONE = 1 << 10  # the integer bilinear's fixed-point 1.0
 
 
