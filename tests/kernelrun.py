@@ -68,7 +68,8 @@ def run_lowered(graph: Graph, lowered: LoweredModel, inputs, workdir: Path) -> l
         root = lowered.aliases.get(index, index)
         if root not in buffers:
             t = graph.tensors[root]
-            buffers[root] = np.zeros(t.shape, dtype=t.dtype)
+            # a constant operand passed as a kernel input (AOT passes its weights.c array)
+            buffers[root] = np.array(t.data) if t.is_constant else np.zeros(t.shape, dtype=t.dtype)
         return buffers[root]
 
     for index, value in zip(graph.inputs, inputs):

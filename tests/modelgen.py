@@ -121,6 +121,17 @@ OPTIONS = {
     "TILE": "TileOptions",
     "BROADCAST_TO": "BroadcastToOptions",
     "ZEROS_LIKE": "ZerosLikeOptions",
+    # -- data movement and resampling (the movement area) --
+    "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
+    "RESIZE_BILINEAR": "ResizeBilinearOptions",
+    "SPLIT_V": "SplitVOptions",
+    "GATHER_ND": "GatherNdOptions",
+    "SPACE_TO_DEPTH": "SpaceToDepthOptions",
+    "DEPTH_TO_SPACE": "DepthToSpaceOptions",
+    "SPACE_TO_BATCH_ND": "SpaceToBatchNDOptions",
+    "BATCH_TO_SPACE_ND": "BatchToSpaceNDOptions",
+    "MIRROR_PAD": "MirrorPadOptions",
+    "PADV2": "PadV2Options",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.

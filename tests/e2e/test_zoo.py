@@ -23,8 +23,8 @@ EXPECTED = {
     "aed_yamnet_256_64x96_int8": None,
     "fomo_nicla_balloon": None,
     "gesture_macro_keyboard": None,
-    "ad_imu_ver2_model1_int8": "unsupported op",
-    "deeplabv3_mnv2_dm05_pascal_quant": "unsupported op RESIZE_BILINEAR",
+    "ad_imu_ver2_model1_int8": None,
+    "deeplabv3_mnv2_dm05_pascal_quant": None,
     "dtln_noise_suppression": "is a variable",
     "har_stm32ai_notebook": None,
     "ic_resnet_v1_8_32_cifar10_int8": None,
@@ -32,7 +32,7 @@ EXPECTED = {
     "keyword_scrambled": "is a variable",
     "seanet_add0": "int16 activations are not supported",
     "seanet_conv10": "int16",
-    "split_concat": "unsupported op SPLIT",
+    "split_concat": None,
 }
 VALIDATING = sorted(m for m, why in EXPECTED.items() if why is None)
 REJECTED = sorted(m for m, why in EXPECTED.items() if why is not None)
@@ -63,7 +63,20 @@ def test_validates_on_host(scons, kiln_build_dir, model):
     _validate(scons, kiln_build_dir, model, "host")
 
 
+# too big for mps2-an500's 4 MB of data RAM: the build must say which region and by how much
+NO_FIT = {"deeplabv3_mnv2_dm05_pascal_quant": "DATA"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("model", VALIDATING)
+@pytest.mark.parametrize("model", [m for m in VALIDATING if m not in NO_FIT])
 def test_validates_on_mps2_an500(scons, kiln_build_dir, model):
     _validate(scons, kiln_build_dir, model, "mps2-an500")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(NO_FIT))
+def test_too_big_for_mps2_an500_says_where_and_by_how_much(scons, kiln_build_dir, model):
+    result = scons("board=mps2-an500", f"model={ZOO / model}.tflite")
+    assert result.returncode != 0
+    assert "does not fit" in result.output and NO_FIT[model] in result.output, result.output[-3000:]
+    assert "Traceback" not in result.output

@@ -3,15 +3,17 @@
 (ops.lower: which function lowers it) read.
 
     OPS[kind] = OpSupport(check, lower, dtypes, options, operands)
-        check     the importer's rules of the op (ops/checks.py): problems via view.fail, returns attrs
+        check     the importer's rules of the op (ops/checks.py, or the family module of the newer
+                  families): problems via view.fail, returns attrs
         lower     lower(ctx, op) -> [KernelCall] (the family module's lowering)
         dtypes    the (input, output) activation dtypes it is compiled for
         options   the builtin options table the op must carry (None: options are ignored)
         operands  inputs that are weights or operands rather than activations
     FAMILIES[name] = KernelFamily  every kernel family of the family modules
 
-To add an op kind: its checker in ops/checks.py, its lowering and kernel family in a family module
-(ops/<family>.py, listed in FAMILY_MODULES), and one row here.
+To add an op kind: its checker (ops/checks.py is full: new families keep theirs, and their numpy
+model, in the family module), its lowering and kernel family in a family module (ops/<family>.py,
+listed in FAMILY_MODULES), and one row here.
 """
 from __future__ import annotations
 
@@ -20,14 +22,17 @@ from typing import Callable
 
 from . import (
     activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, depthwise_conv2d, elementwise,
-    fully_connected, l2norm, log_softmax, movement, pooling, quantize, reduce, reduce_more, reshape, softmax,
-    transpose_conv, unary_math,
+    fully_connected, gather, l2norm, log_softmax, movement, padding, pooling, quantize, reduce, reduce_more, reshape,
+    resize, softmax, space_depth, split, tile, transpose_conv, unary_math,
 )
-
 from .base import KernelFamily
 
 # Activations of one dtype in, the same out: every op but the casts
 SAME = (("int8", "int8"), ("float32", "float32"))
+# copies of int32, bool and int64 tensors, where LiteRT takes them
+INT32 = (("int32", "int32"),)
+BOOL = (("bool", "bool"),)
+INT64 = (("int64", "int64"),)
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,42 @@ OPS: dict[str, OpSupport] = {
     "ADD_N": OpSupport(binary_math.check_add_n, binary_math.lower_add_n, binary_math.ADD_N_DTYPES),
     # idioms: converter idioms
     "EXPAND_DIMS": OpSupport(reshape.check_expand_dims, reshape.lower_alias, operands=(1,)),
+    # -- data movement and resampling (the movement area) --
+    "RESIZE_NEAREST_NEIGHBOR": OpSupport(resize.check_resize, resize.lower_resize, dtypes=SAME + INT32 + BOOL,
+                                         options="ResizeNearestNeighborOptions", operands=(1,)),
+    "RESIZE_BILINEAR": OpSupport(resize.check_resize, resize.lower_resize, options="ResizeBilinearOptions",
+                                 operands=(1,)),
+    "SPLIT": OpSupport(split.check_split, split.lower_split, dtypes=SAME + INT32 + INT64, options="SplitOptions",
+                       operands=(0,)),
+    "SPLIT_V": OpSupport(split.check_split_v, split.lower_split, dtypes=SAME + INT32 + INT64, options="SplitVOptions",
+                         operands=(1, 2)),
+    "UNPACK": OpSupport(split.check_unpack, split.lower_unpack, dtypes=SAME + INT32 + BOOL, options="UnpackOptions"),
+    "PACK": OpSupport(split.check_pack, split.lower_pack, dtypes=SAME + INT32 + INT64, options="PackOptions"),
+    "SLICE": OpSupport(split.check_slice, split.lower_slice, dtypes=SAME + INT32 + BOOL + INT64, operands=(1, 2)),
+    "GATHER": OpSupport(gather.check_gather, gather.lower_gather, dtypes=SAME + INT32 + BOOL + INT64,
+                        options="GatherOptions", operands=(1,)),
+    "GATHER_ND": OpSupport(gather.check_gather_nd, gather.lower_gather_nd, dtypes=SAME + INT32 + BOOL + INT64,
+                           operands=(1,)),
+    "TILE": OpSupport(tile.check_tile, tile.lower_tile, dtypes=SAME + INT32 + BOOL + INT64, operands=(1,)),
+    "BROADCAST_TO": OpSupport(tile.check_broadcast_to, tile.lower_broadcast_to, dtypes=SAME + INT32 + BOOL + INT64,
+                              operands=(1,)),
+    "SPACE_TO_DEPTH": OpSupport(space_depth.check_space_to_depth, space_depth.lower_space_to_depth,
+                                dtypes=SAME + INT32 + INT64, options="SpaceToDepthOptions"),
+    "DEPTH_TO_SPACE": OpSupport(space_depth.check_space_to_depth, space_depth.lower_space_to_depth,
+                                dtypes=SAME + INT32 + INT64, options="DepthToSpaceOptions"),
+    "SPACE_TO_BATCH_ND": OpSupport(space_depth.check_space_batch, space_depth.lower_space_batch,
+                                   dtypes=SAME + INT32 + INT64, operands=(1, 2)),
+    "BATCH_TO_SPACE_ND": OpSupport(space_depth.check_space_batch, space_depth.lower_space_batch,
+                                   dtypes=SAME + INT32 + INT64, operands=(1, 2)),
+    "PADV2": OpSupport(padding.check_padv2, padding.lower_padv2, dtypes=SAME + INT32 + INT64, operands=(1, 2)),
+    "MIRROR_PAD": OpSupport(padding.check_mirror_pad, padding.lower_mirror_pad, dtypes=SAME + INT32 + INT64,
+                            options="MirrorPadOptions", operands=(1,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
                   reduce, movement,
                   argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax,
-                  compare, unary_math, binary_math, quantize)
+                  compare, unary_math, binary_math, quantize,
+                  resize, split, gather, tile, space_depth, padding)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

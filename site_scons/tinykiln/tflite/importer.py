@@ -28,7 +28,8 @@ MAX_TENSOR_BYTES = 1 << 31
 
 WAY_OUT = ("tinykiln compiles single-subgraph TFLite models with static shapes, either float32 or fully "
            "int8-quantized (int8 activations, int8 weights, int32 biases; or uint8 throughout), made of the "
-           f"builtin ops {', '.join(SUPPORTED_OPS)}. Convert the model accordingly (e.g. TFLiteConverter with "
+           "builtin ops that `./kiln ops` lists (the README's table). Convert the model accordingly (e.g. "
+           "TFLiteConverter with "
            "optimizations=[DEFAULT], a representative dataset and "
            "target_spec.supported_ops=[TFLITE_BUILTINS_INT8]).")
 

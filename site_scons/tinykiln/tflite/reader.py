@@ -56,6 +56,14 @@ OPTION_FIELDS = {
     "GatherOptions": ("Axis", "BatchDims"),
     "ShapeOptions": ("OutType",),
     "DivOptions": ("FusedActivationFunction",),
+    # -- data movement and resampling (the movement area) --
+    "ResizeNearestNeighborOptions": ("AlignCorners", "HalfPixelCenters"),
+    "ResizeBilinearOptions": ("AlignCorners", "HalfPixelCenters"),
+    "SplitOptions": ("NumSplits",),
+    "SplitVOptions": ("NumSplits",),
+    "SpaceToDepthOptions": ("BlockSize",),
+    "DepthToSpaceOptions": ("BlockSize",),
+    "MirrorPadOptions": ("Mode",),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 

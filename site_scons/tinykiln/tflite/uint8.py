@@ -75,10 +75,7 @@ def plan(subgraph, opcodes, type_names) -> set[int]:
 # an op of these kinds on a mapped tensor is rejected until its lowering follows the uint8 kernel
 # (Tensor.from_uint8 tells it) and leaves this table.
 DIFFERENT_ARITHMETIC = {
-    # uint8: the four taps' codes weighted in float32, (1 - dy) (1 - dx) ... as reference_ops::
-    # ResizeBilinear<T> orders them, rounded half away from zero (checked bit for bit against LiteRT)
-    "RESIZE_BILINEAR": "LiteRT's uint8 kernel interpolates in float32 and rounds, its int8 one in 10-bit "
-                       "fixed point: the results differ",
+    # (RESIZE_BILINEAR differs too, and ops/resize.py computes LiteRT's uint8 blend for from_uint8 inputs)
     "SUM": "LiteRT's uint8 SUM rescales differently from its int8 one (most outputs differ after the shift)",
     "L2_NORMALIZATION": "LiteRT's uint8 L2_NORMALIZATION rounds differently from its int8 one (a few outputs differ)",
     "TRANSPOSE_CONV": "uint8 weights carry a zero point, which only CONV_2D, DEPTHWISE_CONV_2D and "
