@@ -66,8 +66,6 @@ def lower_activation(ctx, op):
         raise unsupported(op, f"output has {_size(y)} elements, input {n}")
     kind = op.kind
 
-    if kind == "QUANTIZE" and {x.dtype, y.dtype} == {"uint8", "int8"}:
-        return [_uint8_cast(ctx, op, x, y, n)]
     if x.dtype == "int8" and y.dtype == "int8":
         in_q = quant_params(x, "input", op)
         out_q = quant_params(y, "output", op)
@@ -101,34 +99,16 @@ def lower_activation(ctx, op):
     return [KernelCall(spec, op.index, args + [y_index])]
 
 
-def _uint8_cast(ctx, op, x, y, n):
-    """QUANTIZE uint8 <-> int8 (the edges of uint8 models, tflite/uint8.py): LiteRT's Requantize is
-    the int8 one on codes and zero points shifted by 128, as a table over the 256 input codes (a
-    uint8 input indexes it as it is)."""
-    (in_scale, in_zp), (out_scale, out_zp) = quant_params(x, "input", op), quant_params(y, "output", op)
-    shift_in, shift_out = 128 * (x.dtype == "uint8"), 128 * (y.dtype == "uint8")
-    codes = np.arange(-128, 128, dtype=np.int64)
-    table = ref.requantize_int8(codes, in_scale, in_zp - shift_in, out_scale, out_zp - shift_out)
-    table = (table.astype(np.int64) + shift_out).astype(y.dtype)
-    spec = ctx.spec("lut_int8", [param("input", x.dtype, (n,), "input"), param("table", y.dtype, (256,), "const"),
-                                 param("output", y.dtype, (n,), "output")], {"size": n})
-    return KernelCall(spec, op.index, [op.inputs[0], table, op.outputs[0]])
-
-
 # --------------------------------------------------------------------------- TE computes
 
 def _lut_compute(spec):
-    """out[i] = table[in[i] + 128] (int8 input; a uint8 input indexes the table as it is)."""
+    """out[i] = table[in[i] + 128]."""
     from tvm import te
 
     n = spec.attrs["size"]
-    in_dtype, out_dtype = spec.params[0].dtype, spec.params[2].dtype
-    x = te.placeholder((n,), in_dtype, name="input")
-    table = te.placeholder((256,), out_dtype, name="table")
-    if in_dtype == "int8":
-        out = te.compute((n,), lambda i: table[x[i].astype("int32") + 128], name="output")
-    else:
-        out = te.compute((n,), lambda i: table[x[i].astype("int32")], name="output")
+    x = te.placeholder((n,), "int8", name="input")
+    table = te.placeholder((256,), spec.params[2].dtype, name="table")
+    out = te.compute((n,), lambda i: table[x[i].astype("int32") + 128], name="output")
     return [x, table, out]
 
 
