@@ -76,7 +76,7 @@ class Run:
 def _setup(root: Path, opts, jobs: int) -> Run:
     """Check the options and set up the run's folders; a KilnError if something is missing."""
     opts = options.typed(opts)
-    target = boards.resolve(root, opts.board, opts.variant)
+    target = boards.resolve(root, opts.board, opts.variant, opts.clock, opts.flasher)
     board = target.board
     dev_options = device.DeviceOptions.from_opts(opts)
     if not dev_options.tracker and not dev_options.port:
