@@ -355,9 +355,16 @@ class ClockRun:
     target: boards.Target
 
 
+def hardware_target(board: str, variant: str = "release") -> boards.Target:
+    """The board built for the hardware at clock=max (through its probe: not for QEMU)."""
+    methods = boards.load_board(ROOT, board, "reset").flash_methods
+    probe = next(m for m in methods if m in ("openocd", "pyocd"))
+    return boards.resolve(ROOT, board, variant, clock="max", flasher=probe)
+
+
 def build(board: str, tmp: Path) -> tuple[Path, boards.Target]:
     """The board's clock=max driver compiled for the host against the model (a shared library)."""
-    target = boards.resolve(ROOT, board, "release", clock="max")
+    target = hardware_target(board)
     driver = COMMON / "cortex-m" / target.board.clock.source
     shim = tmp / "shim.c"
     shim.write_text(SHIM)

@@ -16,6 +16,10 @@ MHZ = 1_000_000
 EXPECTED = {
     "nucleo-f746zg": (lambda **kw: scm.F4F7Model("f7", 8 * MHZ, "bypass", **kw),
                       {"sysclk": 216 * MHZ, "hclk": 216 * MHZ, "apb1": 54 * MHZ, "apb2": 108 * MHZ}),
+    "nucleo-f412zg": (lambda **kw: scm.F4F7Model("f412", 8 * MHZ, "bypass", **kw),
+                      {"sysclk": 100 * MHZ, "hclk": 100 * MHZ, "apb1": 50 * MHZ, "apb2": 100 * MHZ}),
+    "netduinoplus2": (lambda **kw: scm.F4F7Model("f405", 25 * MHZ, "crystal", **kw),
+                      {"sysclk": 168 * MHZ, "hclk": 168 * MHZ, "apb1": 42 * MHZ, "apb2": 84 * MHZ}),
 }
 
 
@@ -31,7 +35,7 @@ def test_clock_c_reaches_the_rated_clock_in_the_manuals_order(libs, name):
     result = scm.run(*libs[name], make())
     assert result.fault is None
     assert result.model.freqs() == freqs
-    assert freqs["sysclk"] == boards.load_board(ROOT, name, "max").clock_hz  # clock_hz is the rated clock
+    assert freqs["sysclk"] == result.target.board.clock_hz == result.target.board.core_hz  # the rated clock
     ev = result.model.events
     assert ev[-1] == "switch_pll" and ev.count("switch_pll") == 1
     before = ev[:ev.index("switch_pll")]
@@ -72,7 +76,7 @@ def test_a_crystal_setting_on_the_mco_board_never_starts(f746):
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_console_divider_gives_the_baud_rate_from_the_bus_clock(tmp_path, name):
     """Compiles the board's USART driver for the host (its registers in an array) and reads BRR."""
-    target = boards.resolve(ROOT, name, "release", clock="max")
+    target = scm.hardware_target(name)
     b = target.board
     driver = next(s for s in b.sources if s.name.startswith("stm32_usart"))
     uart_hz = int(next(d for d in target.defines if d.startswith("TK_UART_CLOCK_HZ=")).split("=")[1].rstrip("u"))
@@ -93,6 +97,29 @@ def test_console_divider_gives_the_baud_rate_from_the_bus_clock(tmp_path, name):
     brr = int(subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout)
     assert brr == round(uart_hz / b.baud)  # the nearest divider: no better one exists
     assert abs(uart_hz / brr - b.baud) / b.baud < 0.001  # within 0.1 % (a UART takes about 2 %)
+
+
+def test_f4_boards_set_scale_1_and_their_wait_states(libs):
+    for name, family, ws, vos in (("nucleo-f412zg", "f412", 3, 3 << 14), ("netduinoplus2", "f405", 5, 1 << 14)):
+        model = EXPECTED[name][0]()
+        result = scm.run(*libs[name], model)
+        ev = result.model.events
+        order = ["vos", "hse_on", "pll_config", "pll_on", f"latency={ws}", "dividers", "switch_pll"]
+        assert [e for e in ev if e in order] == order and "oden" not in ev, (name, ev)
+        assert model.regs[scm.PWR_CR] & (3 << 14) == vos
+        acr = model.regs[scm.FLASH_ACR]
+        assert acr & 0xF == ws and acr & (7 << 8) == 7 << 8  # prefetch, I-cache, D-cache
+        assert bool(model.regs[scm.RCC_CR] & scm.HSEBYP) == (family == "f412")  # MCO vs crystal
+
+
+def test_netduinoplus2_keeps_the_reset_clock_for_qemu():
+    qemu = boards.resolve(ROOT, "netduinoplus2", "release")  # flasher=qemu, the board's first
+    assert qemu.board.clock.mode == "emulated" and "TK_CLOCK_MAX" not in qemu.defines
+    assert "TK_SYSTICK_HZ=168000000u" in qemu.defines and "TK_UART_CLOCK_HZ=16000000u" in qemu.defines
+    with pytest.raises(KilnError, match="clock=max programs the PLL, which QEMU does not model"):
+        boards.resolve(ROOT, "netduinoplus2", "release", clock="max")
+    board = boards.resolve(ROOT, "netduinoplus2", "release", flasher="openocd")
+    assert board.board.clock.mode == "max" and "TK_UART_CLOCK_HZ=84000000u" in board.defines
 
 
 def test_modes_reset_max_and_qemu():
