@@ -235,7 +235,8 @@ class H7Model(Model):
         self.cr3_written = cr3 != 0x06
         self.regs = {H_CR: 0x25, H_CFGR: 0, H_D1CFGR: 0, H_D2CFGR: 0, H_D3CFGR: 0,
                      H_PLLCKSELR: 0x02020200, H_PLLCFGR: 0x01FF0000, H_PLL1DIVR: 0x01010280,
-                     H_PWR_CSR1: 0, H_PWR_CR3: cr3, H_PWR_D3CR: 0x4000, H_FLASH_ACR: 0x37}
+                     H_PWR_CSR1: (1 << 13) if self.cr3_written else 0, H_PWR_CR3: cr3,
+                     H_PWR_D3CR: 0x4000, H_FLASH_ACR: 0x37}
 
     def pll1(self) -> tuple[float, float, int]:
         m = (self.regs[H_PLLCKSELR] >> 4) & 0x3F
@@ -327,7 +328,8 @@ class H7Model(Model):
                 self.pending.pop("PLL1RDY", None)
         elif addr in (H_D1CFGR, H_D2CFGR, H_D3CFGR):
             self._check()
-            self.events.append("dividers")
+            if old != new:
+                self.events.append("dividers")
         elif addr == H_CFGR:
             sw = new & 7
             if sw != old & 7:

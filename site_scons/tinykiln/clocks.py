@@ -160,7 +160,10 @@ def load(d: dict, path: Path) -> ClockTree | None:
     if problems:
         raise KilnError(f"{path}: [clock] is out of the {chip.manual} limits: " + "; ".join(problems))
     ws = next(k for k, top in enumerate(chip.ws_step) if tree.hclk <= top)
-    return ClockTree(**{**tree.__dict__, "flash_ws": ws})
+    more = _int(t, "flash_ws", path, ws)  # a board may ask more than the manual's least (H7: ST's 4)
+    if more < ws or more > 15:
+        raise KilnError(f"{path}: [clock] flash_ws = {more}: HCLK {tree.hclk:,} Hz needs {ws} to 15 ({chip.manual})")
+    return ClockTree(**{**tree.__dict__, "flash_ws": more})
 
 
 def _check(tree: ClockTree, rated) -> list[str]:
@@ -235,7 +238,7 @@ def plan(tree: ClockTree | None, rated_hz: int, emulator_hz: int | None, uart_bu
                f"TK_CLK_PLL_Q={tree.pll_q}", f"TK_CLK_AHB_DIV={tree.ahb_div}"]
     defines += [f"TK_CLK_{bus.upper()}_DIV={div}" for bus, div in tree.apb_div.items()]
     defines += [f"TK_CLK_FLASH_WS={tree.flash_ws}", f"TK_CLK_VOS={chip.vos}",
-                f"TK_CLK_RESET_HZ={chip.reset_hz}u"]
+                f"TK_CLK_RESET_HZ={chip.reset_hz}u", f"TK_CLK_HCLK_HZ={tree.hclk}u"]
     if chip.overdrive_above and tree.sysclk > chip.overdrive_above:
         defines.append("TK_CLK_OVERDRIVE")
     if tree.family == "h7":
