@@ -172,3 +172,25 @@ def test_help_lists_options_boards_and_variants(scons):
     assert r.returncode == 0, r.output
     for word in ["board=", "variant=", "model=", "run=", "flash=", "flasher=", "port="] + BOARDS + VARIANTS:
         assert word in r.output
+
+
+def test_f746_code_runs_through_the_itcm_flash_interface_and_is_stored_in_flash():
+    t = boards.resolve(ROOT, "nucleo-f746zg", "release")
+    assert t.region_of_role("text").origin == 0x00200000 and t.text_load_region.name == "FLASH"
+    script = boards.memory_script(t)
+    assert 'REGION_ALIAS("REGION_TEXT", FLASH_ITCM);' in script
+    assert 'REGION_ALIAS("REGION_TEXT_LOAD", FLASH);' in script  # the flasher writes 0x08000000
+    mps2 = boards.memory_script(boards.resolve(ROOT, "mps2-an500", "release"))
+    assert 'REGION_ALIAS("REGION_TEXT_LOAD", CODE);' in mps2  # no alias: load = run address
+
+
+@pytest.mark.parametrize("name", ["nucleo-f746zg", "disco-h747i"])
+def test_tcm_variant_puts_the_arena_and_stack_in_dtcm(name):
+    t = boards.resolve(ROOT, name, "tcm")
+    assert t.placement["activations"] == t.placement["stack"] == t.placement["data"] == "DTCM"
+
+
+def test_an_alias_must_name_a_region_and_be_read_only(tmp_path):
+    root, name = board_copy(tmp_path, "nucleo-f746zg", lambda t: t.replace('alias_of = "FLASH"', 'alias_of = "ROM"'))
+    with pytest.raises(KilnError, match="FLASH_ITCM: alias_of must name another region"):
+        boards.load_board(root, name)
