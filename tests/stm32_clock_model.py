@@ -11,8 +11,9 @@ that is not locked, fewer flash wait states than HCLK needs, a bus above its lim
 missing above 180 MHz, an STM32H7 supply setting the board is not wired for...), logs the steps in
 order, and computes SYSCLK, HCLK and the APB clocks from the register values.
 
-Facts: RM0385 (F746) 3.3.2 Table 5, 4.1.4, 4.4, 5.3; RM0402 (F412) 3.4 Table 6, 6.3; RM0090 (F405)
-3.5.1 Table 10, 5.4, 7.3; RM0399 (H747) 4.3.8 Table 17, 7.4 + 7.8.4 (PWR_CR3), 8.5 + 8.7 (RCC).
+Facts, by table and register: RM0385 (F746) the FLASH wait-state table, 'Entering Over-drive mode',
+PWR_CR1/CSR1, RCC_CR/PLLCFGR/CFGR; RM0402 (F412) and RM0090 (F405) the same tables and registers;
+RM0399 (H747) the FLASH wait-state table, 'Power supply configuration' + PWR_CR3, PWR_D3CR, RCC PLL1.
 """
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ class F4F7Model(Model):
             if vos != self.f["vos"][0] or not self.regs[PWR_CSR] & (1 << 14):
                 raise Violation("SYSCLK on the PLL before voltage scale 1 is ready")
             if self.family == "f7" and fr["sysclk"] > 180 * MHZ and not self.regs[PWR_CSR] & (1 << 17):
-                raise Violation("SYSCLK above 180 MHz without the over-drive (RM0385 4.1.4)")
+                raise Violation("SYSCLK above 180 MHz without the over-drive (RM0385 'Entering Over-drive mode')")
 
     def _pwr_clocked(self) -> None:
         if not self.regs[RCC_APB1ENR] & (1 << 28):
@@ -189,8 +190,8 @@ class F4F7Model(Model):
             if vos == self.f["vos"][0] and "vos" not in self.events:
                 self.events.append("vos")  # scale 1 written (or kept: F7 resets to it)
             if new & (1 << 16) and not old & (1 << 16):
-                if not r[RCC_CR] & PLLRDY:
-                    raise Violation("over-drive enabled before the PLL is locked (RM0385 4.1.4 step 2-3)")
+                if not r[RCC_CR] & PLLON:
+                    raise Violation("over-drive enabled before the PLL is on (RM0385 'Entering Over-drive mode')")
                 self.events.append("oden")
                 self._arm("ODRDY")
             if new & (1 << 17) and not old & (1 << 17):
@@ -223,7 +224,7 @@ H_PLLCKSELR, H_PLLCFGR, H_PLL1DIVR = H7_RCC + 0x28, H7_RCC + 0x2C, H7_RCC + 0x30
 H_PWR_CSR1, H_PWR_CR3, H_PWR_D3CR, H_FLASH_ACR = 0x58024804, 0x5802480C, 0x58024818, 0x52002000
 PLL1ON, PLL1RDY = 1 << 24, 1 << 25
 H7_SUPPLY = {"direct-smps": 0x04, "ldo": 0x02}
-H7_WS_VOS1 = [70, 140, 185, 210, 225]  # RM0399 Table 17, AXI clock (MHz) per wait state at VOS1
+H7_WS_VOS1 = [70, 140, 185, 210, 225]  # RM0399 wait-state table: AXI MHz per wait state, VOS1
 
 
 class H7Model(Model):
@@ -318,7 +319,7 @@ class H7Model(Model):
                 if (r[H_PLL1DIVR] >> 9) & 1 == 0 and (r[H_PLL1DIVR] >> 9) & 0x7F:
                     raise Violation("PLL1 DIVP must be an even factor")
                 if not self.cr3_written:
-                    raise Violation("the clock changed before the supply configuration was written (RM0399 7.4)")
+                    raise Violation("the clock changed before the supply configuration was written (RM0399 PWR_CR3)")
                 self.events.append("pll_on")
                 self._arm("PLL1RDY")
             if old & PLL1ON and not new & PLL1ON:

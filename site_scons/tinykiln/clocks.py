@@ -46,21 +46,21 @@ class Family:
 
 
 FAMILIES = {
-    # RM0385 (STM32F75x/74x) 5.1.4 over-drive, 3.3.2 + Table 5 (wait states, 2.7-3.6 V), 5.3.2 PLLCFGR;
+    # RM0385 (STM32F75x/74x): PWR 'Entering Over-drive mode', the FLASH wait-state table (2.7-3.6 V), RCC_PLLCFGR;
     # DS10916: APB1 <= 54 MHz, APB2 <= 108 MHz, over-drive above 180 MHz.
     "f7": Family("RM0385", 16 * MHZ, 216 * MHZ, 216 * MHZ, {"apb1": 54 * MHZ, "apb2": 108 * MHZ},
                  (950_000, 2_100_000), (100 * MHZ, 432 * MHZ), (2, 63), (50, 432), (2, 4, 6, 8),
                  tuple(30 * MHZ * k for k in range(1, 8)) + (216 * MHZ,), vos=3, overdrive_above=180 * MHZ),
-    # RM0402 (STM32F412) 3.4 + Table 6 (wait states, 2.7-3.6 V), 5.3.2; DS10941: APB1 <= 50, APB2 <= 100.
+    # RM0402 (STM32F412): the FLASH wait-state table (2.7-3.6 V), RCC_PLLCFGR; DS10941: APB1 <= 50, APB2 <= 100.
     "f412": Family("RM0402", 16 * MHZ, 100 * MHZ, 100 * MHZ, {"apb1": 50 * MHZ, "apb2": 100 * MHZ},
                    (950_000, 2_100_000), (100 * MHZ, 432 * MHZ), (2, 63), (50, 432), (2, 4, 6, 8),
                    (30 * MHZ, 64 * MHZ, 90 * MHZ, 100 * MHZ), vos=3),
-    # RM0090 (STM32F405/407) 3.5.1 + Table 10 (wait states, 2.7-3.6 V), 7.3.2; DS8626: APB1 <= 42,
+    # RM0090 (STM32F405/407): Table 10 (wait states, 2.7-3.6 V), RCC_PLLCFGR; DS8626: APB1 <= 42,
     # APB2 <= 84 MHz; PWR_CR VOS is one bit on the F405 (1 = scale 1).
     "f405": Family("RM0090", 16 * MHZ, 168 * MHZ, 168 * MHZ, {"apb1": 42 * MHZ, "apb2": 84 * MHZ},
                    (950_000, 2_100_000), (100 * MHZ, 432 * MHZ), (2, 63), (50, 432), (2, 4, 6, 8),
                    tuple(30 * MHZ * k for k in range(1, 6)) + (168 * MHZ,), vos=1),
-    # RM0399 (STM32H745/747) 8.5 (PLL: ref 8-16 MHz range, wide VCO 192-836 MHz), 4.3.8 Table 17
+    # RM0399 (STM32H745/747): RCC PLLs (ref 8-16 MHz range, wide VCO 192-836 MHz), the FLASH wait-state table
     # (VOS1: 4 wait states cover AXI 200 MHz; ST's own STM32H747I-DISCO examples use 4 at 200 MHz);
     # DS12930: VOS1 -> CPU 400 MHz, HCLK 200 MHz, every APB 100 MHz.
     "h7": Family("RM0399", 64 * MHZ, 400 * MHZ, 200 * MHZ,
@@ -70,7 +70,7 @@ FAMILIES = {
                  buses=("apb1", "apb2", "apb3", "apb4")),
 }
 SOURCES = ("hsi", "hse", "hse-bypass")  # the PLL's input: the internal RC, a crystal, an external clock
-SUPPLIES = {"direct-smps": 0x04, "ldo": 0x02}  # STM32H7 PWR_CR3 SDEN / LDOEN (RM0399 7.8.4)
+SUPPLIES = {"direct-smps": 0x04, "ldo": 0x02}  # STM32H7 PWR_CR3 SDEN / LDOEN (RM0399 PWR_CR3)
 AHB_DIVS = (1, 2, 4, 8, 16, 64, 128, 256, 512)
 APB_DIVS = (1, 2, 4, 8, 16)
 

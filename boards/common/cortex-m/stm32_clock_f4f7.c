@@ -1,9 +1,10 @@
 /* clock=max on the STM32F405, F412 and F746 (one RCC design at 0x40023800): the PLL from the HSE or
  * the HSI, the voltage scale, the F7's over-drive, flash wait states with prefetch and the ART
  * accelerator (F7) / instruction and data caches (F4), then the bus dividers and the switch.
- * Facts: RM0090 (F405) ch. 3.5 (flash), 5.4 (PWR), 7.2-7.3 (RCC); RM0402 (F412) ch. 3.4, 5.4, 6.2-6.3;
- * RM0385 (F746) ch. 3.3 (flash, ART), 4.1.4 (over-drive), 4.4 (PWR), 5.2-5.3 (RCC). The factors come
- * from board.toml [clock] through tinykiln/clocks.py (TK_CLK_*), which checks them against the limits.
+ * Facts: the FLASH (wait-state table, FLASH_ACR), PWR (PWR_CR/CSR, VOS) and RCC (RCC_CR, PLLCFGR,
+ * CFGR) chapters of RM0090 (F405), RM0402 (F412) and RM0385 (F746: also the ART accelerator and
+ * "Entering Over-drive mode"). The factors come from board.toml [clock] through tinykiln/clocks.py
+ * (TK_CLK_*), which checks them against the limits.
  * See stm32_clock.h for the contract. */
 #include "cortex-m/stm32_clock.h"
 
@@ -106,7 +107,7 @@ const char *tk_clock_init(void)
         return fail("PWR_CSR.VOSRDY: the voltage scale did not settle");
 
 #if defined(TK_CLK_OVERDRIVE)
-    /* RM0385 4.1.4: with the PLL on, enable the over-drive, then switch the regulator to it. */
+    /* RM0385 'Entering Over-drive mode': with the PLL on, enable the over-drive, then switch the regulator to it. */
     tk_clk_set(PWR_CR, CR_ODEN);
     if (!tk_clk_wait(PWR_CSR, CSR_ODRDY, CSR_ODRDY))
         return fail("PWR_CSR1.ODRDY: the over-drive did not start");

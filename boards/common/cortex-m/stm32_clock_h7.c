@@ -18,7 +18,7 @@
  * firmware) and not ours, it stays at the reset clock and says so instead of writing.
  *
  * Other facts: RM0399 PWR_D3CR (VOS, VOSRDY), PWR_CSR1 (ACTVOSRDY), FLASH_ACR (LATENCY; 4 wait states
- * at AXI 200 MHz as in ST's board examples, RM0399 Table 17 asks 3 at VOS1), RCC_CR, RCC_CFGR,
+ * at AXI 200 MHz as in ST's board examples, RM0399's wait-state table asks 3 at VOS1), RCC_CR, RCC_CFGR,
  * RCC_D1CFGR / D2CFGR / D3CFGR, RCC_PLLCKSELR, RCC_PLLCFGR, RCC_PLL1DIVR (DIVN, DIVP as factor - 1).
  * PLL1 from the 64 MHz HSI (no board oscillator is assumed): /M into the 8-16 MHz input range,
  * wide VCO. The Cortex-M4 core is not touched (it boots from bank 2, which tinykiln leaves empty).
