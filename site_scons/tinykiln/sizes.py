@@ -178,6 +178,10 @@ def build_report(target: Target, elf_path, name: str) -> tuple[dict, str]:
         "variant": target.variant.name,
         "target": name,
         "elf": str(elf_path),
+        # the core clock this firmware runs at: clock= mode (max, reset, emulated, fixed), tinykiln.clocks
+        "clock": {"mode": target.board.clock.mode if target.board.clock else "fixed",
+                  "core_hz": target.board.core_hz, "rated_hz": target.board.clock_hz,
+                  "reset_hz": target.board.reset_hz},
         "sections": [{"name": s.name, "address": s.address, "load_address": s.load_address,
                       "size": s.size, "type": "nobits" if s.nobits else "progbits"}
                      for s in sections],

@@ -215,3 +215,13 @@ def test_h747_supply_is_required_and_never_defaulted(tmp_path):
                         str(ROOT / "boards" / "common" / "cortex-m" / "stm32_clock_h7.c")],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "TK_CLK_H7_SUPPLY" in r.stderr
+
+
+def test_report_json_says_which_clock_the_firmware_runs_at(tmp_path):
+    from tinykiln import sizes
+    target = boards.resolve(ROOT, "nucleo-f746zg", "release")
+    elf = tmp_path / "empty.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-nostdlib", "-x", "c", "-", "-o", str(elf),
+                    "-Wl,-e,0"], input="int x;\n", text=True, check=True, capture_output=True)
+    data, _ = sizes.build_report(target, elf, "empty")
+    assert data["clock"] == {"mode": "max", "core_hz": 216 * MHZ, "rated_hz": 216 * MHZ, "reset_hz": 16 * MHZ}
