@@ -8,7 +8,8 @@ stack (its "placement"). `resolve(root, board, variant)` returns both, checked a
 Each hardware fact is typed once in board.toml; this module turns the facts into what the C and the
 linker read: the TK_* macros (`_fact_defines`), the sources the arch and the console driver add
 (`ARCHES`, [console] driver), the linker script (the arch's unless the board has its own link.ld),
-memory.ld and board_info.c.
+memory.ld and board_info.c. A board is loaded at a clock (clock=, flasher=): [clock] and the clock
+mode a build runs at are tinykiln.clocks'; the clock macros and the clock driver follow from it.
 
 Plain Python (no SCons): the build, the tests and the runners all use it.
 """
@@ -267,7 +268,7 @@ def _sources(d: dict, path: Path, arch: Arch) -> list[Path]:
     return sources
 
 
-def _clock_plan(d: dict, path: Path, tree, clock: str, flasher: str) -> clocks.Plan:
+def _clock_plan(d: dict, tree, clock: str, flasher: str) -> clocks.Plan:
     """The clock a build of this board runs at: clock= (auto/reset/max) and where it goes."""
     methods = list(d.get("flash", {}).get("methods", []))
     emulator = d.get("emulator")
@@ -300,9 +301,10 @@ def load_board(root: Path, name: str, clock: str = "auto", flasher: str = "") ->
                             f"and the alias be read-only (access = \"rx\"), not {r.alias_of!r}")
     sources = _sources(d, path, ARCHES[arch])
     tree = clocks.load(d, path)
-    plan = _clock_plan(d, path, tree, clock, flasher)
-    if plan.source:  # the clock driver comes first: tk_board_init calls it before anything else
-        sources.insert(len(d.get("sources", [])), (root / "boards" / "common" / "cortex-m" / plan.source).resolve())
+    plan = _clock_plan(d, tree, clock, flasher)
+    if plan.source:  # clock=max: the clock driver, after the board's own sources
+        driver = (root / "boards" / "common" / "cortex-m" / plan.source).resolve()
+        sources.insert(len(d.get("sources", [])), driver)
     defines = _fact_defines(d, path, memory, sources, plan)
     defines += _extra_defines(d, path, defines)
     placement = dict(d.get("placement", {}))
