@@ -33,6 +33,10 @@ def _scons(root: Path, opts, args: list[str], jobs: int, log: Path | None = None
         common.append("werror=1")
     if opts.cache:
         common.append(f"cache={opts.cache}")
+    if opts.clock != "auto":  # the benchmark firmware at the session's clock (tinykiln.clocks.mode_for)
+        common.append(f"clock={opts.clock}")
+    if opts.flasher:
+        common.append(f"flasher={opts.flasher}")
     return child_scons.run(common + list(args), jobs=jobs, log=log).returncode
 
 
