@@ -8,10 +8,11 @@
  *    64 ms) and the MT25QL512ABB datasheet (4-byte quad output fast read 6Ch, 8 dummy clocks by
  *    default; reset enable 66h + reset memory 99h).
  *
- * Clocks: the board never programs a PLL, so HCLK3 = HSI = 64 MHz (RCC reset values: HSIDIV /1,
- * D1CPRE /1, HPRE /1), and HCLK3 is also the kernel clock of the FMC and of QUADSPI (D1CCIPR
- * FMCSEL = QSPISEL = 00 at reset). Every timing below derives from TK_CLOCK_HZ, and the
- * _Static_asserts stop the build if a clock change pushes a value out of its register field.
+ * Clocks: HCLK3 (the AXI clock) is the kernel clock of the FMC and of QUADSPI (D1CCIPR FMCSEL =
+ * QSPISEL = 00 at reset): 200 MHz at clock=max (TK_CLK_HCLK_HZ, stm32_clock_h7.c runs first), the
+ * 64 MHz HSI at clock=reset (RCC reset values: HSIDIV /1, D1CPRE /1, HPRE /1). Every timing below
+ * derives from HCLK_HZ, and the _Static_asserts stop the build if a clock change pushes a value out
+ * of its register field.
  *
  * Status: verified by compilation only (no STM32H7 machine in QEMU, no board on the build host). */
 #include "ext_mem.h"
@@ -69,10 +70,15 @@
 
 /* ---- Timing arithmetic ------------------------------------------------------------------------ */
 
-/* SDCLK = HCLK/2 = 32 MHz, tCK = 31.25 ns: the FMC's fastest setting (SDCLK field 10b), far below
- * the SDRAM's limit (>= 100 MHz at CAS latency 2 for every speed grade), so CAS latency 2 is
- * valid and every other parameter below rounds up to one to three clocks. */
-#define SDCLK_HZ (TK_CLOCK_HZ / 2u)
+/* SDCLK = HCLK/2 (the FMC's fastest setting, SDCLK field 10b): 32 MHz (tCK 31.25 ns) at clock=reset,
+ * 100 MHz (tCK 10 ns) at clock=max, at the SDRAM's limit for CAS latency 2 (>= 100 MHz for every
+ * speed grade) and the FMC's at VOS1; every other parameter below rounds up to whole clocks. */
+#ifdef TK_CLK_HCLK_HZ
+#define HCLK_HZ TK_CLK_HCLK_HZ
+#else
+#define HCLK_HZ TK_CLOCK_HZ /* the reset clock tree: every divider 1 */
+#endif
+#define SDCLK_HZ (HCLK_HZ / 2u)
 #define SDCLK_PER_US (SDCLK_HZ / 1000000u)
 /* Clocks covering `ns` nanoseconds, rounded up (a minimum time must never be cut short). */
 #define NS_TO_SDCLK(ns) (((ns) * SDCLK_PER_US + 999u) / 1000u)
@@ -180,7 +186,7 @@ static int sdram_init(void)
     /* Device geometry, identical in SDCR1 and SDCR2 (RM0399 asks for the shared fields in SDCR1):
      * NC = 01 (9 column bits), NR = 01 (12 row bits), MWID = 10 (32 bits), NB = 1 (4 banks),
      * CAS = 2, no write protection; SDCR1 also gets SDCLK = 10 (HCLK/2) and RBURST = 1 (a
-     * cache-line read becomes one burst), RPIPE = 0 (no extra read delay needed at 32 MHz). */
+     * cache-line read becomes one burst), RPIPE = 0 (no extra read delay; chosen at 32 MHz, not tried at 100). */
     uint32_t geometry = (1u << 0) | (1u << 2) | (2u << 4) | (1u << 6) | (SDRAM_CAS_LATENCY << 7);
     FMC_SDCR1 = geometry | (2u << 10) | (1u << 12);
     FMC_SDCR2 = geometry;
@@ -293,6 +299,9 @@ static int qspi_instruction(uint8_t instruction, int lines)
     return wait_bits(&QSPI_SR, QSPI_SR_BUSY, 0);
 }
 
+#define QSPI_PRESCALER ((HCLK_HZ + 32000000u - 1u) / 32000000u - 1u)
+_Static_assert(QSPI_PRESCALER <= 255u, "QUADSPI prescaler out of its 8-bit field");
+
 static int qspi_init(void)
 {
     qspi_pins();
@@ -301,11 +310,11 @@ static int qspi_init(void)
      * CSHT = 2 (chip select high for 3 clocks = 94 ns >= the MT25QL's 50 ns between non-read
      * commands), CKMODE = 0 (clock low while idle: SPI mode 0). */
     QSPI_DCR = (26u << 16) | (2u << 8);
-    /* CR: PRESCALER = 1 (64 MHz / 2 = 32 MHz, well inside the 133 MHz of 6Ch and gentle on the
-     * board traces), DFM = 1 (dual flash: bank 1 carries the even bytes, bank 2 the odd ones),
+    /* CR: PRESCALER = QSPI_PRESCALER (HCLK / (PRESCALER + 1) <= 32 MHz: 32 MHz at 64, 28.6 MHz at
+     * 200, well inside the 133 MHz of 6Ch and gentle on the board traces), DFM = 1 (dual flash: bank 1 carries the even bytes, bank 2 the odd ones),
      * SSHIFT = 1 (sample half a clock late, the setting RM0399 recommends for board delays),
      * FTHRES = 0, then EN. */
-    QSPI_CR = (1u << 24) | (1u << 6) | (1u << 4);
+    QSPI_CR = (QSPI_PRESCALER << 24) | (1u << 6) | (1u << 4);
     QSPI_CR |= 1u << 0;
 
     /* Put both flashes back into their power-on state whatever a previous run or the debugger left

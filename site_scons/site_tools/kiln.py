@@ -183,11 +183,11 @@ def generate(env):
     if GetOption("help"):
         # -h must work even with a bad board= on the command line.
         try:
-            env["KILN_TARGET"] = boards.resolve(root, opts.board, opts.variant)
+            env["KILN_TARGET"] = boards.resolve(root, opts.board, opts.variant, opts.clock, opts.flasher)
         except KilnError:
             env["KILN_TARGET"] = boards.resolve(root, boards.DEFAULT_BOARD, boards.DEFAULT_VARIANT)
     else:
-        env["KILN_TARGET"] = boards.resolve(root, opts.board, opts.variant)
+        env["KILN_TARGET"] = boards.resolve(root, opts.board, opts.variant, opts.clock, opts.flasher)
     t = env["KILN_TARGET"]
     if not (GetOption("help") or GetOption("clean") or opts.matrix):
         prerequisites.check_tools(t.board)  # matrix=1: each row's own build checks its board's

@@ -8,7 +8,8 @@ stack (its "placement"). `resolve(root, board, variant)` returns both, checked a
 Each hardware fact is typed once in board.toml; this module turns the facts into what the C and the
 linker read: the TK_* macros (`_fact_defines`), the sources the arch and the console driver add
 (`ARCHES`, [console] driver), the linker script (the arch's unless the board has its own link.ld),
-memory.ld and board_info.c.
+memory.ld and board_info.c. A board is loaded at a clock (clock=, flasher=): [clock] and the clock
+mode a build runs at are tinykiln.clocks'; the clock macros and the clock driver follow from it.
 
 Plain Python (no SCons): the build, the tests and the runners all use it.
 """
@@ -19,7 +20,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinykiln import KilnError
+from tinykiln import KilnError, clocks
 
 DEFAULT_BOARD = "mps2-an500"
 DEFAULT_VARIANT = "release"
@@ -67,6 +68,8 @@ class Region:
     size: int
     access: str  # "rx" for flash-like (loaded by the flasher), "rwx" for RAM
     note: str = ""
+    alias_of: str = ""  # the same cells seen through another bus (the F7's flash on ITCM): the flasher
+    #                      writes the other region's addresses, so what runs here is loaded there
 
     @property
     def end(self) -> int:
@@ -85,7 +88,7 @@ class Board:
     core: str
     arch: str  # a key of ARCHES: "cortex-m", "cortex-a" or "host"
     cpu_flags: list[str]
-    clock_hz: int
+    clock_hz: int  # the rated clock (board.toml clock_hz): what clock=max runs at
     sources: list[Path]  # the board's own, then the arch's, then the console driver
     defines: list[str]  # from the facts (_fact_defines), then board.toml's extra `defines`
     memory: list[Region]
@@ -96,6 +99,18 @@ class Board:
     emulator: dict | None
     flash: dict  # method -> its settings; "methods" lists them in preference order
     linker_script: Path | None  # None on the host
+    clock_tree: clocks.ClockTree | None = None  # board.toml [clock]; None: one fixed clock
+    clock: clocks.Plan | None = None  # the clock this build runs at (clock=, tinykiln.clocks)
+
+    @property
+    def core_hz(self) -> int:
+        """The core clock of this build: TK_CLOCK_HZ, SysTick's clock, tk_clock_hz()."""
+        return self.clock.core_hz if self.clock else self.clock_hz
+
+    @property
+    def reset_hz(self) -> int:
+        """The core clock after reset (the rated one on a board with one fixed clock)."""
+        return self.clock_tree.chip.reset_hz if self.clock_tree else self.clock_hz
 
     @property
     def baud(self) -> int:
@@ -176,7 +191,8 @@ def _hex(value: int) -> str:
     return f"0x{value:08X}u"
 
 
-def _fact_defines(d: dict, path: Path, memory: list[Region], sources: list[Path]) -> list[str]:
+def _fact_defines(d: dict, path: Path, memory: list[Region], sources: list[Path],
+                  clock: clocks.Plan) -> list[str]:
     """The TK_* macros that board.toml's facts give to the board's C, checked to be there.
 
     The order is fixed (it is the one the boards typed by hand before): the debug variant's -g3
@@ -198,8 +214,10 @@ def _fact_defines(d: dict, path: Path, memory: list[Region], sources: list[Path]
     out = [f"TK_UART_BASE={_hex(number('base', 'the console UART'))}"]
     if "clock_hz" in console:  # the UART's own clock, when it is not the core clock
         out.append(f"{ARCHES[arch].uart_clock_macro}={number('clock_hz')}u")
+    elif clock.uart_hz is not None:  # the console's bus clock in this clock mode
+        out.append(f"{ARCHES[arch].uart_clock_macro}={clock.uart_hz}u")
     if arch == "cortex-m":
-        out.append(f"TK_SYSTICK_HZ={d['clock_hz']}u")  # cycles.c clocks SysTick from the core
+        out.append(f"TK_SYSTICK_HZ={clock.core_hz}u")  # cycles.c clocks SysTick from the core
     else:
         timer = _number(d.get("cycles", {}), "timer_hz", path, "cycles", "the A9 global timer's clock")
         out.append(f"TK_GTIMER_HZ={timer}u")
@@ -221,13 +239,13 @@ def _fact_defines(d: dict, path: Path, memory: list[Region], sources: list[Path]
         if console["apb"] == 2:
             out.append("TK_CONSOLE_APB2")
         out.append(f"TK_CONSOLE_APB_BIT={number('apb_bit', why)}")
-    return out
+    return out + clock.defines
 
 
 def _extra_defines(d: dict, path: Path, generated: list[str]) -> list[str]:
     """board.toml's `defines`: what no fact gives. A macro a fact gives may not be typed again."""
     extra = list(d.get("defines", []))
-    given = {m.split("=")[0] for m in generated} | {"TK_CLOCK_HZ", "TK_CONSOLE_BAUD"}
+    given = {m.split("=")[0] for m in generated} | {"TK_CLOCK_HZ", "TK_CONSOLE_BAUD", "TK_CLOCK_MAX"}
     for macro in extra:
         if macro.split("=")[0] in given:
             raise KilnError(f"{path}: defines sets {macro.split('=')[0]}, which board.toml's structured "
@@ -250,7 +268,19 @@ def _sources(d: dict, path: Path, arch: Arch) -> list[Path]:
     return sources
 
 
-def load_board(root: Path, name: str) -> Board:
+def _clock_plan(d: dict, tree, clock: str, flasher: str) -> clocks.Plan:
+    """The clock a build of this board runs at: clock= (auto/reset/max) and where it goes."""
+    methods = list(d.get("flash", {}).get("methods", []))
+    emulator = d.get("emulator")
+    mode = clocks.mode_for(tree is not None, emulator is not None, clock, flasher or (methods or [""])[0])
+    console = d.get("console", {})
+    bus = f"apb{console['apb']}" if tree is not None and "apb" in console and "clock_hz" not in console \
+        else None
+    return clocks.plan(tree, d["clock_hz"], (emulator or {}).get("clock_hz"), bus, mode)
+
+
+def load_board(root: Path, name: str, clock: str = "auto", flasher: str = "") -> Board:
+    """boards/<name>/board.toml, at the clock clock= and flasher= mean (tinykiln.clocks.mode_for)."""
     root = Path(root)
     names = board_names(root)
     if name not in names:
@@ -264,9 +294,18 @@ def load_board(root: Path, name: str) -> Board:
     _require(d, "core", path)
     _number(d, "clock_hz", path)
     memory = [Region(m["name"], int(m["origin"]), int(m["size"]), m.get("access", "rwx"),
-                     m.get("note", "")) for m in d.get("memory", [])]
+                     m.get("note", ""), m.get("alias_of", "")) for m in d.get("memory", [])]
+    for r in memory:
+        if r.alias_of and (r.alias_of not in [m.name for m in memory] or r.writable):
+            raise KilnError(f"{path}: [[memory]] {r.name}: alias_of must name another region of the board "
+                            f"and the alias be read-only (access = \"rx\"), not {r.alias_of!r}")
     sources = _sources(d, path, ARCHES[arch])
-    defines = _fact_defines(d, path, memory, sources)
+    tree = clocks.load(d, path)
+    plan = _clock_plan(d, tree, clock, flasher)
+    if plan.source:  # clock=max: the clock driver, after the board's own sources
+        driver = (root / "boards" / "common" / "cortex-m" / plan.source).resolve()
+        sources.insert(len(d.get("sources", [])), driver)
+    defines = _fact_defines(d, path, memory, sources, plan)
     defines += _extra_defines(d, path, defines)
     placement = dict(d.get("placement", {}))
     stack_size = int(placement.pop("stack_size", 0x2000))
@@ -281,7 +320,7 @@ def load_board(root: Path, name: str) -> Board:
         clock_hz=d["clock_hz"], sources=sources, defines=defines, memory=memory,
         placement=placement, stack_size=stack_size, heap_size=heap_size,
         console=dict(d.get("console", {})), emulator=d.get("emulator"),
-        flash=dict(d.get("flash", {})), linker_script=linker_script)
+        flash=dict(d.get("flash", {})), linker_script=linker_script, clock_tree=tree, clock=plan)
     for m in board.flash_methods:
         if m not in FLASHERS:
             raise KilnError(f"{path}: unknown flash method {m!r} (known: {', '.join(FLASHERS)})")
@@ -341,15 +380,22 @@ class Target:
     def defines(self) -> list[str]:
         """Every macro of the build but defines=: the board's, the variant's, the core clock and baud
         (in this order, which the debug variant records: see _fact_defines)."""
-        return self.board.defines + self.variant.defines + [f"TK_CLOCK_HZ={self.board.clock_hz}u",
+        return self.board.defines + self.variant.defines + [f"TK_CLOCK_HZ={self.board.core_hz}u",
                                                             f"TK_CONSOLE_BAUD={self.board.baud}u"]
 
     def region_of_role(self, role: str) -> Region:
         return self.board.region(self.placement[role])
 
+    @property
+    def text_load_region(self) -> Region:
+        """Where the flasher writes the code (and .data's initial values): the text region, or the
+        region it is an alias of (code run through the F7's ITCM flash interface is written to FLASH)."""
+        text = self.region_of_role("text")
+        return self.board.region(text.alias_of) if text.alias_of else text
 
-def resolve(root: Path, board_name: str, variant_name: str) -> Target:
-    board = load_board(root, board_name)
+
+def resolve(root: Path, board_name: str, variant_name: str, clock: str = "auto", flasher: str = "") -> Target:
+    board = load_board(root, board_name, clock, flasher)
     variant = load_variant(root, variant_name)
     if not variant.applies_to(board.name):
         fits = [v for v in variant_names(root) if load_variant(root, v).applies_to(board.name)]
@@ -375,7 +421,9 @@ def memory_script(target: Target) -> str:
     the arch's sections script, whose output sections go to the aliased regions (REGION_TEXT,
     REGION_DATA, REGION_WEIGHTS, REGION_ACT, REGION_STACK). *_LOAD aliases say where initialised
     data is stored before the start-up copies it: the text region for RAM, the region itself for
-    memory the flasher writes directly.
+    memory the flasher writes directly. REGION_TEXT_LOAD is where the code is written: the text
+    region itself (the linker then keeps load = run address), or the region the text region is an
+    alias of (board.toml alias_of).
     """
     b = target.board
     lines = [f"/* Generated by tinykiln for board {b.name}, variant {target.variant.name}. */",
@@ -387,8 +435,9 @@ def memory_script(target: Target) -> str:
                         ("activations", "ACT"), ("stack", "STACK")):
         lines.append(f'REGION_ALIAS("REGION_{alias}", {target.placement[role]});')
     weights = target.region_of_role("weights")
-    weights_load = target.placement["text"] if weights.writable else weights.name
+    weights_load = target.text_load_region.name if weights.writable else weights.name
     lines.append(f'REGION_ALIAS("REGION_WEIGHTS_LOAD", {weights_load});')
+    lines.append(f'REGION_ALIAS("REGION_TEXT_LOAD", {target.text_load_region.name});')
     lines.append(f"__stack_size = 0x{target.stack_size:X};")
     lines.append(f"__heap_size = 0x{target.heap_size:X};")
     return "\n".join(lines) + "\n"
@@ -405,7 +454,7 @@ def board_info_c(target: Target) -> str:
              '#include "tk_board.h"', "",
              f"const char *tk_board_name(void) {{ return {_c_string(b.name)}; }}",
              f"const char *tk_core_name(void) {{ return {_c_string(b.core)}; }}",
-             f"uint32_t tk_clock_hz(void) {{ return {b.clock_hz}u; }}",
+             f"uint32_t tk_clock_hz(void) {{ return {b.core_hz}u; }}",
              f"const char tk_variant_name[] = {_c_string(target.variant.name)};", ""]
     rows = []
     for r in b.memory:

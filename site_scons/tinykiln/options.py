@@ -63,6 +63,10 @@ def _c_macros(value: str) -> str | None:
     return None
 
 
+def _clock_mode(value: str) -> str | None:
+    return None if value in ("auto", "reset", "max") else "takes auto, reset or max"
+
+
 def _path(text: str) -> str:
     return str(paths.user_path(text)) if text else text
 
@@ -91,6 +95,9 @@ OPTIONS: tuple[Option, ...] = (
            "print the verdict, cycles, arena and flash"),
     Option("flash", bool, False, "build, then put the firmware on the board (flasher=)"),
     Option("flasher", str, "", "flash method: qemu, openocd, pyocd, host (default: the board's first)"),
+    Option("clock", str, "auto", "the core clock: max (the board's rated clock_hz: PLL, flash wait states, "
+           "bus dividers set at start-up), reset (the clock after reset), auto: max on hardware, reset for "
+           "a QEMU run (QEMU ignores the clock registers)", check=_clock_mode),
     Option("port", str, "", "the board's console: a serial port or pyserial URL (e.g. /dev/ttyACM0, "
            "serial:/dev/ttyACM0:921600); with tune=1: measure on real boards, flashed per trial, one per "
            "port (port=/dev/ttyACM0,/dev/ttyACM1)"),

@@ -117,7 +117,9 @@ def region_usage(target: Target, sections: list[Section]) -> list[RegionUse]:
             run = target.region_of_role(role)
             load = None
             if s.name == ".data" or (s.name == ".nn_weights" and weights_region.writable):
-                load = target.region_of_role("text")
+                load = target.text_load_region
+            elif role == "text" and run.alias_of:  # run through another bus, stored in its region
+                load = target.text_load_region
             if s.name == ".nn_weights" and run.writable and load is None:
                 load = run
         else:
@@ -176,6 +178,10 @@ def build_report(target: Target, elf_path, name: str) -> tuple[dict, str]:
         "variant": target.variant.name,
         "target": name,
         "elf": str(elf_path),
+        # the core clock this firmware runs at: clock= mode (max, reset, emulated, fixed), tinykiln.clocks
+        "clock": {"mode": target.board.clock.mode if target.board.clock else "fixed",
+                  "core_hz": target.board.core_hz, "rated_hz": target.board.clock_hz,
+                  "reset_hz": target.board.reset_hz},
         "sections": [{"name": s.name, "address": s.address, "load_address": s.load_address,
                       "size": s.size, "type": "nobits" if s.nobits else "progbits"}
                      for s in sections],
@@ -222,8 +228,10 @@ def overflow_error(target: Target, overflows: dict[str, int], elf_path) -> KilnE
         name = region_name
         if region_name.startswith("REGION_"):
             alias = {"TEXT": "text", "DATA": "data", "WEIGHTS": "weights", "ACT": "activations",
-                     "STACK": "stack", "WEIGHTS_LOAD": "text"}.get(region_name[7:])
+                     "STACK": "stack"}.get(region_name[7:])
             name = target.placement.get(alias, region_name) if alias else region_name
+            if region_name[7:] in ("TEXT_LOAD", "WEIGHTS_LOAD"):  # where the flasher writes the code
+                name = target.text_load_region.name
         use = uses.get(name)
         size = use.region.size if use else 0
         lines.append(f"region {name} of board {b.name} overflowed by {over} bytes "

@@ -52,7 +52,10 @@ def test_console_pins_and_clocks_become_macros_in_the_typed_order():
         "TK_CONSOLE_APB_BIT=4", "TK_DEBUG=1", "TK_CLOCK_HZ=168000000u", "TK_CONSOLE_BAUD=115200u"]
     f746 = boards.load_board(ROOT, "nucleo-f746zg")
     assert f746.console["base"] == 0x40004800 and f746.console["apb"] == 1
-    assert f746.defines[:3] == ["TK_UART_BASE=0x40004800u", "TK_SYSTICK_HZ=16000000u", "TK_M7_CACHES"]
+    assert f746.defines[:4] == ["TK_UART_BASE=0x40004800u", "TK_UART_CLOCK_HZ=54000000u",  # APB1 at 216 MHz
+                                "TK_SYSTICK_HZ=216000000u", "TK_M7_CACHES"]
+    assert boards.load_board(ROOT, "nucleo-f746zg", "reset").defines[:3] == [
+        "TK_UART_BASE=0x40004800u", "TK_UART_CLOCK_HZ=16000000u", "TK_SYSTICK_HZ=16000000u"]
     assert "TK_CONSOLE_APB_BIT=18" in f746.defines and "TK_CONSOLE_APB2" not in f746.defines
     assert boards.load_board(ROOT, "pynq-z1").defines == [
         "TK_UART_BASE=0xE0000000u", "TK_UART_REF_HZ=100000000u", "TK_GTIMER_HZ=100000000u",
@@ -75,7 +78,8 @@ def test_every_clock_and_base_is_typed_once(name):
     assert not [d for d in typed.get("defines", []) if d.startswith(("TK_UART", "TK_SYSTICK", "TK_CONSOLE"))]
     typed_sources = [(b.dir / s).resolve() for s in typed.get("sources", [])]
     assert b.sources[:len(typed_sources)] == typed_sources  # the board's own parts, then
-    assert len(b.sources) == len(typed_sources) + 3  # the arch's two and the console driver
+    clock = 1 if b.clock.source else 0  # clock=max (a hardware board's default): its clock driver
+    assert len(b.sources) == len(typed_sources) + clock + 3  # the arch's two and the console driver
 
 
 def test_arch_gives_startup_cycles_and_linker_script_and_console_driver_follows():
@@ -168,3 +172,25 @@ def test_help_lists_options_boards_and_variants(scons):
     assert r.returncode == 0, r.output
     for word in ["board=", "variant=", "model=", "run=", "flash=", "flasher=", "port="] + BOARDS + VARIANTS:
         assert word in r.output
+
+
+def test_f746_code_runs_through_the_itcm_flash_interface_and_is_stored_in_flash():
+    t = boards.resolve(ROOT, "nucleo-f746zg", "release")
+    assert t.region_of_role("text").origin == 0x00200000 and t.text_load_region.name == "FLASH"
+    script = boards.memory_script(t)
+    assert 'REGION_ALIAS("REGION_TEXT", FLASH_ITCM);' in script
+    assert 'REGION_ALIAS("REGION_TEXT_LOAD", FLASH);' in script  # the flasher writes 0x08000000
+    mps2 = boards.memory_script(boards.resolve(ROOT, "mps2-an500", "release"))
+    assert 'REGION_ALIAS("REGION_TEXT_LOAD", CODE);' in mps2  # no alias: load = run address
+
+
+@pytest.mark.parametrize("name", ["nucleo-f746zg", "disco-h747i"])
+def test_tcm_variant_puts_the_arena_and_stack_in_dtcm(name):
+    t = boards.resolve(ROOT, name, "tcm")
+    assert t.placement["activations"] == t.placement["stack"] == t.placement["data"] == "DTCM"
+
+
+def test_an_alias_must_name_a_region_and_be_read_only(tmp_path):
+    root, name = board_copy(tmp_path, "nucleo-f746zg", lambda t: t.replace('alias_of = "FLASH"', 'alias_of = "ROM"'))
+    with pytest.raises(KilnError, match="FLASH_ITCM: alias_of must name another region"):
+        boards.load_board(root, name)

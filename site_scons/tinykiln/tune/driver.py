@@ -33,6 +33,10 @@ def _scons(root: Path, opts, args: list[str], jobs: int, log: Path | None = None
         common.append("werror=1")
     if opts.cache:
         common.append(f"cache={opts.cache}")
+    if opts.clock != "auto":  # the benchmark firmware at the session's clock (tinykiln.clocks.mode_for)
+        common.append(f"clock={opts.clock}")
+    if opts.flasher:
+        common.append(f"flasher={opts.flasher}")
     return child_scons.run(common + list(args), jobs=jobs, log=log).returncode
 
 
@@ -76,7 +80,7 @@ class Run:
 def _setup(root: Path, opts, jobs: int) -> Run:
     """Check the options and set up the run's folders; a KilnError if something is missing."""
     opts = options.typed(opts)
-    target = boards.resolve(root, opts.board, opts.variant)
+    target = boards.resolve(root, opts.board, opts.variant, opts.clock, opts.flasher)
     board = target.board
     dev_options = device.DeviceOptions.from_opts(opts)
     if not dev_options.tracker and not dev_options.port:
