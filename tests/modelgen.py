@@ -453,20 +453,27 @@ def random_input(mb_or_detail, index: int | None = None, seed: int = 0) -> np.nd
 
 
 def normalize_for_litert(model_bytes: bytes) -> bytes:
-    """Zero the meaningless quantized_dimension of rank-0/1 tensors, which LiteRT 2.3 refuses.
+    """The copy of a model that LiteRT runs: the importer's documented tolerances corrected (a
+    meaningless quantized_dimension on rank-0/1 tensors; tinykiln.tflite.tolerances owns the list).
+    Returns the input if there is nothing to correct."""
+    from tinykiln.tflite.tolerances import corrected_copy
 
-    Real models carry such values on biases (TFLM and tinykiln ignore them); a rank-1 tensor can only
-    be quantized along axis 0, so the rewrite changes nothing else. Returns the input if all is well.
-    """
-    model = schema.ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
-    changed = False
-    for sg in model.subgraphs or []:
-        for t in sg.tensors or []:
-            q = t.quantization
-            if q is not None and t.shape is not None and len(t.shape) <= 1 and q.quantizedDimension != 0:
-                q.quantizedDimension = 0
-                changed = True
-    return pack(model) if changed else bytes(model_bytes)
+    return corrected_copy(model_bytes)[0]
+
+
+def fc_model_with(bias_axis: int = 0, version: int = 1) -> bytes:
+    """A small int8 FULLY_CONNECTED whose bias (rank 1) carries quantized_dimension `bias_axis` and whose
+    opcode has `version`: files the importer runs and LiteRT refuses (a stale axis: corrected for the
+    reference; an op version LiteRT lacks: no reference at all)."""
+    mb = ModelBuilder(3)
+    x = mb.input((1, 8), "int8", name="input")
+    y = fully_connected(mb, x, 4, activation="RELU")
+    model = schema.ModelT.InitFromPackedBuf(mb.build([x], [y]), 0)
+    for t in model.subgraphs[0].tensors:
+        if t.name == b"fc/bias":
+            t.quantization.quantizedDimension = bias_axis
+    model.operatorCodes[0].version = version
+    return pack(model)
 
 
 def reference_run(model_bytes: bytes, inputs) -> list[np.ndarray]:
