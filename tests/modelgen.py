@@ -476,6 +476,41 @@ def fc_model_with(bias_axis: int = 0, version: int = 1) -> bytes:
     return pack(model)
 
 
+def litert_error(model_bytes: bytes, run: bool = False) -> str | None:
+    """LiteRT's refusal of a model (None if it loads; with run=True, also allocates and invokes on
+    zeros), found in a forked child: LiteRT can crash on files it has not verified. The model is
+    given as LiteRT would see it through validation: normalize_for_litert's copy when run=True."""
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        message = b""
+        try:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+            data = normalize_for_litert(model_bytes) if run else model_bytes
+            interp = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+            if run:
+                interp.allocate_tensors()
+                for d in interp.get_input_details():
+                    interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+                interp.invoke()
+        except Exception as e:  # noqa: BLE001 - any refusal is the answer
+            message = (str(e) or type(e).__name__).encode()[:4000]
+        os.write(write, message)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        message = f.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        return f"LiteRT crashed (exit status {code})"
+    return message or None
+
+
 def reference_run(model_bytes: bytes, inputs) -> list[np.ndarray]:
     """Run a .tflite with LiteRT's reference kernels (BUILTIN_REF); inputs in subgraph order."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType

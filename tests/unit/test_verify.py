@@ -4,7 +4,6 @@ shown to LiteRT, in a child process (LiteRT may crash on files it has not verifi
 refuse it the same way."""
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
@@ -19,31 +18,6 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "models"
 if not SHARED.is_dir():
     SHARED = Path("/work/shared/models")
 LITERT_INVALID = "The model is not a valid Flatbuffer buffer"
-
-
-def litert_error(data: bytes) -> str | None:
-    """LiteRT's error on loading `data` (None if it loads), from a forked child."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.close(read)
-        message = b""
-        try:
-            from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-            Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-        except Exception as e:  # noqa: BLE001 - any refusal is the answer
-            message = (str(e) or type(e).__name__).encode()
-        os.write(write, message)
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as f:
-        message = f.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        return f"LiteRT crashed (status {code})"
-    return message or None
 
 
 # -- where things are in a small model -------------------------------------------------------------
@@ -148,7 +122,7 @@ def test_corrupt_file_is_refused_naming_the_field_as_litert_refuses_it(corrupt, 
     message = str(load.value)
     assert message.startswith("broken: not a valid TFLite model: ") and named in message
     assert "export it again" in message
-    assert LITERT_INVALID in (litert_error(data) or "LiteRT loaded it")
+    assert LITERT_INVALID in (modelgen.litert_error(data) or "LiteRT loaded it")
 
 
 def test_identifier_and_size_rules():
@@ -158,7 +132,7 @@ def test_identifier_and_size_rules():
         with pytest.raises(CorruptFile, match=named):
             verify(bad)
         if bad:
-            assert LITERT_INVALID in (litert_error(bad) or "")
+            assert LITERT_INVALID in (modelgen.litert_error(bad) or "")
 
 
 def test_unknown_union_type_is_not_verified_like_litert():
@@ -168,7 +142,7 @@ def test_unknown_union_type_is_not_verified_like_litert():
     broken = _bad_options_table(data)
     unknown = _put(broken, _field(op, 10), "<B", 250)
     verify(unknown)
-    assert LITERT_INVALID not in (litert_error(unknown) or "")
+    assert LITERT_INVALID not in (modelgen.litert_error(unknown) or "")
 
 
 def test_every_valid_model_verifies_and_imports_as_before():
@@ -211,4 +185,4 @@ def test_table_count_limit():
     data = _put(data, at, "<I", start - at)
     with pytest.raises(CorruptFile, match="more than 1,000,000 tables"):
         verify(data)
-    assert LITERT_INVALID in (litert_error(data) or "")
+    assert LITERT_INVALID in (modelgen.litert_error(data) or "")
