@@ -186,3 +186,15 @@ def test_table_count_limit():
     with pytest.raises(CorruptFile, match="more than 1,000,000 tables"):
         verify(data)
     assert LITERT_INVALID in (modelgen.litert_error(data) or "")
+
+
+def test_schema_version_other_than_3_is_refused_as_litert_refuses_it():
+    from ai_edge_litert import schema_py_generated as s
+
+    model = s.ModelT.InitFromPackedBuf(_model(), 0)
+    model.version = 0
+    data = modelgen.pack(model)
+    with pytest.raises(KilnError, match="schema version 0; LiteRT and TFLite Micro load version 3 only: "
+                                        "export it again"):
+        tflite.load(data)
+    assert "schema version 0 not equal to supported version 3" in (modelgen.litert_error(data) or "")
