@@ -245,12 +245,32 @@ def test_reference_runs_a_corrected_copy_of_what_the_importer_tolerates(tmp_path
 def test_no_reference_names_litert_error(tmp_path):
     from tinykiln.runner.reference import NoReference, Reference
 
-    with pytest.raises(NoReference, match="Didn't find op for builtin opcode 'FULLY_CONNECTED' version '99'"):
+    with pytest.raises(NoReference, match="Didn't find op for builtin opcode 'FULLY_CONNECTED' version '99'.*"
+                                          r"\(tinykiln, like TFLite Micro, does not check op versions"):
         Reference(_fc_model(tmp_path, version=99))
     # a correction that is not enough: LiteRT's errors on the file and on the copy are both named
     with pytest.raises(NoReference, match=r"version '99'.*; nor a copy with tensor 2 'fc/bias': "
                                           r"quantized_dimension 3 -> 0 .*: Didn't find op.*version '99'"):
         Reference(_fc_model(tmp_path, bias_axis=3, version=99))
+
+
+def test_reference_copy_renames_a_tensor_whose_name_is_not_utf8(tmp_path):
+    """LiteRT's Python API cannot decode such a name; the importer takes it as a label."""
+    import modelgen as mg
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tinykiln import tflite
+    from tinykiln.runner.reference import Reference
+
+    model = schema.ModelT.InitFromPackedBuf(mg.fc_model_with(), 0)
+    model.subgraphs[0].tensors[0].name = b"in\x80put"
+    path = tmp_path / "names.tflite"
+    path.write_bytes(mg.pack(model))
+    assert tflite.load(path).tensors[0].name == "in\ufffdput"
+    ref = Reference(path)
+    assert "utf-8" in ref.refused
+    assert [c.change for c in ref.corrections] == ["name b'in\\x80put' -> 'in\ufffdput'"]
+    assert ref.inputs[0]["name"] == "in\ufffdput"
 
 
 def test_validation_without_a_reference_compares_nothing_and_does_not_pass():

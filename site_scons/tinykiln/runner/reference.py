@@ -20,11 +20,13 @@ class NoReference(KilnError):
 
 
 def _interpreter(**source):
+    """A ready interpreter, its input and output details (LiteRT's Python API decodes tensor names
+    there: a name that is not UTF-8 fails as a ValueError, like a refusal)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(experimental_op_resolver_type=OpResolverType.BUILTIN_REF, **source)
     interpreter.allocate_tensors()
-    return interpreter
+    return interpreter, interpreter.get_input_details(), interpreter.get_output_details()
 
 
 def _litert_message(e: Exception) -> str:
@@ -43,28 +45,29 @@ class Reference:
         self.corrections: list = []  # tinykiln.tflite.tolerances.Correction, when a copy runs
         self.refused = ""  # LiteRT's error on the file as it is, when a corrected copy runs
         try:
-            self.interpreter = _interpreter(model_path=str(model_path))
+            self.interpreter, self.inputs, self.outputs = _interpreter(model_path=str(model_path))
         except (ValueError, RuntimeError) as e:
-            self.interpreter = self._corrected(model_path, _litert_message(e))
-        self.inputs = self.interpreter.get_input_details()
-        self.outputs = self.interpreter.get_output_details()
+            self.interpreter, self.inputs, self.outputs = self._corrected(model_path, _litert_message(e))
 
     def _corrected(self, model_path, error: str):
-        from tinykiln.tflite.tolerances import corrected_copy
+        from tinykiln.tflite.tolerances import corrected_copy, explain
 
         try:
             data, corrections = corrected_copy(Path(model_path).read_bytes())
         except Exception:  # noqa: BLE001 - a file the object API cannot read has no copy either
             corrections = []
         if not corrections:
-            raise NoReference(f"LiteRT cannot load {model_path}: {error}") from None
+            why = explain(error)
+            raise NoReference(f"LiteRT cannot load {model_path}: {error}" + (f" ({why})" if why else "")) from None
         try:
-            interpreter = _interpreter(model_content=data)
+            opened = _interpreter(model_content=data)
         except (ValueError, RuntimeError) as e:
+            why = explain(_litert_message(e))
             raise NoReference(f"LiteRT cannot load {model_path}: {error}; nor a copy with "
-                              f"{'; '.join(map(str, corrections))}: {_litert_message(e)}") from None
+                              f"{'; '.join(map(str, corrections))}: {_litert_message(e)}"
+                              + (f" ({why})" if why else "")) from None
         self.corrections, self.refused = corrections, error
-        return interpreter
+        return opened
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):

@@ -8,8 +8,15 @@ reference kernels, so it runs them on a copy with exactly these deviations corre
   can only be quantized along axis 0, so the value is meaningless (converters leave stale values on
   biases); LiteRT refuses a quantized_dimension outside the tensor's axes, TFLite Micro and the
   importer ignore it. The copy has quantized_dimension 0.
+- a tensor name that is not UTF-8: a name is only a label to the importer (and to TFLite Micro);
+  LiteRT's Python API cannot decode it. The copy has the name with U+FFFD for the bad bytes.
 
     data, corrections = corrected_copy(original)   # corrections: [] when there is nothing to correct
+
+One tolerance has no correction, and validation then compares nothing (runner/reference.py says why,
+with `explain`): op versions. The importer, like TFLite Micro, does not check an op's version (the
+op's options and tensors say what it computes); LiteRT refuses a version its kernels do not have,
+and a lower version in a copy could mean another computation.
 
 The copy is written through flatc's object API (ai_edge_litert.schema_py_generated): the same model,
 only the listed fields differ; constant data is kept 16-byte aligned and inline.
@@ -38,6 +45,17 @@ class Correction:
 
 RANK1_AXIS = ("a rank-0/1 tensor is quantized along axis 0 whatever the file says; LiteRT refuses the "
               "stale value, TFLite Micro ignores it")
+NOT_UTF8 = "a name is a label; LiteRT's Python API cannot decode a name that is not UTF-8"
+# LiteRT's refusals the importer tolerates without a correction: (what LiteRT says, why)
+UNCORRECTED = (
+    ("Didn't find op for builtin opcode", "tinykiln, like TFLite Micro, does not check op versions: the "
+     "op's options and tensors say what it computes; this LiteRT has no kernel of that version"),
+)
+
+
+def explain(litert_error: str) -> str:
+    """Why the importer accepts what LiteRT refused with `litert_error` ("" if that is no tolerance)."""
+    return next((why for said, why in UNCORRECTED if said in litert_error), "")
 
 
 def _correct(model) -> list[Correction]:
@@ -45,11 +63,15 @@ def _correct(model) -> list[Correction]:
     out = []
     for s, sg in enumerate(model.subgraphs or []):
         for i, t in enumerate(sg.tensors or []):
+            raw = t.name or b""
+            name = raw.decode(errors="replace")
+            where = f"tensor {i} '{name}'" + (f" of subgraph {s}" if s else "")
+            if name.encode() != raw:
+                out.append(Correction(where, f"name {raw!r} -> {name!r}", NOT_UTF8))
+                t.name = name.encode()
             q = t.quantization
             rank = 0 if t.shape is None else len(t.shape)
             if q is not None and rank <= 1 and q.quantizedDimension != 0:
-                name = t.name.decode(errors="replace") if isinstance(t.name, bytes) else t.name
-                where = f"tensor {i} '{name}'" + (f" of subgraph {s}" if s else "")
                 out.append(Correction(where, f"quantized_dimension {q.quantizedDimension} -> 0", RANK1_AXIS))
                 q.quantizedDimension = 0
     return out
