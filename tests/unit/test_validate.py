@@ -269,7 +269,8 @@ def test_reference_copy_renames_a_tensor_whose_name_is_not_utf8(tmp_path):
     assert tflite.load(path).tensors[0].name == "in\ufffdput"
     ref = Reference(path)
     assert "utf-8" in ref.refused
-    assert [c.change for c in ref.corrections] == ["name b'in\\x80put' -> 'in\ufffdput'"]
+    assert [(c.where, c.change) for c in ref.corrections] == [
+        ("model.subgraphs[0].tensors[0].name", "b'in\\x80put' -> 'in\ufffdput'")]
     assert ref.inputs[0]["name"] == "in\ufffdput"
 
 

@@ -8,8 +8,9 @@ reference kernels, so it runs them on a copy with exactly these deviations corre
   can only be quantized along axis 0, so the value is meaningless (converters leave stale values on
   biases); LiteRT refuses a quantized_dimension outside the tensor's axes, TFLite Micro and the
   importer ignore it. The copy has quantized_dimension 0.
-- a tensor name that is not UTF-8: a name is only a label to the importer (and to TFLite Micro);
-  LiteRT's Python API cannot decode it. The copy has the name with U+FFFD for the bad bytes.
+- a string that is not UTF-8 (a tensor's name, a signature's key or tensor names, ...): a name is
+  only a label to the importer (and to TFLite Micro); LiteRT's Python API cannot decode it. The
+  copy has the string with U+FFFD for the bad bytes.
 
     data, corrections = corrected_copy(original)   # corrections: [] when there is nothing to correct
 
@@ -60,20 +61,35 @@ def explain(litert_error: str) -> str:
 
 def _correct(model) -> list[Correction]:
     """Correct the object-API model in place; what was changed."""
-    out = []
+    out = _utf8(model, "model")
     for s, sg in enumerate(model.subgraphs or []):
         for i, t in enumerate(sg.tensors or []):
-            raw = t.name or b""
-            name = raw.decode(errors="replace")
-            where = f"tensor {i} '{name}'" + (f" of subgraph {s}" if s else "")
-            if name.encode() != raw:
-                out.append(Correction(where, f"name {raw!r} -> {name!r}", NOT_UTF8))
-                t.name = name.encode()
             q = t.quantization
             rank = 0 if t.shape is None else len(t.shape)
             if q is not None and rank <= 1 and q.quantizedDimension != 0:
+                name = (t.name or b"").decode(errors="replace")
+                where = f"tensor {i} '{name}'" + (f" of subgraph {s}" if s else "")
                 out.append(Correction(where, f"quantized_dimension {q.quantizedDimension} -> 0", RANK1_AXIS))
                 q.quantizedDimension = 0
+    return out
+
+
+def _utf8(obj, where: str) -> list[Correction]:
+    """Every string of the object tree made UTF-8 (strings are the object API's only bytes values)."""
+    out = []
+    for key, value in list(vars(obj).items()):
+        here = f"{where}.{key}"
+        if isinstance(value, bytes):
+            text = value.decode(errors="replace")
+            if text.encode() != value:
+                out.append(Correction(here, f"{value!r} -> {text!r}", NOT_UTF8))
+                setattr(obj, key, text.encode())
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if hasattr(item, "__dict__"):
+                    out += _utf8(item, f"{here}[{i}]")
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            out += _utf8(value, here)
     return out
 
 
