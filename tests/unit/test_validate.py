@@ -308,3 +308,24 @@ def test_validation_against_a_corrected_copy_says_so():
     assert note.endswith("\n  - tensor 2 'b': quantized_dimension 3 -> 0 (why)")
     plain = v.validate(_FakeRunner(0), _FakeReference(), inputs)
     assert v.reference_note(plain) == "" and plain.to_json()["reference"] == "litert"
+
+
+def test_reference_copy_drops_empty_data_vectors():
+    """PyTorch exporters write empty data vectors for activations: no data to TFLite Micro (and to the
+    importer once it reads them so), a 0-byte constant that LiteRT refuses."""
+    import modelgen as mg
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tinykiln.tflite.tolerances import corrected_copy
+
+    model = schema.ModelT.InitFromPackedBuf(mg.fc_model_with(), 0)
+    empty = schema.BufferT()
+    empty.data = np.zeros(0, np.uint8)
+    model.buffers.append(empty)
+    model.subgraphs[0].tensors[-1].buffer = len(model.buffers) - 1  # the output: an activation
+    data = mg.pack(model)
+    assert mg.litert_error(data) is not None  # the file as it is
+    copy, corrections = corrected_copy(data)
+    assert [(c.where, c.change) for c in corrections] == [(f"buffer {len(model.buffers) - 1}",
+                                                           "empty data vector -> none")]
+    assert mg.litert_error(copy, run=True) is None

@@ -8,6 +8,9 @@ reference kernels, so it runs them on a copy with exactly these deviations corre
   can only be quantized along axis 0, so the value is meaningless (converters leave stale values on
   biases); LiteRT refuses a quantized_dimension outside the tensor's axes, TFLite Micro and the
   importer ignore it. The copy has quantized_dimension 0.
+- a buffer whose data vector is present but empty (how PyTorch exporters mark activations): TFLite
+  Micro and the importer read it as no data, LiteRT 2.3 takes it for a 0-byte constant and refuses
+  it. The copy has no data vector there.
 - a string that is not UTF-8 (a tensor's name, a signature's key or tensor names, ...): a name is
   only a label to the importer (and to TFLite Micro); LiteRT's Python API cannot decode it. The
   copy has the string with U+FFFD for the bad bytes.
@@ -46,6 +49,8 @@ class Correction:
 
 RANK1_AXIS = ("a rank-0/1 tensor is quantized along axis 0 whatever the file says; LiteRT refuses the "
               "stale value, TFLite Micro ignores it")
+EMPTY_DATA = ("an empty data vector means no data to TFLite Micro; LiteRT takes it for a 0-byte constant "
+              "and refuses it")
 NOT_UTF8 = "a name is a label; LiteRT's Python API cannot decode a name that is not UTF-8"
 # LiteRT's refusals the importer tolerates without a correction: (what LiteRT says, why)
 UNCORRECTED = (
@@ -62,6 +67,10 @@ def explain(litert_error: str) -> str:
 def _correct(model) -> list[Correction]:
     """Correct the object-API model in place; what was changed."""
     out = _utf8(model, "model")
+    for b, buf in enumerate(model.buffers or []):
+        if buf.data is not None and len(buf.data) == 0:
+            out.append(Correction(f"buffer {b}", "empty data vector -> none", EMPTY_DATA))
+            buf.data = None
     for s, sg in enumerate(model.subgraphs or []):
         for i, t in enumerate(sg.tensors or []):
             q = t.quantization
