@@ -518,27 +518,66 @@ def random_input(mb_or_detail, index: int | None = None, seed: int = 0) -> np.nd
 
 
 def normalize_for_litert(model_bytes: bytes) -> bytes:
-    """Zero the meaningless quantized_dimension of rank-0/1 tensors, which LiteRT 2.3 refuses, and drop
-    empty data vectors, which LiteRT 2.3 takes for 0-byte constants (and refuses).
+    """The copy of a model that LiteRT runs: the importer's documented tolerances corrected (a
+    meaningless quantized_dimension on rank-0/1 tensors; tinykiln.tflite.tolerances owns the list).
+    Returns the input if there is nothing to correct."""
+    from tinykiln.tflite.tolerances import corrected_copy
 
-    Real models carry such values on biases (TFLM and tinykiln ignore them); a rank-1 tensor can only
-    be quantized along axis 0, so the rewrite changes nothing else. Empty data vectors are how
-    PyTorch exporters mark activations (TFLM and tinykiln read them as no data). Returns the input
-    if all is well.
-    """
-    model = schema.ModelT.InitFromPackedBuf(bytes(model_bytes), 0)
-    changed = False
-    for buf in model.buffers or []:
-        if buf.data is not None and len(buf.data) == 0:
-            buf.data = None
-            changed = True
-    for sg in model.subgraphs or []:
-        for t in sg.tensors or []:
-            q = t.quantization
-            if q is not None and t.shape is not None and len(t.shape) <= 1 and q.quantizedDimension != 0:
-                q.quantizedDimension = 0
-                changed = True
-    return pack(model) if changed else bytes(model_bytes)
+    return corrected_copy(model_bytes)[0]
+
+
+def fc_model_with(bias_axis: int = 0, version: int = 1) -> bytes:
+    """A small int8 FULLY_CONNECTED whose bias (rank 1) carries quantized_dimension `bias_axis` and whose
+    opcode has `version`: files the importer runs and LiteRT refuses (a stale axis: corrected for the
+    reference; an op version LiteRT lacks: no reference at all)."""
+    mb = ModelBuilder(3)
+    x = mb.input((1, 8), "int8", name="input")
+    y = fully_connected(mb, x, 4, activation="RELU")
+    model = schema.ModelT.InitFromPackedBuf(mb.build([x], [y]), 0)
+    for t in model.subgraphs[0].tensors:
+        if t.name == b"fc/bias":
+            t.quantization.quantizedDimension = bias_axis
+    model.operatorCodes[0].version = version
+    return pack(model)
+
+
+def litert_error(model_bytes: bytes, run: bool = False) -> str | None:
+    """LiteRT's refusal of a model (None if it loads; with run=True, also allocates and invokes on
+    zeros), found in a forked child: LiteRT can crash on files it has not verified. The model is
+    given as LiteRT would see it through validation: normalize_for_litert's copy when run=True."""
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        import faulthandler
+
+        os.close(read)
+        faulthandler.disable()  # a crash is the answer, not a report for the test's output
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+        message = b""
+        try:
+            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+            data = normalize_for_litert(model_bytes) if run else model_bytes
+            interp = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+            if run:
+                interp.allocate_tensors()
+                for d in interp.get_input_details():
+                    interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+                interp.invoke()
+        except Exception as e:  # noqa: BLE001 - any refusal is the answer
+            message = (str(e) or type(e).__name__).encode()[:4000]
+        os.write(write, message)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        message = f.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        return f"LiteRT crashed (exit status {code})"
+    return message or None
 
 
 def reference_run(model_bytes: bytes, inputs) -> list[np.ndarray]:

@@ -29,7 +29,9 @@ shift=0 and TCP serial; hardware: flash=1 first, then port=), show a sample's to
 seeded random inputs plus the model's samples, compare every output with LiteRT's reference
 kernels, print the verdict, the count per inference, arena and flash (runner/model_run.py), merge
 "validation" and the count into report.json. profile=1 adds the per-layer table, report.json
-"profile" and profile.png. A failed validation fails the build.
+"profile" and profile.png. A failed validation fails the build, and so does one that compared
+nothing (LiteRT cannot run the model, nor a corrected copy: runner/reference.py): the firmware is
+built and ran the inputs, report.json says "compared": false, but the build is not green.
 
 app=perf (or any other app): the firmware is built as <model>-<app> (its own directory, so
 switching apps rebuilds nothing) and run=1 / flash=1 run it like any firmware (kiln.py KilnDeploy).
@@ -206,16 +208,15 @@ def _validate_alias(env, ms, elf, report_json):
 
     @kiln_action
     def run_on_device(target_nodes, source, env):
-        from tinykiln.runner import model_run
+        from tinykiln.runner import model_run, validate
 
         compiled = pipeline.load_cached(cache)
-        ok = model_run.run_model(board, str(source[0]), model, options, n=n, seed=seed,
-                                 profile=profile, report_path=report_json.abspath,
-                                 graph=compiled.graph if compiled else None)
+        result = model_run.run_model(board, str(source[0]), model, options, n=n, seed=seed,
+                                     profile=profile, report_path=report_json.abspath,
+                                     graph=compiled.graph if compiled else None)
         sys.stdout.flush()
-        if not ok:
-            raise SCons.Errors.UserError(f"validation of {model.name} on {board.name} failed "
-                                         f"(mismatches above)")
+        if not result.passed:  # a mismatch, or nothing compared: never a green build
+            raise SCons.Errors.UserError(validate.failure(result, model.name, board.name))
         return 0
 
     where = {"qemu": "QEMU", "host": "host"}.get(method, options.port)

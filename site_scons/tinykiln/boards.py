@@ -36,6 +36,14 @@ PLACEMENT_ROLES = {
     "stack": (".stack",),
 }
 FLASHERS = ("qemu", "openocd", "pyocd", "host")
+
+# The float32 rule: C compiles every float operation as written. GCC's default for GNU C is
+# -ffp-contract=fast, which fuses a*b+c into one VFMA (one rounding instead of two) wherever the FPU
+# has it (Cortex-M4F, M7, M33): float kernels then differ from LiteRT's reference kernels, which
+# round the product and the sum apart (~1e-5 relative on long reductions). With contraction off the
+# kernels compute LiteRT's operations one by one, and validation keeps its one float tolerance
+# (runner/validate.py FLOAT_RTOL). Integer code has nothing to contract: int8 firmware is unchanged.
+FLOAT_CFLAGS = ["-ffp-contract=off"]
 DEFAULT_BAUD = 115200
 
 
@@ -374,7 +382,8 @@ class Target:
 
     @property
     def cflags(self) -> list[str]:
-        return self.board.cpu_flags + self.variant.cflags
+        """The board's CPU flags, the float32 rule (FLOAT_CFLAGS), then the variant's."""
+        return self.board.cpu_flags + FLOAT_CFLAGS + self.variant.cflags
 
     @property
     def defines(self) -> list[str]:

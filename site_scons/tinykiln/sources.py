@@ -13,7 +13,8 @@
     pipeline_files() / pipeline_digest()     what the pipeline's result (graph, lowering, plan, AOT
                                              text) depends on: tinykiln.pipeline and everything it
                                              imports, the importer, the op families and codegen
-    package_versions() -> [str]              TVM, tflite, numpy: the packages the pipeline runs
+    package_versions() -> [str]              TVM, tflite, numpy, ai-edge-litert (whose schema the
+                                             importer's verifier walks): the packages the pipeline runs
 
 A kernel's spec carries its family's generator digest (KernelSpec.tool_versions), so its C file name
 and its cache keys (SCons, the shared kernel cache, the test suite's cache) change exactly when a
@@ -37,7 +38,7 @@ _ROOT = Path(__file__).resolve().parent  # site_scons/tinykiln
 # the op families (registered by importlib) and codegen (whose digest is in every lowered spec).
 _PIPELINE_ROOTS = ("tinykiln.pipeline", "tinykiln.tflite", "tinykiln.codegen")
 _PIPELINE_WHOLE = ("tinykiln.ops",)
-_PACKAGES = ("apache-tvm", "tflite", "numpy")
+_PACKAGES = ("apache-tvm", "tflite", "numpy", "ai-edge-litert")
 # Codegen finds a spec's family by name through these; what they import (every family) does not
 # generate this family's code.
 _FAMILY_LOOKUP = ("tinykiln.ops", "tinykiln.ops.registry")

@@ -1,6 +1,7 @@
 """Board and variant files: they load, their memory maps are sane, bad names are clear errors, and each
 hardware fact typed once in board.toml becomes the macros, sources and linker script the build uses."""
 import shutil
+import subprocess
 import tomllib
 
 import pytest
@@ -194,3 +195,34 @@ def test_an_alias_must_name_a_region_and_be_read_only(tmp_path):
     root, name = board_copy(tmp_path, "nucleo-f746zg", lambda t: t.replace('alias_of = "FLASH"', 'alias_of = "ROM"'))
     with pytest.raises(KilnError, match="FLASH_ITCM: alias_of must name another region"):
         boards.load_board(root, name)
+
+
+# a*b+c as a float kernel writes it: GCC fuses it into VFMA unless the float rule forbids it
+FMA_C = "float madd(const float *a, const float *b, int n) { float s = 0.0f; " \
+        "for (int i = 0; i < n; i++) s += a[i] * b[i]; return s; }\n"
+
+
+@pytest.mark.parametrize("name", [b for b in boards.board_names(ROOT) if b != "host"])
+def test_float_rule_keeps_multiply_adds_apart_on_every_board(tmp_path, name):
+    """boards.FLOAT_CFLAGS is in every target's flags, and with it no board's compiler emits a fused
+    multiply-add (LiteRT rounds the product and the sum apart); the same C without it does on cores
+    with FMA, so the check is not vacuous. (The A9's VFPv3 has no fused multiply-add: its VMLA rounds
+    the product, then the sum, as two instructions would.)"""
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        pytest.skip("arm-none-eabi-gcc is not installed")
+    target = boards.resolve(ROOT, name, "release")
+    for flag in boards.FLOAT_CFLAGS:
+        assert flag in target.cflags
+    src = tmp_path / "madd.c"
+    src.write_text(FMA_C)
+
+    def assembly(flags):
+        out = tmp_path / "madd.s"
+        subprocess.run([gcc, *flags, "-S", "-o", str(out), str(src)], check=True)
+        return out.read_text()
+
+    assert not [f for f in ("vfma", "vfms", "vfnma", "vfnms") if f in assembly(target.cflags)]
+    contracted = [f for f in target.cflags if f not in boards.FLOAT_CFLAGS]
+    if target.board.core in ("cortex-m4", "cortex-m7"):
+        assert "vfma" in assembly(contracted)

@@ -1,8 +1,12 @@
 """Fuzz the importer with mutated real .tflite files: every case ends in a Graph or a KilnError.
 
-Never another exception, a crash or a hang (each case has a time limit). The default suite runs a
-short deterministic campaign; the slow suite runs >= 10,000 cases in a child process, so that a crash
-in native code would be reported as a failure instead of killing pytest.
+Never another exception, a crash or a hang (each case has a time limit). Whatever the importer
+accepts, LiteRT must run too (through the copy validation uses: the importer's documented
+tolerances corrected, tinykiln.tflite.tolerances), and the importer's flatbuffer verifier must judge
+each mutated file as LiteRT's does. LiteRT runs in a forked child (it can crash on files it has not
+verified). The default suite runs a short deterministic campaign; the slow suite runs >= 10,000
+cases in a child process, so that a crash in native code would be reported as a failure instead of
+killing pytest.
 
 Run by hand: python tests/unit/test_fuzz_importer.py 50000
 """
@@ -16,7 +20,6 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,9 +27,14 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # when run as a script: modelgen
 import modelgen  # noqa: E402
 from tinykiln import KilnError, tflite  # noqa: E402
+from tinykiln.tflite import tolerances  # noqa: E402
+from tinykiln.tflite.verify import CorruptFile, verify  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_MODELS = REPO.parent / "shared" / "models"
+if not SHARED_MODELS.is_dir():
+    SHARED_MODELS = Path("/work/shared/models")
+LITERT_INVALID = "The model is not a valid Flatbuffer buffer"
 CASE_SECONDS = 5.0
 
 
@@ -124,19 +132,37 @@ def check_case(seed_index: int, mutations) -> None:
         try:
             tflite.load(data, name="fuzzed")
         except KilnError:
-            pass
+            return
+    # accepted: then validation's reference must run it, unless it is a documented tolerance
+    error = modelgen.litert_error(data, run=True)
+    assert error is None or tolerances.explain(error), f"the importer accepts a file LiteRT cannot run: {error}"
+
+
+def check_verifier(seed_index: int, mutations) -> None:
+    """The verifier refuses exactly the files LiteRT's verifier refuses."""
+    data = mutate(CORPUS[seed_index], mutations)
+    try:
+        verify(data)
+        ours = None
+    except CorruptFile as e:
+        ours = str(e)
+    if not data:
+        return  # LiteRT refuses an empty model before its verifier runs
+    theirs = modelgen.litert_error(data) or ""
+    assert (ours is not None) == (LITERT_INVALID in theirs), \
+        f"verifier: {ours or 'accepts'}; LiteRT: {theirs or 'accepts'}"
 
 
 CASES_RUN = [0]
 
 
-def fuzz_test(max_examples: int, derandomize: bool):
+def fuzz_test(max_examples: int, derandomize: bool, check=check_case):
     @settings(max_examples=max_examples, derandomize=derandomize, database=None, deadline=None,
               suppress_health_check=list(HealthCheck), print_blob=True)
     @given(st.integers(0, len(CORPUS) - 1), st.lists(mutation, min_size=1, max_size=6))
     def run(seed_index, mutations):
         CASES_RUN[0] += 1
-        check_case(seed_index, mutations)
+        check(seed_index, mutations)
 
     return run
 
@@ -226,14 +252,8 @@ def structured_fuzz_test(max_examples: int, derandomize: bool):
 
 
 def run_with_litert(blob: bytes) -> None:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_content=modelgen.normalize_for_litert(blob),
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    interp.allocate_tensors()
-    for d in interp.get_input_details():
-        interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-    interp.invoke()
+    error = modelgen.litert_error(blob, run=True)
+    assert error is None or tolerances.explain(error), f"the importer accepts a file LiteRT cannot run: {error}"
 
 
 def test_structured_fuzz_importer_short():
@@ -242,6 +262,10 @@ def test_structured_fuzz_importer_short():
 
 def test_fuzz_importer_short():
     fuzz_test(200, derandomize=True)()
+
+
+def test_fuzz_verifier_agrees_with_litert_short():
+    fuzz_test(60, derandomize=True, check=check_verifier)()
 
 
 def test_corpus_is_accepted_unmutated():
@@ -270,5 +294,8 @@ if __name__ == "__main__":
     fuzz_test(count, derandomize=False)()
     mutated = CASES_RUN[0]
     structured_fuzz_test(count // 4, derandomize=False)()
-    print(f"fuzzed the importer: cases: {mutated}, plus {CASES_RUN[0] - mutated} structured edits, "
-          f"corpus: {len(CORPUS)} files, all ended in a Graph or a KilnError")
+    structured = CASES_RUN[0] - mutated
+    fuzz_test(count // 4, derandomize=False, check=check_verifier)()
+    print(f"fuzzed the importer: cases: {mutated}, plus {structured} structured edits and "
+          f"{CASES_RUN[0] - mutated - structured} verifier comparisons with LiteRT, corpus: {len(CORPUS)} "
+          "files, all ended in a Graph or a KilnError, LiteRT running what the importer accepts")

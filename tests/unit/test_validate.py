@@ -211,3 +211,121 @@ def test_samples_option_on_a_device_run(scons, tmp_path):
     r = scons("board=host", f"model={model}", "validate=1", "n=1", f"samples={tmp_path / 'features.npy'}")
     assert r.returncode == 0, r.output
     assert "validation PASS" in r.output and "(1 random, 2 sample)" in r.output, r.output
+
+
+# --- the reference: a corrected copy, or none --------------------------------------------------
+
+def _fc_model(tmp_path: Path, bias_axis: int = 0, version: int = 1) -> Path:
+    import modelgen as mg
+
+    path = tmp_path / f"fc_{bias_axis}_{version}.tflite"
+    path.write_bytes(mg.fc_model_with(bias_axis, version))
+    return path
+
+
+def test_reference_runs_a_corrected_copy_of_what_the_importer_tolerates(tmp_path):
+    """A stale quantized_dimension on a bias: the importer ignores it (as TFLite Micro does), LiteRT
+    refuses the file, the reference runs a copy with quantized_dimension 0 and says so."""
+    from tinykiln import tflite
+    from tinykiln.runner.reference import Reference
+
+    path = _fc_model(tmp_path, bias_axis=3)
+    tflite.load(path)
+    ref = Reference(path)
+    assert "quantized_dimension must be in range" in ref.refused
+    assert [str(c) for c in ref.corrections] == [
+        "tensor 2 'fc/bias': quantized_dimension 3 -> 0 (a rank-0/1 tensor is quantized along axis 0 "
+        "whatever the file says; LiteRT refuses the stale value, TFLite Micro ignores it)"]
+    clean = Reference(_fc_model(tmp_path, bias_axis=0))
+    assert clean.corrections == [] and clean.refused == ""
+    x = np.arange(-40, 40, 10, dtype=np.int8).reshape(1, 8)
+    np.testing.assert_array_equal(ref.run([x])[0], clean.run([x])[0])
+
+
+def test_no_reference_names_litert_error(tmp_path):
+    from tinykiln.runner.reference import NoReference, Reference
+
+    with pytest.raises(NoReference, match="Didn't find op for builtin opcode 'FULLY_CONNECTED' version '99'.*"
+                                          r"\(tinykiln, like TFLite Micro, does not check op versions"):
+        Reference(_fc_model(tmp_path, version=99))
+    # a correction that is not enough: LiteRT's errors on the file and on the copy are both named
+    with pytest.raises(NoReference, match=r"version '99'.*; nor a copy with tensor 2 'fc/bias': "
+                                          r"quantized_dimension 3 -> 0 .*: Didn't find op.*version '99'"):
+        Reference(_fc_model(tmp_path, bias_axis=3, version=99))
+
+
+def test_reference_copy_renames_a_tensor_whose_name_is_not_utf8(tmp_path):
+    """LiteRT's Python API cannot decode such a name; the importer takes it as a label."""
+    import modelgen as mg
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tinykiln import tflite
+    from tinykiln.runner.reference import Reference
+
+    model = schema.ModelT.InitFromPackedBuf(mg.fc_model_with(), 0)
+    model.subgraphs[0].tensors[0].name = b"in\x80put"
+    path = tmp_path / "names.tflite"
+    path.write_bytes(mg.pack(model))
+    assert tflite.load(path).tensors[0].name == "in\ufffdput"
+    ref = Reference(path)
+    assert "utf-8" in ref.refused
+    assert [(c.where, c.change) for c in ref.corrections] == [
+        ("model.subgraphs[0].tensors[0].name", "b'in\\x80put' -> 'in\ufffdput'")]
+    assert ref.inputs[0]["name"] == "in\ufffdput"
+
+
+def test_validation_without_a_reference_compares_nothing_and_does_not_pass():
+    from tinykiln.runner.reference import NoReference
+
+    inputs = [[np.array([[2, 4, 6, 8]], np.int8)] for _ in range(3)]
+    result = v.validate(_FakeRunner(0), NoReference("LiteRT cannot load m.tflite: no kernel"), inputs)
+    assert not result.compared and not result.passed and not result.bit_exact
+    assert result.cycles == [100, 100, 100]  # the device still ran every input
+    line = v.verdict_line(result, "m", "host")
+    assert line.startswith("validation NOT COMPARED: m on host, 3 runs (3 random, 0 sample) ran on the device, "
+                           "none compared with a reference: LiteRT cannot load m.tflite: no kernel")
+    assert "PASS" not in line
+    block = result.to_json()
+    assert block["compared"] is False and block["passed"] is False and block["reference"] == "none"
+    assert block["reference_error"] == "LiteRT cannot load m.tflite: no kernel"
+    assert "compared nothing" in v.failure(result, "m", "host")
+
+
+def test_validation_against_a_corrected_copy_says_so():
+    class Corrected(_FakeReference):
+        corrections = ["tensor 2 'b': quantized_dimension 3 -> 0 (why)"]
+        refused = "quantized_dimension must be in range [0, 1). Was 3."
+
+    inputs = [[np.array([[2, 4, 6, 8]], np.int8)]]
+    result = v.validate(_FakeRunner(0), Corrected(), inputs)
+    assert result.passed and result.compared
+    block = result.to_json()
+    assert block["reference"] == "litert (corrected copy)" and block["corrections"] == Corrected.corrections
+    assert block["reference_error"] == Corrected.refused
+    assert "a corrected copy" in v.verdict_line(result, "m", "host")
+    note = v.reference_note(result)
+    assert note.startswith("LiteRT refuses the file as it is (quantized_dimension must be in range")
+    assert note.endswith("\n  - tensor 2 'b': quantized_dimension 3 -> 0 (why)")
+    plain = v.validate(_FakeRunner(0), _FakeReference(), inputs)
+    assert v.reference_note(plain) == "" and plain.to_json()["reference"] == "litert"
+
+
+def test_reference_copy_drops_empty_data_vectors():
+    """PyTorch exporters write empty data vectors for activations: no data to TFLite Micro (and to the
+    importer once it reads them so), a 0-byte constant that LiteRT refuses."""
+    import modelgen as mg
+    from ai_edge_litert import schema_py_generated as schema
+
+    from tinykiln.tflite.tolerances import corrected_copy
+
+    model = schema.ModelT.InitFromPackedBuf(mg.fc_model_with(), 0)
+    empty = schema.BufferT()
+    empty.data = np.zeros(0, np.uint8)
+    model.buffers.append(empty)
+    model.subgraphs[0].tensors[-1].buffer = len(model.buffers) - 1  # the output: an activation
+    data = mg.pack(model)
+    assert mg.litert_error(data) is not None  # the file as it is
+    copy, corrections = corrected_copy(data)
+    assert [(c.where, c.change) for c in corrections] == [(f"buffer {len(model.buffers) - 1}",
+                                                           "empty data vector -> none")]
+    assert mg.litert_error(copy, run=True) is None

@@ -15,6 +15,7 @@ import numpy as np
 from tinykiln.fixedpoint.prepare import CLAMPS
 from tinykiln.graph import Tensor
 
+from .reference import softmax_input_real_multiplier
 from .rules import FIXED_OUTPUT_QUANT, conv_out, fixed_output_quant_ok, reduced_shape, strided_slice_ranges
 
 ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT")
@@ -291,6 +292,10 @@ def softmax(v: OpView) -> dict:
         v.fail(f"beta {beta} is not finite")
     elif beta <= 0 and v.x.dtype == "int8":
         v.fail(f"int8 SOFTMAX needs beta > 0, has {beta} (LiteRT aborts on it)")
+    elif v.x.dtype == "int8" and v.x.quant is not None and \
+            not softmax_input_real_multiplier(v.x.quant.scale[0], beta) > 1:
+        v.fail(f"int8 SOFTMAX needs beta * input scale * 2^26 > 1, has beta {beta:g} and input scale "
+               f"{v.x.quant.scale[0]:g} (LiteRT and TFLite Micro abort on it)")
     return attrs
 
 

@@ -172,10 +172,16 @@ SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
 SOFTMAX_ACCUMULATION_INTEGER_BITS = 12
 
 
+def softmax_input_real_multiplier(in_scale, beta) -> float:
+    """PreprocessSoftmaxScaling's real multiplier; TFLite (and TFLite Micro) abort unless it is > 1."""
+    bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS
+    return min(float(f32(beta)) * float(f32(in_scale)) * (1 << (31 - bits)), (1 << 31) - 1.0)
+
+
 def softmax_params(in_scale, beta) -> dict:
     """SoftmaxPrepare (kReference): PreprocessSoftmaxScaling and the diff_min cut-off."""
     bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS
-    real = min(float(f32(beta)) * float(f32(in_scale)) * (1 << (31 - bits)), (1 << 31) - 1.0)
+    real = softmax_input_real_multiplier(in_scale, beta)
     m, left_shift = quantize_multiplier_greater_than_one(real)
     max_input_rescaled = 1.0 * ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << left_shift)
     diff_min = -int(math.floor(max_input_rescaled))

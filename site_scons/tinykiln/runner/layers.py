@@ -54,10 +54,14 @@ def build_debug_firmware(model_path: str, workdir: Path) -> tuple[Path, object]:
 def compare_layers(model_path: str, seed: int = 0, runs: int = 1) -> list[dict]:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from tinykiln.tflite.tolerances import corrected_copy
+
     rows: dict[int, dict] = {}
     with tempfile.TemporaryDirectory(prefix="tk-layers-") as tmp:
         exe, graph = build_debug_firmware(model_path, Path(tmp))
-        interp = Interpreter(model_path=model_path, experimental_preserve_all_tensors=True,
+        # the copy LiteRT runs (the importer's tolerances corrected; the same tensors, in the same order)
+        data, _ = corrected_copy(Path(model_path).read_bytes())
+        interp = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
                              experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         interp.allocate_tensors()
         producer = {o: op for op in graph.ops for o in op.outputs}

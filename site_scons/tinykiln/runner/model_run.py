@@ -1,8 +1,9 @@
 """run=1 / validate=1 / profile=1 for a model firmware: connect, show a sample's top classes,
 validate against LiteRT, count cycles, profile the layers, print the summary, fill report.json.
 
-    ok = run_model(board, "build/mps2-an500/release/cifar10/cifar10.elf", model,
-                   DeviceOptions(), n=10, report_path=".../report.json", profile=True)
+    result = run_model(board, "build/mps2-an500/release/cifar10/cifar10.elf", model,
+                       DeviceOptions(), n=10, report_path=".../report.json", profile=True)
+    result.passed   # False on a mismatch, and when LiteRT could not run the model (nothing compared)
 
 Where the firmware runs is tinykiln.device's decision (purpose SESSION); the same code path for
 each, only the console differs:
@@ -29,7 +30,7 @@ from tinykiln.device.deploy import program
 from . import profile as prof
 from . import validate as v
 from .airunner import AiRunner
-from .reference import Reference
+from .reference import NoReference, Reference
 
 # What the device's counter unit is called in report.json and in the summary.
 COUNT_KEYS = {"instructions": "instructions_per_inference", "cpu-cycles": "cycles_per_inference",
@@ -65,10 +66,11 @@ def _count_line(unit: str, median: int | None, runs: int, emulated: bool) -> str
 
 def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int = 10,
               seed: int = v.DEFAULT_SEED, profile: bool = False, report_path: str | None = None,
-              out=None, graph=None) -> bool:
+              out=None, graph=None) -> v.ValidationResult:
     """Everything run=1 does once the firmware is built: program it first when options say flash=1
-    (hardware), then the session; True if validation passed. Raises KilnError if the device
-    misbehaves (with what it printed, e.g. a fault report)."""
+    (hardware), then the session; the validation's result (.passed). Raises KilnError if the device
+    misbehaves (with what it printed, e.g. a fault report). When LiteRT cannot run the model the
+    inputs still run on the device, and the result says that nothing was compared."""
     from tinykiln import models
 
     out = out or sys.stdout
@@ -77,7 +79,10 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
     def say(line=""):
         print(line, file=out, flush=True)
 
-    reference = Reference(model.path)
+    try:
+        reference = Reference(model.path)
+    except NoReference as e:
+        reference = e
     with device.open(board, options, device.SESSION) as dev:
         if dev.kind in device.PROBES and options.flash:
             program(dev, elf)
@@ -97,6 +102,9 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
                 raise KilnError(f"QEMU ended with status {status} after the run{dev.exit_note()}")
     result, info, layers, invoke_total = outcome
 
+    note = v.reference_note(result)
+    if note:
+        say(note)
     say(v.verdict_line(result, model.name, board.name))
     median = v._median(result.cycles)
     emulated = dev.kind == device.QEMU
@@ -125,7 +133,7 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
             say(f"profile chart: {png}")
     if report_path:
         report.merge(report_path, **blocks)
-    return result.passed
+    return result
 
 
 def _session(console, model, reference, n, seed, profile, timeout, say, models, out):
@@ -142,8 +150,12 @@ def _session(console, model, reference, n, seed, profile, timeout, say, models, 
             say(f"sample {entry['file']}{expected}: top classes "
                 f"{top_classes(outputs[0], info.outputs[0], model.labels)}")
         input_sets = v.random_inputs(info.inputs, n, seed) + samples
-        say(f"validating {len(input_sets)} inputs ({n} random, {len(samples)} sample) against "
-            f"LiteRT's reference kernels...")
+        if isinstance(reference, NoReference):
+            say(f"running {len(input_sets)} inputs ({n} random, {len(samples)} sample); no reference to "
+                f"compare them with: {reference}")
+        else:
+            say(f"validating {len(input_sets)} inputs ({n} random, {len(samples)} sample) against "
+                f"LiteRT's reference kernels...")
         with progress.Progress(len(input_sets), "validating", stream=out) as bar:
             result = v.validate(runner, reference, input_sets, sample_runs=len(samples),
                                 progress=lambda done, total: bar.update())

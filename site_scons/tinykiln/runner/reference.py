@@ -1,4 +1,11 @@
-"""The ground truth: the LiteRT interpreter with TFLite's reference kernels (BUILTIN_REF)."""
+"""The ground truth: the LiteRT interpreter with TFLite's reference kernels (BUILTIN_REF).
+
+LiteRT loads the .tflite as it is. If it refuses the file and the file has deviations the importer
+tolerates on purpose (tinykiln.tflite.tolerances), the reference runs a corrected copy instead and
+says what it corrected (`corrections`, and LiteRT's error on the original in `refused`). If LiteRT
+cannot run the model at all, Reference raises NoReference with LiteRT's error: validation then
+compares nothing, and says so.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,25 +15,59 @@ import numpy as np
 from tinykiln import KilnError
 
 
+class NoReference(KilnError):
+    """LiteRT cannot run this model (nor a corrected copy): there is nothing to compare against."""
+
+
+def _interpreter(**source):
+    """A ready interpreter, its input and output details (LiteRT's Python API decodes tensor names
+    there: a name that is not UTF-8 fails as a ValueError, like a refusal)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(experimental_op_resolver_type=OpResolverType.BUILTIN_REF, **source)
+    interpreter.allocate_tensors()
+    return interpreter, interpreter.get_input_details(), interpreter.get_output_details()
+
+
+def _litert_message(e: Exception) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 class Reference:
     """Runs a .tflite with LiteRT's reference kernels. Outputs come in subgraph output order, the
     order the device reports them in."""
 
     def __init__(self, model_path: str | Path):
         try:
-            from ai_edge_litert.interpreter import Interpreter, OpResolverType
+            import ai_edge_litert.interpreter  # noqa: F401
         except ImportError:
             raise KilnError("ai-edge-litert is not installed: run ./kiln once to set up the venv") from None
+        self.corrections: list = []  # tinykiln.tflite.tolerances.Correction, when a copy runs
+        self.refused = ""  # LiteRT's error on the file as it is, when a corrected copy runs
         try:
-            self.interpreter = Interpreter(
-                model_path=str(model_path),
-                experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-            )
-            self.interpreter.allocate_tensors()
+            self.interpreter, self.inputs, self.outputs = _interpreter(model_path=str(model_path))
         except (ValueError, RuntimeError) as e:
-            raise KilnError(f"LiteRT cannot load {model_path}: {e}") from None
-        self.inputs = self.interpreter.get_input_details()
-        self.outputs = self.interpreter.get_output_details()
+            self.interpreter, self.inputs, self.outputs = self._corrected(model_path, _litert_message(e))
+
+    def _corrected(self, model_path, error: str):
+        from tinykiln.tflite.tolerances import corrected_copy, explain
+
+        try:
+            data, corrections = corrected_copy(Path(model_path).read_bytes())
+        except Exception:  # noqa: BLE001 - a file the object API cannot read has no copy either
+            corrections = []
+        if not corrections:
+            why = explain(error)
+            raise NoReference(f"LiteRT cannot load {model_path}: {error}" + (f" ({why})" if why else "")) from None
+        try:
+            opened = _interpreter(model_content=data)
+        except (ValueError, RuntimeError) as e:
+            why = explain(_litert_message(e))
+            raise NoReference(f"LiteRT cannot load {model_path}: {error}; nor a copy with "
+                              f"{'; '.join(map(str, corrections))}: {_litert_message(e)}"
+                              + (f" ({why})" if why else "")) from None
+        self.corrections, self.refused = corrections, error
+        return opened
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):

@@ -5,7 +5,15 @@
 
 Integer outputs must be bit-exact (a difference is a bug, never a tolerance). float32 outputs pass
 within FLOAT_RTOL relative: |device - ref| <= FLOAT_RTOL * max(|ref|, FLOAT_RTOL_FLOOR * max |ref of
-that output|), so values near zero are compared against the output's scale, not against zero.
+that output|), so values near zero are compared against the output's scale, not against zero. This
+module is the one owner of that tolerance. It is the same on every board: float kernels are built
+without fused multiply-adds (boards.FLOAT_CFLAGS), so a core with FMA computes what LiteRT computes;
+what remains is libm (expf, tanhf) against LiteRT's.
+
+The reference may be a corrected copy of the file (runner/reference.py: LiteRT refuses a deviation
+the importer tolerates): the result says what was corrected. When LiteRT cannot run the model at
+all (`reference` is a NoReference), the inputs still run on the device but nothing is compared: the
+result is not a pass (`compared` False), and the build fails saying so.
 """
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ import numpy as np
 
 from tinykiln import KilnError
 from tinykiln.options import BY_KEY
+
+from .reference import NoReference
 
 FLOAT_RTOL = 1e-5
 FLOAT_RTOL_FLOOR = 1e-3
@@ -59,14 +69,21 @@ class ValidationResult:
     outputs: list[OutputStats]
     cycles: list[int] = field(default_factory=list)
     cycle_unit: str = ""
+    no_reference: str = ""  # why nothing was compared (LiteRT's error), "" when compared
+    corrections: list[str] = field(default_factory=list)  # what the reference's copy corrected
+    refused: str = ""  # LiteRT's error on the file as it is, when a corrected copy was the reference
+
+    @property
+    def compared(self) -> bool:
+        return not self.no_reference
 
     @property
     def passed(self) -> bool:
-        return all(o.runs_mismatching == 0 for o in self.outputs)
+        return self.compared and all(o.runs_mismatching == 0 for o in self.outputs)
 
     @property
     def bit_exact(self) -> bool:
-        return all(o.max_abs_diff == 0 for o in self.outputs)
+        return self.compared and all(o.max_abs_diff == 0 for o in self.outputs)
 
     @property
     def max_abs_diff(self) -> float:
@@ -81,6 +98,11 @@ class ValidationResult:
             "bit_exact": self.bit_exact,
             "max_abs_difference": self.max_abs_diff,
             "float_rtol": FLOAT_RTOL,
+            "compared": self.compared,
+            "reference": ("none" if not self.compared else
+                          "litert (corrected copy)" if self.corrections else "litert"),
+            "reference_error": self.no_reference or self.refused,
+            "corrections": list(self.corrections),
             "mismatching_outputs": [
                 {"index": o.index, "name": o.name, "dtype": o.dtype, "runs": o.runs_mismatching,
                  "elements": o.elements_mismatching, "max_abs_difference": o.max_abs_diff}
@@ -119,16 +141,28 @@ def compare(device: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
 
 def validate(runner, reference, input_sets: list[list[np.ndarray]], sample_runs: int = 0,
              progress=None) -> ValidationResult:
+    """Run every input set on the device and on the reference, compare. `reference` is a
+    runner.reference.Reference, or the NoReference it raised: the inputs then run on the device
+    (cycles counted) and nothing is compared."""
     info = runner.info
     stats = [OutputStats(i, d.name, d.dtype) for i, d in enumerate(info.outputs)]
-    if len(reference.outputs) != len(info.outputs):
-        raise KilnError(f"the device has {len(info.outputs)} output(s), the .tflite "
-                        f"{len(reference.outputs)}: the firmware was built from another model")
     result = ValidationResult(len(input_sets), len(input_sets) - sample_runs, sample_runs, stats,
                               cycle_unit=info.cycle_unit)
+    if isinstance(reference, NoReference):
+        result.no_reference = str(reference)
+    else:
+        if len(reference.outputs) != len(info.outputs):
+            raise KilnError(f"the device has {len(info.outputs)} output(s), the .tflite "
+                            f"{len(reference.outputs)}: the firmware was built from another model")
+        result.corrections = [str(c) for c in getattr(reference, "corrections", ())]
+        result.refused = getattr(reference, "refused", "")
     for run, inputs in enumerate(input_sets):
         outputs, profile = runner.invoke(inputs)
         result.cycles.append(profile["cycles"])
+        if not result.compared:
+            if progress:
+                progress(run + 1, len(input_sets))
+            continue
         expected = reference.run(inputs)
         for s, dev, ref in zip(stats, outputs, expected):
             bad, max_diff = compare(dev, ref)
@@ -142,11 +176,17 @@ def validate(runner, reference, input_sets: list[list[np.ndarray]], sample_runs:
 
 
 def verdict_line(result: ValidationResult, model: str, board: str) -> str:
+    runs = f"{result.runs} runs ({result.random_runs} random, {result.sample_runs} sample)"
+    median = _median(result.cycles)
+    cycles = f"; {median} {result.cycle_unit}/inference (median)" if median is not None else ""
+    if not result.compared:
+        return (f"validation NOT COMPARED: {model} on {board}, {runs} ran on the device, none compared "
+                f"with a reference: {result.no_reference}{cycles}")
     kinds = "bit-exact" if result.bit_exact else (
         f"within rtol {FLOAT_RTOL:g}" if result.passed else "MISMATCH")
     verdict = "PASS" if result.passed else "FAIL"
-    runs = f"{result.runs} runs ({result.random_runs} random, {result.sample_runs} sample)"
-    line = f"validation {verdict}: {model} on {board}, {runs}, {kinds} vs LiteRT reference kernels"
+    against = " (a corrected copy: see above)" if result.corrections else ""
+    line = f"validation {verdict}: {model} on {board}, {runs}, {kinds} vs LiteRT reference kernels{against}"
     if not result.passed:
         bad = ", ".join(f"output {o.index} '{o.name}' in {o.runs_mismatching} run(s), "
                         f"{o.elements_mismatching} element(s), max |diff| {o.max_abs_diff:g}"
@@ -154,7 +194,21 @@ def verdict_line(result: ValidationResult, model: str, board: str) -> str:
         line += f"; mismatching: {bad}"
     elif not result.bit_exact:
         line += f" (max |diff| {result.max_abs_diff:g})"
-    median = _median(result.cycles)
-    if median is not None:
-        line += f"; {median} {result.cycle_unit}/inference (median)"
-    return line
+    return line + cycles
+
+
+def reference_note(result: ValidationResult) -> str:
+    """The lines saying what the reference was, when it was not the file as it is ("" otherwise)."""
+    if not result.corrections:
+        return ""
+    lines = [f"LiteRT refuses the file as it is ({result.refused}); the reference ran a copy corrected "
+             "for what the importer tolerates (tinykiln.tflite.tolerances):"]
+    return "\n".join(lines + [f"  - {c}" for c in result.corrections])
+
+
+def failure(result: ValidationResult, model: str, board: str) -> str:
+    """Why a validate=1 build fails: mismatches, or nothing compared (never green without a compare)."""
+    if not result.compared:
+        return (f"validation of {model} on {board} compared nothing: no reference can run this model "
+                f"(above). The firmware is built; build without validate=1 to skip the comparison")
+    return f"validation of {model} on {board} failed (mismatches above)"

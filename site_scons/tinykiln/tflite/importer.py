@@ -25,6 +25,7 @@ from .reader import TENSOR_TYPE_NAMES, CorruptFile, RawModel, RawTensor, read
 SUPPORTED_OPS = tuple(OPS)
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 MAX_TENSOR_BYTES = 1 << 31
+SCHEMA_VERSION = 3  # the only one LiteRT and TFLite Micro load (TFLITE_SCHEMA_VERSION)
 
 WAY_OUT = ("tinykiln compiles single-subgraph TFLite models with static shapes, either float32 or fully "
            "int8-quantized (int8 activations, int8 weights, int32 biases; or uint8 throughout), made of the "
@@ -71,6 +72,9 @@ class _Importer:
 
     def run(self) -> Graph:
         raw = self.raw
+        if raw.version != SCHEMA_VERSION:
+            raise KilnError(f"{self.name}: the file has TFLite schema version {raw.version}; LiteRT and TFLite "
+                            f"Micro load version {SCHEMA_VERSION} only: export it again with a current converter")
         if not raw.subgraphs:
             raise KilnError(f"{self.name}: the model has no subgraph. {WAY_OUT}")
         if len(raw.subgraphs) > 1:

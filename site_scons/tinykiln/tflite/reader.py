@@ -2,8 +2,9 @@
 
 The flatbuffers reader of the `tflite` package follows whatever offsets the file holds: on a corrupt
 file it raises assorted exceptions (struct.error, TypeError, ValueError, ...) or, given a hostile
-vector length, loops for a very long time. This module is the only place that touches the flatbuffer:
-every vector length is checked against the file size before it is iterated, and any failure becomes
+vector length, loops for a very long time. So the file is first verified as LiteRT verifies it
+(verify.py: a file LiteRT would refuse is refused here, naming the bad field), and the reading
+still checks every vector length against the file size before it is iterated; any failure becomes
 one CorruptFile exception. Nothing here judges whether the model is supported (see importer.py).
 """
 from __future__ import annotations
@@ -16,6 +17,8 @@ import tflite  # the `tflite` package (flatbuffer readers), not tinykiln.tflite
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.BuiltinOptions import BuiltinOptions
 from tflite.TensorType import TensorType
+
+from .verify import CorruptFile, verify
 
 # code -> name tables of the schema enums
 OPERATOR_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
@@ -66,10 +69,6 @@ OPTION_FIELDS = {
     "MirrorPadOptions": ("Mode",),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
-
-
-class CorruptFile(Exception):
-    """The bytes are not a readable TFLite flatbuffer."""
 
 
 @dataclass
@@ -132,12 +131,7 @@ class RawModel:
 def read(data: bytes) -> RawModel:
     """Parse the flatbuffer; raise CorruptFile (with a short reason) for anything unreadable."""
     data = bytes(data)
-    if len(data) == 0:
-        raise CorruptFile("the file is empty")
-    if len(data) < 8:
-        raise CorruptFile(f"the file is only {len(data)} bytes long")
-    if data[4:8] != b"TFL3":
-        raise CorruptFile("no TFLite file identifier ('TFL3' at byte 4)")
+    verify(data)
     try:
         return _Reader(data).model()
     except CorruptFile:
