@@ -124,6 +124,39 @@ def test_bad_attributes_are_reported(options, message):
         load(data)
 
 
+def test_int8_inputs_are_refused_with_the_way_out():
+    """LiteRT's kernel reads uint8 or float32: int8 has no reference, a DEQUANTIZE is the way out."""
+    mb = ModelBuilder()
+    boxes = mb.tensor((1, 4, 4), "int8", quant=(0.1, 0), name="boxes")
+    scores = mb.tensor((1, 4, 2), "float32", name="scores")
+    anchors = mb.tensor((4, 4), "float32", data=np.full((4, 4), 0.5), name="anchors")
+    outs = [mb.tensor(s, "float32") for s in ((1, 4, 4), (1, 4), (1, 4), (1,))]
+    mb.op("CUSTOM", [boxes, scores, anchors], outs, custom_code=KIND,
+          custom_options=flexbuffer_map({**BASE, "num_classes": 2}))
+    with pytest.raises(KilnError, match="box encodings 'boxes' are int8: .* DEQUANTIZE"):
+        load(mb.build([boxes, scores], outs))
+
+
+def test_validation_reference_zeroes_the_rows_litert_leaves_unwritten(tmp_path):
+    """runner/reference.py: the kernel's whole outputs equal the reference's, unwritten rows included."""
+    from tinykiln.runner.reference import Reference
+
+    data, box_shape, score_shape = model(max_classes_per_detection=5, max_detections=6)
+    path = tmp_path / "detect.tflite"
+    path.write_bytes(data)
+    reference = Reference(path)
+    graph = load(data)
+    lowered = ops.lower(graph)
+    rng = np.random.default_rng(7)
+    for ties in (True, False):
+        xs = inputs("float32", box_shape, score_shape, rng, ties)
+        got = kernelrun.run_lowered(graph, lowered, xs, tmp_path)
+        want = reference.run(xs)
+        assert want[3][0] > 0  # each detection has 5 rows for 3 classes: LiteRT leaves 2 unwritten
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
 def test_corrupt_options_are_reported():
     data, _, _ = model()
     good = flexbuffer_map({**BASE})

@@ -48,7 +48,8 @@ def _how(support) -> str:
     if support.lower is lower_alias:
         return "no kernel (the output aliases the input's bytes)"
     if support.custom:
-        return "custom op: TVM-generated decoding, hand-written NMS (runtime/kernels/tk_mk_detect.h)"
+        return ("custom op (uint8 or float32 in the file): TVM-generated decoding, hand-written NMS "
+                "(runtime/kernels/tk_mk_detect.h)")
     return "TVM-generated kernel"
 
 

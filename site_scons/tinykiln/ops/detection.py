@@ -1,9 +1,11 @@
 """TFLite_Detection_PostProcess, the custom op SSD detectors end with: box decoding against constant
 anchors, then non-maximum suppression (fast or regular), as LiteRT's detection_postprocess.cc.
 
-Inputs: box encodings (1, N, >= 4) and class predictions (1, N, C + background), float32 or int8
-(uint8 in the file: the importer shifts it to int8, the same real values), and the anchors (N, 4),
-a constant (quantized like the boxes when they are). Outputs, all float32: boxes (1, K, 4) as
+Inputs: box encodings (1, N, >= 4) and class predictions (1, N, C + background), float32 or uint8
+(the importer shifts uint8 to int8, the same real values), and the anchors (N, 4), a constant
+(quantized like the boxes when they are). int8 in the file is refused: LiteRT's kernel (and TFLite
+Micro's) read uint8 and float32 only, so nothing could validate it; a DEQUANTIZE before the op is
+the way out (TF2 int8 SSD exports end that way). Outputs, all float32: boxes (1, K, 4) as
 (ymin, xmin, ymax, xmax), classes (1, K), scores (1, K), num_detections (1,), K = max_detections *
 max_classes_per_detection. The attributes are a FlexBuffer map in custom_options
 (tflite/flexbuffer.py); a missing key reads as 0 (detections_per_class: 100), as in LiteRT.
@@ -104,8 +106,13 @@ def check(v: OpView) -> dict:
     if background not in (0, 1):
         v.fail(f"class predictions have {scores.shape[2]} classes for num_classes {attrs['num_classes']} "
                "(expected num_classes, or one more for the background)")
-    if scores.dtype not in ("int8", "float32"):
-        v.fail(f"class predictions '{scores.name}' are {scores.dtype} (int8, uint8 or float32)")
+    for t, role in ((boxes, "box encodings"), (scores, "class predictions"), (anchors, "anchors")):
+        if t.dtype == "int8" and not t.from_uint8:
+            # LiteRT's kernel (and TFLite Micro's) read uint8 or float32 only: no reference runs int8
+            v.fail(f"{role} '{t.name}' are int8: LiteRT's kernel takes uint8 or float32; dequantize them "
+                   "before the op (a DEQUANTIZE op, as TF2 int8 SSD exports do)")
+        elif t.dtype not in ("int8", "float32"):
+            v.fail(f"{role} '{t.name}' are {t.dtype} (uint8 or float32)")
     if anchors.shape != (n, 4):
         v.fail(f"anchors '{anchors.name}' have shape {list(anchors.shape)}, expected [{n}, 4]")
     elif not anchors.is_constant:
@@ -265,3 +272,33 @@ def _schedule(sch, spec):
 
 FAMILIES = {f"detection_{b}_{s}": KernelFamily(_compute, _schedule)
             for b in ("int8", "float32") for s in ("int8", "float32")}
+
+
+# -- validation: the rows LiteRT leaves unwritten ---------------------------------------------------
+
+def unwritten_plan(model_bytes: bytes) -> list[tuple[list[int], dict]]:
+    """For each TFLite_Detection_PostProcess whose four outputs are model outputs: (their positions in
+    the model's outputs, the op's attrs). Empty (and nothing imported) for models without the op."""
+    if KIND.encode() not in model_bytes:
+        return []
+    from tinykiln.tflite import load
+
+    graph = load(model_bytes)
+    plan = []
+    for op in graph.ops:
+        if op.kind == KIND and all(t in graph.outputs for t in op.outputs):
+            plan.append(([graph.outputs.index(t) for t in op.outputs], op.attrs))
+    return plan
+
+
+def zero_unwritten(plan, outputs: list[np.ndarray]) -> list[np.ndarray]:
+    """LiteRT's outputs with the rows it leaves unwritten set to zero, as the kernel writes them."""
+    outputs = list(outputs)
+    for positions, attrs in plan:
+        boxes, classes, scores, num = positions
+        rows = unwritten_rows(attrs, int(np.asarray(outputs[num]).reshape(-1)[0]))
+        for at in (boxes, classes, scores):
+            value = np.array(outputs[at])
+            value.reshape(len(rows), -1)[rows] = 0
+            outputs[at] = value
+    return outputs

@@ -1,4 +1,9 @@
-"""The ground truth: the LiteRT interpreter with TFLite's reference kernels (BUILTIN_REF)."""
+"""The ground truth: the LiteRT interpreter with TFLite's reference kernels (BUILTIN_REF).
+
+BUILTIN_REF registers TFLite_Detection_PostProcess too (as the custom op it is). That op leaves some
+output rows unwritten (they keep whatever LiteRT's arena held: ops/detection.py unwritten_rows); the
+kernel writes zeros there, and so does the reference's copy of them, so validation compares the
+rows LiteRT defines and checks that the others are zero."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tinykiln import KilnError
+from tinykiln.ops import detection
 
 
 class Reference:
@@ -27,6 +33,7 @@ class Reference:
             raise KilnError(f"LiteRT cannot load {model_path}: {e}") from None
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
+        self.unwritten = detection.unwritten_plan(Path(model_path).read_bytes())
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
@@ -36,4 +43,5 @@ class Reference:
                 detail["index"], np.asarray(array, dtype=detail["dtype"]).reshape(detail["shape"])
             )
         self.interpreter.invoke()
-        return [self.interpreter.get_tensor(d["index"]).copy() for d in self.outputs]
+        outputs = [self.interpreter.get_tensor(d["index"]).copy() for d in self.outputs]
+        return detection.zero_unwritten(self.unwritten, outputs)
