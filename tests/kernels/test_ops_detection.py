@@ -82,8 +82,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "uint8"])
-@pytest.mark.parametrize("case", range(len(CASES)))
+# the default suite: fast NMS with one and two classes per detection, regular NMS; the rest is slow
+DEFAULT = {(0, "float32"), (1, "float32"), (4, "float32"), (0, "uint8"), (5, "uint8")}
+
+
+@pytest.mark.parametrize("case, dtype", [
+    pytest.param(case, dtype, marks=() if (case, dtype) in DEFAULT else pytest.mark.slow)
+    for dtype in ("float32", "uint8") for case in range(len(CASES))])
 def test_bit_exact(case, dtype, tmp_path):
     options = CASES[case]
     rng = np.random.default_rng(case)

@@ -276,14 +276,9 @@ FAMILIES = {f"detection_{b}_{s}": KernelFamily(_compute, _schedule)
 
 # -- validation: the rows LiteRT leaves unwritten ---------------------------------------------------
 
-def unwritten_plan(model_bytes: bytes) -> list[tuple[list[int], dict]]:
+def unwritten_plan(graph) -> list[tuple[list[int], dict]]:
     """For each TFLite_Detection_PostProcess whose four outputs are model outputs: (their positions in
-    the model's outputs, the op's attrs). Empty (and nothing imported) for models without the op."""
-    if KIND.encode() not in model_bytes:
-        return []
-    from tinykiln.tflite import load
-
-    graph = load(model_bytes)
+    the model's outputs, the op's attrs)."""
     plan = []
     for op in graph.ops:
         if op.kind == KIND and all(t in graph.outputs for t in op.outputs):
