@@ -55,3 +55,15 @@ def test_detector_validates_on_host(dtype, scons, kiln_build_dir, tmp_path):
     assert f"validation PASS: {name} on host, 6 runs" in result.output and "bit-exact" in result.output
     data = json.loads((kiln_build_dir / "host" / "release" / name / "report.json").read_text())
     assert data["validation"]["bit_exact"] is True
+
+
+@pytest.mark.slow
+def test_layer_debug_tool_compares_the_detector(tmp_path, capsys):
+    from tinykiln.runner import layers
+
+    model = tmp_path / "ssd.tflite"
+    model.write_bytes(detector("float32"))
+    status = layers.main([str(model)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert KIND in out and out.splitlines()[-1] == "all layers match"
