@@ -280,10 +280,11 @@ class ModelBuilder:
         return self._opcode_index[key]
 
     def op(self, kind: str, inputs, outputs, custom_code: str | None = None, version: int = 1,
-           **options) -> int:
+           custom_options: bytes | None = None, **options) -> int:
         """Add an operator; options are schema field names in snake_case (stride_w, keep_num_dims)
         or the shortcuts activation=, stride=(h, w), dilation=(h, w), filter=(h, w); padding and
-        activation take strings ("SAME", "RELU6"). Returns the op index."""
+        activation take strings ("SAME", "RELU6"); custom_options: a custom op's bytes (a FlexBuffer
+        map, see flexbuffer_map). Returns the op index."""
         o = schema.OperatorT()
         o.opcodeIndex = self.opcode(kind, custom_code, version)
         o.inputs = [int(i) for i in inputs]
@@ -299,6 +300,8 @@ class ModelBuilder:
             o.builtinOptions = opts
         elif options:
             raise TypeError(f"{kind} takes no options, got {sorted(options)}")
+        if custom_options is not None:
+            o.customOptions = list(custom_options)
         self.operators.append(o)
         return len(self.operators) - 1
 
@@ -322,6 +325,23 @@ class ModelBuilder:
 
     def build(self, inputs, outputs) -> bytes:
         return pack(self.model(inputs, outputs))
+
+
+def flexbuffer_map(values: dict) -> bytes:
+    """A custom op's attributes as the FlexBuffer map TFLite reads (bool, int and float values), written
+    by the flatbuffers package's builder."""
+    from flatbuffers import flexbuffers
+
+    fbb = flexbuffers.Builder()
+    with fbb.Map():
+        for key, value in values.items():
+            if isinstance(value, bool):
+                fbb.Bool(key, value)
+            elif isinstance(value, int):
+                fbb.Int(key, value)
+            else:
+                fbb.Float(key, float(value))
+    return bytes(fbb.Finish())
 
 
 # -- layer helpers ---------------------------------------------------------------------------------

@@ -17,6 +17,8 @@
 #include "tk_mk_dw.h"
 #include "tk_mk_fc.h"
 #include "tk_mk_pool.h"
+/* the NMS of TFLite_Detection_PostProcess (ops/detection.py) */
+#include "tk_mk_detect.h"
 /* the requantization helpers of int8 output stages (tk_rq_mulhi, tk_rq_sat8) */
 #include "tk_rq.h"
 

@@ -18,7 +18,7 @@ from .reshape import lower_alias
 
 # (feature, why it is refused, the way out)
 REJECTED = (
-    ("custom ops", "their code is not in the model file",
+    ("custom ops other than TFLite_Detection_PostProcess", "their code is not in the model file",
      "replace them with builtin ops when converting"),
     ("dynamic shapes", "the memory plan and the kernels are fixed at build time",
      "export with a fixed input shape (batch 1)"),
@@ -47,6 +47,9 @@ def _dtypes(support) -> str:
 def _how(support) -> str:
     if support.lower is lower_alias:
         return "no kernel (the output aliases the input's bytes)"
+    if support.custom:
+        return ("custom op (uint8 or float32 in the file): TVM-generated decoding, hand-written NMS "
+                "(runtime/kernels/tk_mk_detect.h)")
     return "TVM-generated kernel"
 
 

@@ -9,6 +9,7 @@
         dtypes    the (input, output) activation dtypes it is compiled for
         options   the builtin options table the op must carry (None: options are ignored)
         operands  inputs that are weights or operands rather than activations
+        custom    a custom op (its kind is the file's custom_code, its options a FlexBuffer map)
     FAMILIES[name] = KernelFamily  every kernel family of the family modules
 
 To add an op kind: its checker (ops/checks.py is full: new families keep theirs, and their numpy
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import (
-    activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, depthwise_conv2d, elementwise,
+    activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, depthwise_conv2d, detection,
+    elementwise,
     fully_connected, gather, l2norm, log_softmax, movement, padding, pooling, quantize, reduce, reduce_more, reshape,
     resize, softmax, space_depth, split, tile, transpose_conv, unary_math,
 )
@@ -42,6 +44,7 @@ class OpSupport:
     dtypes: tuple[tuple[str, str], ...] = SAME
     options: str | None = None
     operands: tuple[int, ...] = ()
+    custom: bool = False
 
 
 OPS: dict[str, OpSupport] = {
@@ -133,12 +136,16 @@ OPS: dict[str, OpSupport] = {
     "PADV2": OpSupport(padding.check_padv2, padding.lower_padv2, dtypes=SAME + INT32 + INT64, operands=(1, 2)),
     "MIRROR_PAD": OpSupport(padding.check_mirror_pad, padding.lower_mirror_pad, dtypes=SAME + INT32 + INT64,
                             options="MirrorPadOptions", operands=(1,)),
+    # detect: the custom op SSD detectors end with
+    detection.KIND: OpSupport(detection.check, detection.lower_detection, dtypes=detection.DTYPES, operands=(2,),
+                              custom=True),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
                   reduce, movement,
                   argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax,
                   compare, unary_math, binary_math, quantize,
-                  resize, split, gather, tile, space_depth, padding)
+                  resize, split, gather, tile, space_depth, padding,
+                  detection)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

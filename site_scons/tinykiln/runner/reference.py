@@ -5,7 +5,11 @@ tolerates on purpose (tinykiln.tflite.tolerances), the reference runs a correcte
 says what it corrected (`corrections`, and LiteRT's error on the original in `refused`). If LiteRT
 cannot run the model at all, Reference raises NoReference with LiteRT's error: validation then
 compares nothing, and says so.
-"""
+
+BUILTIN_REF registers TFLite_Detection_PostProcess too (as the custom op it is). That op leaves some
+output rows unwritten (they keep whatever LiteRT's arena held: ops/detection.py unwritten_rows); the
+kernel writes zeros there, and so does the reference's copy of them, so validation compares the
+rows LiteRT defines and checks that the others are zero."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tinykiln import KilnError
+from tinykiln.ops import detection
 
 
 class NoReference(KilnError):
@@ -48,6 +53,7 @@ class Reference:
             self.interpreter, self.inputs, self.outputs = _interpreter(model_path=str(model_path))
         except (ValueError, RuntimeError) as e:
             self.interpreter, self.inputs, self.outputs = self._corrected(model_path, _litert_message(e))
+        self.unwritten = _unwritten_plan(Path(model_path).read_bytes())
 
     def _corrected(self, model_path, error: str):
         from tinykiln.tflite.tolerances import corrected_copy, explain
@@ -77,4 +83,14 @@ class Reference:
                 detail["index"], np.asarray(array, dtype=detail["dtype"]).reshape(detail["shape"])
             )
         self.interpreter.invoke()
-        return [self.interpreter.get_tensor(d["index"]).copy() for d in self.outputs]
+        outputs = [self.interpreter.get_tensor(d["index"]).copy() for d in self.outputs]
+        return detection.zero_unwritten(self.unwritten, outputs)
+
+
+def _unwritten_plan(data: bytes) -> list:
+    """ops/detection.py's plan of the rows to zero; models without the op are not imported again."""
+    if detection.KIND.encode() not in data:
+        return []
+    from tinykiln.tflite import load
+
+    return detection.unwritten_plan(load(data))

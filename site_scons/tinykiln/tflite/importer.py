@@ -19,7 +19,7 @@ from ..graph import DTYPES, Graph, Op, Quantization, Tensor
 from ..ops.checks import OpView
 from ..ops.registry import OPS
 from . import uint8
-from . import fold, scales
+from . import flexbuffer, fold, scales
 from .reader import TENSOR_TYPE_NAMES, CorruptFile, RawModel, RawTensor, read
 
 SUPPORTED_OPS = tuple(OPS)
@@ -256,9 +256,11 @@ class _Importer:
         else:
             code = opcodes[rop.opcode_index]
             kind = code.name
-            if kind == "CUSTOM":
+            if kind == "CUSTOM" and code.custom_code in OPS and OPS[code.custom_code].custom:
+                kind = code.custom_code  # the custom ops the registry lists (TFLite_Detection_PostProcess)
+            elif kind == "CUSTOM":
                 problems.append(f"custom op '{code.custom_code or '?'}' is not supported")
-            elif kind not in OPS:
+            elif kind not in OPS or OPS[kind].custom:
                 problems.append(f"unsupported op {kind}")
         op = Op(index, kind, list(rop.inputs), list(rop.outputs))
 
@@ -293,8 +295,11 @@ class _Importer:
             problems.append(f"carries {rop.options_type}, expected {expected}")
             return problems, op
 
+        options, options_type = rop.options, rop.options_type
+        if OPS[kind].custom:
+            options, options_type = _custom_options(rop.custom_options)
         view = OpView(kind, [tensors[t] if t >= 0 else None for t in rop.inputs],
-                      [tensors[t] for t in rop.outputs], rop.options, rop.options_type, TENSOR_TYPE_NAMES)
+                      [tensors[t] for t in rop.outputs], options, options_type, TENSOR_TYPE_NAMES)
         problems += self._dtypes(view)
         if problems:
             return problems, op
@@ -362,6 +367,15 @@ class _Importer:
             if t.dtype == "int8" and t.quant is not None and t.quant.scale[0] <= 0:
                 problems.append(f"activation '{t.name}' has scale {t.quant.scale[0]} (must be > 0)")
         return problems
+
+
+def _custom_options(data: bytes) -> tuple[dict, str]:
+    """A custom op's FlexBuffer attributes as (options, options_type): "CUSTOM", or "CORRUPT" with
+    the reason under options["error"] (the op's checker reports it)."""
+    try:
+        return flexbuffer.read_map(data), "CUSTOM"
+    except flexbuffer.FlexError as e:
+        return {"error": str(e)}, "CORRUPT"
 
 
 def _dtype_name(code: int) -> str:

@@ -98,6 +98,7 @@ class RawOp:
     outputs: tuple[int, ...]
     options_type: str  # union member name, "NONE" when absent
     options: dict = field(default_factory=dict)  # snake_case field -> raw value
+    custom_options: bytes = b""  # a custom op's attributes (a FlexBuffer map: tflite/flexbuffer.py)
 
 
 @dataclass
@@ -276,8 +277,10 @@ class _Reader:
             vector = OPTION_VECTORS.get(options_type)
             if vector:
                 options[_snake(vector)] = self._ints(opts, vector, 4)
+        custom = op.CustomOptionsAsNumpy()  # numpy bounds-checks the vector against the file
+        custom = b"" if isinstance(custom, int) else custom.tobytes()
         return RawOp(int(op.OpcodeIndex()), self._ints(op, "Inputs", 6), self._ints(op, "Outputs", 8),
-                     options_type, options)
+                     options_type, options, custom)
 
     def _default_options(self, cls):
         """An options object over an empty table: every getter returns the schema default."""
