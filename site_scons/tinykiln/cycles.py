@@ -16,6 +16,7 @@ support, or a missing host gcc, leaves the estimate out: `unavailable()` says wh
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import statistics
 import subprocess
@@ -161,3 +162,94 @@ def matches(window: Window, instructions: int) -> bool:
 def median(values: list[int]) -> int | None:
     """As runner.validate takes the instruction counts' median (the middle two averaged)."""
     return int(statistics.median(values)) if values else None
+
+
+@dataclass
+class Estimate:
+    """The estimate for a session's counted runs (aligned with the firmware's counts) and, when one
+    run was profiled, its layers."""
+    core: str
+    runs: list[Window]
+    layers: list[Window] | None = None
+
+    @property
+    def per_inference(self) -> int | None:
+        return median([w.cycles for w in self.runs])
+
+    @property
+    def divides(self) -> int | None:
+        return median([w.divides for w in self.runs])
+
+    def report(self) -> dict:
+        """report.json's fields."""
+        return {"cycles_estimated_per_inference": self.per_inference, "cycles_estimated_core": self.core,
+                "cycles_estimated_divides_per_inference": self.divides}
+
+    def note(self) -> str:
+        """'estimated m7 cycles: 1,234 (Cortex-M7 (dual-issue model); 12 divides at 7 +-5)'."""
+        text = f"estimated {self.core} cycles: {self.per_inference:,} ({CORES[self.core]}"
+        if self.divides:
+            text += f"; {self.divides:,} divides, +-{DIVIDE_ERROR} cycles each"
+        return text + ")"
+
+
+def session_estimate(core: str, marks: list[Mark], counts: list[int],
+                     layer_counts: list[int] | None = None) -> Estimate:
+    """Align a session's marks with what the firmware counted: `counts`, the instruction counts of
+    its last runs measured as tk_cycles() - tk_cycles() (two marks each), in order; with
+    `layer_counts`, one profiled run after them (its marks: start, before the first layer, after
+    each layer, end). Earlier marks (runs the counts leave out) are skipped. KilnError if the
+    windows are not the ones the firmware counted."""
+    layers = None
+    if layer_counts is not None:
+        k = len(layer_counts) + 3
+        if len(marks) < k:
+            raise KilnError(f"the plugin recorded {len(marks)} counter reads, fewer than the profiled run's {k}")
+        profiled, marks = marks[-k:], marks[:-k]
+        layers = [window(profiled[i], profiled[i + 1]) for i in range(1, len(layer_counts) + 1)]
+        for i, (w, c) in enumerate(zip(layers, layer_counts)):
+            if not matches(w, c):
+                raise KilnError(f"layer {i}: the plugin counted {w.instructions:,} instructions, the "
+                                f"firmware {c:,}")
+    runs = windows(marks)
+    if len(runs) < len(counts):
+        raise KilnError(f"the plugin recorded {len(runs)} runs, the firmware counted {len(counts)}")
+    runs = runs[len(runs) - len(counts):]
+    for i, (w, c) in enumerate(zip(runs, counts)):
+        if not matches(w, c):
+            raise KilnError(f"run {i}: the plugin counted {w.instructions:,} instructions, the "
+                            f"firmware {c:,}")
+    return Estimate(core, runs, layers)
+
+
+_PERF_RUNS = re.compile(r"perf: .*; (\d+) warm-up, (\d+) timed runs")
+_PERF_COUNTS = re.compile(r"perf: instructions/inference: min (\d+) avg (\d+) max (\d+)")
+
+
+def perf_estimate(core: str, marks: list[Mark], output: str) -> Estimate | None:
+    """The estimate of the perf app's timed runs (runtime/apps/perf: warm-up runs, then timed runs,
+    each measured as tk_cycles() - tk_cycles()) from what it printed; None if `output` is not the
+    perf app's. KilnError if the plugin's windows are not the ones it counted."""
+    runs, counts = _PERF_RUNS.search(output), _PERF_COUNTS.search(output)
+    if not (runs and counts):
+        return None
+    warmup, timed = map(int, runs.groups())
+    wins = windows(marks)
+    if len(wins) != warmup + timed:
+        raise KilnError(f"the plugin recorded {len(wins)} runs, the perf app made {warmup + timed}")
+    wins = wins[warmup:]
+    lo, avg, hi = map(int, counts.groups())
+    got = sorted(w.instructions for w in wins)
+    mean = sum(got) // len(got)
+    if not (matches(Window(got[0], 0, 0), lo) and matches(Window(mean, 0, 0), avg)
+            and matches(Window(got[-1], 0, 0), hi)):
+        raise KilnError(f"the plugin counted {got[0]}..{got[-1]} instructions per run, the perf app {lo}..{hi}")
+    return Estimate(core, wins)
+
+
+def perf_line(estimate: Estimate) -> str:
+    """The perf app's summary line for the estimate, beside its own instruction line."""
+    values = [w.cycles for w in estimate.runs]
+    return (f"perf: estimated {estimate.core} cycles/inference: min {min(values)} avg "
+            f"{sum(values) // len(values)} max {max(values)} ({CORES[estimate.core]}; "
+            f"{estimate.divides or 0} divides, +-{DIVIDE_ERROR} cycles each)")
