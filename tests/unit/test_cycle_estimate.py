@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from tinykiln import cycles
+from conftest import ROOT
+from tinykiln import KilnError, boards, cycles
 
 LOOP = 3  # SUBS 1 + BNE taken 1 + P (P = 1: the 16-bit, word-aligned loop head)
 
@@ -139,3 +140,72 @@ def test_m7_model_figures(tmp_path):
     # what the model claims of the M7 against the M4: pairs dual-issue, LDM moves 2 words a cycle
     assert got["alu x4 independent"] < 4 + LOOP
     assert got["ldm n=8"] < got["ldm n=4"] + 4
+
+
+def _marks(*totals):
+    return [cycles.Mark(i, c, d) for i, c, d in totals]
+
+
+def test_session_estimate_aligns_with_the_firmwares_counts():
+    # a sample run (not counted), two counted runs, then a profiled run of two layers
+    marks = _marks((0, 0, 0), (1000, 1500, 0),
+                   (2000, 3000, 0), (3000, 4600, 1), (4000, 6000, 1), (5040, 7700, 3),
+                   (6000, 9000, 3), (6010, 9010, 3), (6500, 9800, 3), (7000, 10600, 4), (7020, 10630, 4))
+    est = cycles.session_estimate("m4", marks, [1000, 1040], layer_counts=[490, 500])
+    assert [w.cycles for w in est.runs] == [1600, 1700]
+    assert est.per_inference == 1650 and est.divides == 1
+    assert [w.cycles for w in est.layers] == [790, 800]
+    assert est.report() == {"cycles_estimated_per_inference": 1650, "cycles_estimated_core": "m4",
+                            "cycles_estimated_divides_per_inference": 1}
+    assert est.runs[1].bounds == (1700 - 2 * cycles.DIVIDE_ERROR, 1700 + 2 * cycles.DIVIDE_ERROR)
+
+
+def test_session_estimate_refuses_windows_that_are_not_the_firmwares():
+    marks = _marks((0, 0, 0), (1000, 1500, 0))
+    with pytest.raises(KilnError, match="the plugin counted 1,000 instructions, the firmware 5,000"):
+        cycles.session_estimate("m4", marks, [5000])
+    with pytest.raises(KilnError, match="recorded 1 runs, the firmware counted 2"):
+        cycles.session_estimate("m4", marks, [1000, 1000])
+
+
+PERF_OUTPUT = """perf: input x = x * 1103515245 + 12345 from 12345, byte = (x >> 16) & 0xff; 1 warm-up, 2 timed runs
+perf: instructions/inference: min 1000 avg 1020 max 1040
+"""
+
+
+def test_perf_estimate_takes_the_timed_runs():
+    marks = _marks((0, 0, 0), (1100, 2000, 0), (2000, 3000, 0), (3000, 4400, 0), (4000, 5000, 0), (5040, 6600, 0))
+    est = cycles.perf_estimate("m7", marks, PERF_OUTPUT)
+    assert [w.cycles for w in est.runs] == [1400, 1600]
+    assert cycles.perf_line(est).startswith("perf: estimated m7 cycles/inference: min 1400 avg 1500 max 1600")
+    assert cycles.perf_estimate("m7", marks, "tinykiln selftest\n") is None  # not the perf app
+    with pytest.raises(KilnError, match="recorded 2 runs, the perf app made 3"):
+        cycles.perf_estimate("m7", marks[:4], PERF_OUTPUT)
+
+
+def test_boards_name_their_timing_model():
+    assert cycles.core_of(boards.load_board(ROOT, "mps2-an386")) == "m4"
+    assert cycles.core_of(boards.load_board(ROOT, "mps2-an500")) == "m7"
+    for name in ("host", "pynq-z1", "nucleo-f746zg"):
+        assert cycles.core_of(boards.load_board(ROOT, name)) is None
+
+
+def test_without_plugin_support_the_reason_is_given(monkeypatch, tmp_path):
+    fake = tmp_path / "qemu-system-arm"
+    fake.write_text("#!/bin/sh\necho 'QEMU emulator: -machine, -kernel'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    cycles.unavailable.cache_clear()
+    try:
+        assert cycles.unavailable() == "this qemu-system-arm is built without TCG plugin support"
+    finally:
+        cycles.unavailable.cache_clear()
+
+
+def test_qemu_device_without_a_plugin_passes_no_plugin(tmp_path):
+    """No plugin built (DeviceOptions.cycles_plugin empty): QEMU's command line is today's."""
+    from tinykiln.device import DeviceOptions, QemuDevice
+
+    board = boards.load_board(ROOT, "mps2-an386")
+    dev = QemuDevice(board, DeviceOptions())
+    assert dev._plugin_args(tmp_path / "fw.elf") == [] and dev.cycle_marks() is None
