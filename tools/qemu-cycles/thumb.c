@@ -201,7 +201,7 @@ static void decode32(uint16_t hw1, uint16_t hw2, struct insn *in)
                 in->cls = IC_TABLE_BRANCH;
                 in->writes_pc = 1;
                 in->src = in->addr = reg(rn) | reg(rm);
-            } else if (o1 == 1) { /* STREXB/H, LDREXB/H */
+            } else if (o1 == 1 && o2 < 2) { /* STREXB/H, LDREXB/H */
                 load_store(in, o2 & 1, rt, rn);
             } else { /* STRD, LDRD */
                 int load = o2 & 1;
