@@ -31,6 +31,7 @@ BENCHES = [
      4 + LOOP, 5),
     ("smull, umlal", "smull r1, r4, r2, r3\n umlal r6, r7, r2, r3", 2 + LOOP, 3),
     ("smlad, smlabb", "smlad r1, r2, r3, r1\n smlabb r4, r2, r3, r4", 2 + LOOP, 3),
+    ("smlad chain", "smlad r1, r2, r3, r1\n smlad r1, r2, r3, r1\n smlad r1, r2, r3, r1", 3 + LOOP, 4),
     ("alu x4 independent", "adds r1, #1\n adds r2, #1\n adds r3, #1\n adds r4, #1", 4 + LOOP, 3),
     ("b taken", "b.n 1f\n .balign 4\n1:", 1 + 1 + LOOP, 2),
     ("beq not taken", "cmp r5, #0\n beq.n 9f", 1 + 1 + LOOP, 2),

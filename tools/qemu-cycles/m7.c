@@ -16,7 +16,9 @@
  *     writes and they do not both need the one MAC, divider, branch or FP-pipe slot; LDM/STM,
  *     PUSH/POP, VLDM/VSTM, divides, barriers and system instructions issue alone;
  *   - a value is ready 1 cycle after an ALU instruction, 2 after a load or multiply (so a
- *     load-use pair costs one stall cycle);
+ *     load-use pair costs one stall cycle), except that a multiply-accumulate reads its
+ *     accumulator one cycle late (assumed: so that, as on the M4, a chain of MACs into one
+ *     accumulator issues one per cycle);
  *   - LDM/STM/PUSH/POP move two registers per cycle (1 + ceil(N/2)), LDRD/STRD one cycle;
  *   - SDIV/UDIV: a fixed estimate (see timing.h), VDIV/VSQRT 14 (single precision, as the M4),
  *     FP MAC 3 (assumed as the M4's fused ops);
@@ -109,9 +111,12 @@ void m7_block_cost(const struct insn *in, size_t n, unsigned div_cycles, unsigne
     for (size_t i = 0; i < n; i++) {
         const struct insn *x = &in[i];
         unsigned need = busy_until;
-        for (unsigned r = 0; r < 16; r++)
-            if ((x->src & (1u << r)) && ready[r] > need)
-                need = ready[r];
+        for (unsigned r = 0; r < 16; r++) {
+            /* a MAC reads its accumulator a cycle late: a chain of MACs issues one per cycle */
+            unsigned at_r = (x->acc & (1u << r)) && ready[r] > 0 ? ready[r] - 1 : ready[r];
+            if ((x->src & (1u << r)) && at_r > need)
+                need = at_r;
+        }
         enum slot s = slot_of(x);
         unsigned at;
         if (pair_open && need <= cycle && s != SLOT_ALONE && (s == SLOT_NONE || s != pair_slot) &&

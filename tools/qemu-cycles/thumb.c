@@ -272,7 +272,8 @@ static void decode32(uint16_t hw1, uint16_t hw2, struct insn *in)
         in->dst = reg(rd);
     } else if ((op2 & 0x78) == 0x30) { /* multiply, multiply accumulate, absolute difference */
         in->cls = IC_MUL;
-        in->src = reg(rn) | reg(rm) | reg(rt);
+        in->acc = reg(rt); /* Ra; 15: none */
+        in->src = reg(rn) | reg(rm) | in->acc;
         in->dst = reg(rd);
     } else if ((op2 & 0x78) == 0x38) { /* long multiply, long MAC, divide */
         unsigned o1 = (hw1 >> 4) & 7, o2 = (hw2 >> 4) & 0xF;
@@ -283,8 +284,10 @@ static void decode32(uint16_t hw1, uint16_t hw2, struct insn *in)
         } else {
             in->cls = IC_MUL_LONG;
             in->dst = reg(rt) | reg(rd);
-            if (o1 >= 4) /* accumulating forms read RdLo, RdHi */
+            if (o1 >= 4) { /* accumulating forms read RdLo, RdHi */
+                in->acc = in->dst;
                 in->src |= in->dst;
+            }
         }
     } else if (op2 & 0x40) {
         decode_fp(hw1, hw2, in);

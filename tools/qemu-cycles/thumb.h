@@ -50,6 +50,7 @@ struct insn {
     uint16_t dst;        /* core registers written (mask, bit n = Rn) */
     uint16_t src;        /* core registers read */
     uint16_t addr;       /* core registers forming a load/store address */
+    uint16_t acc;        /* the accumulator(s) a multiply-accumulate reads (part of src) */
 };
 
 /* Decodes the instruction at `bytes` (`size` bytes as QEMU translated it: 2 or 4). */
