@@ -16,8 +16,10 @@ from tinykiln import KilnError, boards, cycles
 
 LOOP = 3  # SUBS 1 + BNE taken 1 + P (P = 1: the 16-bit, word-aligned loop head)
 
-# name, body (r0 = a RAM buffer whose first word holds its own address), M4 cycles per
-# iteration (TRM figure + LOOP), M7 model cycles per iteration
+# name, body (r0 = a RAM buffer whose first word holds its own address, r12 = 16), M4 cycles per
+# iteration (TRM figure + LOOP; for taken branches P as m4.c reads the TRM's 1-3: 1, +1 for a
+# 32-bit target at a halfword address, +1 for a target from a register or memory), M7 model cycles
+# per iteration
 BENCHES = [
     ("ldr x4 pipelined", "ldr r1, [r0]\n ldr r2, [r0, #4]\n ldr r3, [r0, #8]\n ldr r4, [r0, #12]",
      2 + 1 + 1 + 1 + LOOP, 3),
@@ -27,6 +29,8 @@ BENCHES = [
     ("push/pop n=4", "push {r1-r4}\n pop {r1-r4}", (1 + 4) * 2 + LOOP, 7),
     ("ldrd", "ldrd r1, r2, [r0]", 1 + 2 + LOOP, 2),
     ("str imm x2", "str r1, [r0, #16]\n str r2, [r0, #20]", 1 + 1 + LOOP, 2),
+    ("str reg after ldr", "ldr r1, [r0]\n str r2, [r0, r12]", 2 + 1 + LOOP, 2),
+    ("ldr after str reg", "str r2, [r0, r12]\n ldr r1, [r0]", 2 + 2 + LOOP, 2),
     ("mul, mla", "mul r1, r2, r3\n mul r4, r2, r3\n mla r6, r2, r3, r6\n mla r7, r2, r3, r7",
      4 + LOOP, 5),
     ("smull, umlal", "smull r1, r4, r2, r3\n umlal r6, r7, r2, r3", 2 + LOOP, 3),
@@ -35,6 +39,7 @@ BENCHES = [
     ("alu x4 independent", "adds r1, #1\n adds r2, #1\n adds r3, #1\n adds r4, #1", 4 + LOOP, 3),
     ("b taken", "b.n 1f\n .balign 4\n1:", 1 + 1 + LOOP, 2),
     ("beq not taken", "cmp r5, #0\n beq.n 9f", 1 + 1 + LOOP, 2),
+    ("bl + push/pop pc", "bl leaf2", (1 + 1) + (1 + 1) + (1 + 1 + 2) + LOOP, 11),
     ("bl + bx lr", "bl leaf", (1 + 1) + (1 + 2) + LOOP, 8),  # M7: BX LR unpredicted (m7.c)
 ]
 DIVIDES = ("sdiv, udiv", "sdiv r1, r2, r3\n udiv r4, r2, r3")
@@ -53,6 +58,11 @@ tk_cycles:
     .thumb_func
 leaf:
     bx lr
+    .balign 4
+    .thumb_func
+leaf2:
+    push {{lr}}
+    pop {{pc}}
     .thumb_func
     .global reset
 reset:
@@ -60,6 +70,7 @@ reset:
     str r0, [r0]
     movs r2, #100
     movs r3, #7
+    mov r12, #16
 {calls}
     movs r0, #0x18
     ldr r1, =0x20026
