@@ -9,6 +9,8 @@ the timing tables rebuilds it, and nothing else.
 """
 from pathlib import Path
 
+from SCons.Script import Action
+
 from tinykiln import cycles, paths
 
 
@@ -20,7 +22,8 @@ def _plugin(env):
         so = paths.cycles_plugin(Path(env["KILN_BUILD_DIR"].abspath))
         sources = [env.File(str(p)) for p in cycles.source_paths()]
         command = " ".join(cycles.compile_command("$TARGET", ["$SOURCES"]))
-        node = env.Command(str(so), sources, command)
+        shown = None if env["KILN_OPTIONS"]["verbose"] else "HOSTCC $TARGET (the cycle-estimate QEMU plugin)"
+        node = env.Command(str(so), sources, Action(command, shown))
         env.Depends(node, [env.File(str(p)) for p in cycles.header_paths()])
         env["KILN_CYCLES_PLUGIN"] = node[0]
     return env["KILN_CYCLES_PLUGIN"]
