@@ -8,7 +8,6 @@ beside the ELF.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from tinykiln import KilnError, cycles, report
@@ -61,7 +60,6 @@ def _perf_estimate(dev, elf) -> None:
     if estimate is None:
         return
     print(cycles.perf_line(estimate), flush=True)
-    sys.stdout.flush()
     path = Path(elf).with_name("report.json")
     if path.is_file():
         report.merge(path, **estimate.report())

@@ -66,20 +66,20 @@ def _count_line(unit: str, median: int | None, runs: int, emulated: bool, estima
     return f"{line}; {estimate.note()}" if estimate is not None and estimate.runs else line
 
 
-def _estimate(board, options, marks, result, layers):
+def _estimate(board, marks, result, layers, say):
     """The cycle estimate of the session's counted runs, or None, saying once why there is none."""
     core = cycles.core_of(board)
     if core is None:
         return None
     if marks is None:
         reason = cycles.unavailable() or "the build made no cycle-estimate plugin"
-        print(f"cycle estimate: none ({reason})", flush=True)
+        say(f"cycle estimate: none ({reason})")
         return None
     try:
         return cycles.session_estimate(core, marks, result.cycles,
                                        [layer["cycles"] for layer in layers] if layers is not None else None)
     except KilnError as e:
-        print(f"cycle estimate: none (its records do not match the firmware's counts: {e})", flush=True)
+        say(f"cycle estimate: none (its records do not match the firmware's counts: {e})")
         return None
 
 
@@ -118,7 +118,7 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
                 raise KilnError(f"QEMU ended with status {status} after the run{dev.exit_note()}")
             marks = dev.cycle_marks()
     result, info, layers, invoke_total = outcome
-    estimate = _estimate(board, options, marks, result, layers) if dev.kind == device.QEMU else None
+    estimate = _estimate(board, marks, result, layers, say) if dev.kind == device.QEMU else None
 
     say(v.verdict_line(result, model.name, board.name))
     median = v._median(result.cycles)
