@@ -12,6 +12,15 @@ difference of two records covers exactly the window whose instruction count the 
 Which board has which model is board.toml's [emulator] `cycle_estimate` (the emulated mps2 boards:
 their code and data are zero-wait SSRAM, so no wait states are charged). A QEMU without plugin
 support, or a missing host gcc, leaves the estimate out: `unavailable()` says why, once.
+
+How far off it can be. Cortex-M4: every figure the TRM's Table 3-1 states is charged exactly (the
+micro-benchmarks of tests/unit/test_cycle_estimate.py); what the TRM leaves open is bounded:
+SDIV/UDIV +-5 cycles each (counted: Window.bounds), the refill P of a taken branch +-1 (on the
+project's unrolled kernels taken branches cost 0.3% of the cycles), IT folding and skipped IT
+instructions a cycle each, no interrupt entry or bus contention: within a few percent on the
+project's kernels, if the silicon runs from zero-wait memory. Cortex-M7: a model, not a table
+(tools/qemu-cycles/m7.c names its sources and assumptions): expect tens of percent on one loop;
+use it to rank code, not to quote.
 """
 from __future__ import annotations
 
