@@ -15,6 +15,7 @@ raised in a Python action it becomes a one-line SCons error, no traceback (wrap 
 `kiln_action`, importable as `from kiln import kiln_action` in tools loaded after this one).
 """
 import atexit
+import dataclasses
 import functools
 import os
 import signal
@@ -142,6 +143,10 @@ def _deploy(env, firmware):
     elf = firmware[0]
     target = env["KILN_TARGET"]
     options = device.DeviceOptions.from_opts(opts)
+    method = device.kind(target.board, options, device.RUN)
+    plugin = env.KilnCyclesPlugin() if method == device.QEMU else None  # the cycle estimate
+    if plugin is not None:
+        options = dataclasses.replace(options, cycles_plugin=plugin.abspath)
 
     @kiln_action
     def deploy(target_nodes, source, env):
@@ -151,9 +156,9 @@ def _deploy(env, firmware):
             raise SCons.Errors.UserError(f"the firmware exited with status {status}")
         return 0
 
-    method = device.kind(target.board, options, device.RUN)
     verb = "FLASH" if method in device.PROBES else "RUN"
-    alias = env.Alias("run", elf, env.Action(deploy, f"{verb} {elf} ({method})"))
+    alias = env.Alias("run", [elf] + ([plugin] if plugin is not None else []),
+                      env.Action(deploy, f"{verb} {elf} ({method})"))
     env.AlwaysBuild(alias)
     env.Default(alias)
     return alias
@@ -201,6 +206,7 @@ def generate(env):
         env.CacheDir(str(cache))
     env.AddMethod(_deploy, "KilnDeploy")
     env.Tool("kiln_firmware")
+    env.Tool("kiln_cycles")
 
 
 def exists(env):

@@ -36,6 +36,7 @@ built and ran the inputs, report.json says "compared": false, but the build is n
 app=perf (or any other app): the firmware is built as <model>-<app> (its own directory, so
 switching apps rebuilds nothing) and run=1 / flash=1 run it like any firmware (kiln.py KilnDeploy).
 """
+import dataclasses
 import hashlib
 import json
 import sys
@@ -200,6 +201,9 @@ def _validate_alias(env, ms, elf, report_json):
     model, n, seed, profile = ms.model, opts.n, opts.seed, opts.profile
     options = device.DeviceOptions.from_opts(opts)
     method = device.kind(board, options, device.SESSION)  # a wrong combination stops here
+    plugin = env.KilnCyclesPlugin() if method == device.QEMU else None  # the cycle estimate
+    if plugin is not None:
+        options = dataclasses.replace(options, cycles_plugin=plugin.abspath)
     if opts.samples:
         model = models.with_samples(model, [f for f in opts.samples.split(",") if f], max_runs=max(n, 4))
     # The run reads the graph the build compiled (layer names for the profile) back from the
@@ -220,7 +224,7 @@ def _validate_alias(env, ms, elf, report_json):
         return 0
 
     where = {"qemu": "QEMU", "host": "host"}.get(method, options.port)
-    alias = env.Alias("validate", [elf, report_json],
+    alias = env.Alias("validate", [elf, report_json] + ([plugin] if plugin is not None else []),
                       Action(run_on_device, f"RUN {model.name} on {board.name} ({where})"))
     env.AlwaysBuild(alias)
     env.Default(alias)

@@ -21,6 +21,8 @@
                                            a model's generated kernels, AOT C, export=1 folder and
                                            tune=1 work folder
     pipeline_cache(model_dir)              the pickled pipeline result (tinykiln.pipeline)
+    cycles_plugin(target)                  <target>/_kiln/qemu-cycles/tkcycles.so: the cycle-estimate
+                                           QEMU plugin (tinykiln.cycles), built with the host gcc
     sconsign(build)                        SCons' state file of a build folder
     matrix_dir(build)                      <build>/matrix/: matrix=1 rows, logs and reports
 """
@@ -106,6 +108,10 @@ def firmware_dir(build: Path, board: str, variant: str, name: str) -> Path:
 
 def common_dir(target: Path) -> Path:
     return Path(target) / "_kiln"
+
+
+def cycles_plugin(target: Path) -> Path:
+    return common_dir(target) / "qemu-cycles" / "tkcycles.so"
 
 
 def kernels_dir(model_dir: Path) -> Path:

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ROOT
 from modelgen import ModelBuilder, binary
-from tinykiln import KilnError, boards
+from tinykiln import KilnError, boards, cycles
 from tinykiln.runner import protocol as p
 from tinykiln.device import qemu
 from tinykiln.runner.airunner import AiRunner
@@ -61,6 +61,9 @@ def test_demo_validates_cifar10_bit_exact_and_counts_instructions(scons, kiln_bu
     assert data["validation"]["where"] == "qemu"
     assert data["instructions_per_inference"] == count
     assert "cycles_per_inference" not in {k for k in data if k != "validation"}
+    if not cycles.unavailable():  # the cycle estimate, for the same runs (tinykiln.cycles)
+        assert data["cycles_estimated_core"] == "m7" and data["cycles_estimated_per_inference"] > 0
+        assert f"; estimated m7 cycles: {data['cycles_estimated_per_inference']:,} (" in out
 
 
 @needs_shared

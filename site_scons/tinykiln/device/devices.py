@@ -56,6 +56,11 @@ class Device:
         """What is known about a device that ended (for an error message); empty if nothing."""
         return ""
 
+    def cycle_marks(self):
+        """The cycle-estimate plugin's records of the run (tinykiln.cycles.Mark list), None when
+        the device made no estimate."""
+        return None
+
     def stop(self) -> None:
         """End everything the device started; harmless when nothing runs."""
 
@@ -72,16 +77,41 @@ class QemuDevice(Device):
     def __init__(self, board, options):
         super().__init__(board, options)
         self.session = None
+        self.cycle_record = None  # the cycle-estimate plugin's output file, when it runs
+
+    def _plugin_args(self, elf) -> list[str]:
+        """The cycle-estimate plugin's arguments when the build made it for this board's core."""
+        from tinykiln import cycles
+
+        core = cycles.core_of(self.board)
+        if not (core and self.options.cycles_plugin):
+            return []
+        record = Path(elf).with_suffix(".cycles.txt")
+        try:
+            args = cycles.qemu_args(self.options.cycles_plugin, core, record, elf)
+        except KilnError as e:
+            print(f"cycle estimate: none ({e})", file=sys.stderr)
+            return []
+        if args:
+            record.unlink(missing_ok=True)
+            self.cycle_record = record
+        return args
 
     def start(self, elf, console: str = SERIAL) -> None:
         from . import qemu
 
+        extra = self._plugin_args(elf)
         if console == TERMINAL:
             self.session = qemu.start(self.board, elf, serial="stdio", icount=self.options.icount,
-                                      console=sys.stdout.buffer, errors=sys.stderr.buffer)
+                                      console=sys.stdout.buffer, errors=sys.stderr.buffer, extra=extra)
         else:
             self.session = qemu.start(self.board, elf, serial="tcp" if console == SERIAL else "stdio",
-                                      icount=self.options.icount)
+                                      icount=self.options.icount, extra=extra)
+
+    def cycle_marks(self):
+        from tinykiln import cycles
+
+        return cycles.read_marks(self.cycle_record) if self.cycle_record else None
 
     @property
     def serial(self):

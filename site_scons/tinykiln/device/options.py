@@ -21,6 +21,7 @@ class DeviceOptions:
     timeout: float = DEFAULT_TIMEOUT  # timeout=: seconds before a run is stopped
     icount: bool = True  # QEMU counts instructions (-icount shift=0)
     tracker: str = ""  # tracker=host:port: devices behind a TVM RPC tracker (tune=1)
+    cycles_plugin: str = ""  # the cycle-estimate QEMU plugin (tinykiln.cycles) the build made, if any
 
     @classmethod
     def from_opts(cls, opts) -> "DeviceOptions":

@@ -37,11 +37,12 @@ def machine_args(emulator: dict) -> list[str]:
     return args
 
 
-def command(emulator: dict, elf, *, serial: str = "stdio", icount: bool = True) -> list[str]:
+def command(emulator: dict, elf, *, serial: str = "stdio", icount: bool = True,
+            extra: list[str] = ()) -> list[str]:
     """The qemu-system-arm command line for a board's emulator table and an ELF.
 
     `serial`: "stdio" (console on QEMU's stdout) or "tcp" (a server on a free port, waiting for
-    the client before the guest starts).
+    the client before the guest starts). `extra`: more arguments (the cycle-estimate plugin's).
     """
     if serial == "stdio":
         serial_arg = "stdio"
@@ -54,7 +55,7 @@ def command(emulator: dict, elf, *, serial: str = "stdio", icount: bool = True) 
         "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
     if icount:
         cmd += ["-icount", "shift=0"]
-    return cmd
+    return cmd + list(extra)
 
 
 class Session:
@@ -139,13 +140,13 @@ def _emulator(board) -> dict:
 
 
 def start(board, elf, *, serial: str = "tcp", icount: bool = True, console=None,
-          errors=None) -> Session:
+          errors=None, extra: list[str] = ()) -> Session:
     """Start QEMU for `board` (tinykiln.boards.Board) and `elf`; the Session's url is set for tcp.
 
     `console` / `errors`: binary streams that receive QEMU's stdout / stderr as it arrives
-    (everything is also kept in Session.output).
+    (everything is also kept in Session.output). `extra`: more QEMU arguments.
     """
-    return Session(command(_emulator(board), elf, serial=serial, icount=icount),
+    return Session(command(_emulator(board), elf, serial=serial, icount=icount, extra=extra),
                    name=board.name, serial=serial, console=console, errors=errors)
 
 

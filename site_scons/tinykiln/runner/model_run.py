@@ -14,7 +14,9 @@ each, only the console differs:
 
 report.json gains "validation", the per-inference count under the name of what the device counts
 ("instructions_per_inference" under QEMU, "cycles_per_inference" on hardware, "ns_per_inference"
-on host) and, with profile=1, "profile" (runner/profile.py) plus profile.png beside it.
+on host) and, with profile=1, "profile" (runner/profile.py) plus profile.png beside it. Under QEMU,
+on a board with a timing model (tinykiln.cycles), also "cycles_estimated_per_inference",
+"cycles_estimated_core" and "cycles_estimated_divides_per_inference", for the same runs.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykiln import KilnError, device, interrupt, progress, report, sizes
+from tinykiln import KilnError, cycles, device, interrupt, progress, report, sizes
 from tinykiln.device.deploy import program
 
 from . import profile as prof
@@ -56,12 +58,30 @@ def image_bytes(elf: str) -> int:
     return sum(s.size for s in sizes.read_sections(elf) if not s.nobits)
 
 
-def _count_line(unit: str, median: int | None, runs: int, emulated: bool) -> str:
+def _count_line(unit: str, median: int | None, runs: int, emulated: bool, estimate=None) -> str:
     if median is None:
         return "no inference ran (n=0 and no samples)"
     what = {"instructions": "instructions", "cpu-cycles": "cycles", "ns": "ns"}.get(unit, unit)
     note = " (QEMU -icount shift=0: one instruction per count)" if emulated and unit == "instructions" else ""
-    return f"{what} per inference: {median:,} (median of {runs} runs){note}"
+    line = f"{what} per inference: {median:,} (median of {runs} runs){note}"
+    return f"{line}; {estimate.note()}" if estimate is not None and estimate.runs else line
+
+
+def _estimate(board, marks, result, layers, say):
+    """The cycle estimate of the session's counted runs, or None, saying once why there is none."""
+    core = cycles.core_of(board)
+    if core is None:
+        return None
+    if marks is None:
+        reason = cycles.unavailable() or "the build made no cycle-estimate plugin"
+        say(f"cycle estimate: none ({reason})")
+        return None
+    try:
+        return cycles.session_estimate(core, marks, result.cycles,
+                                       [layer["cycles"] for layer in layers] if layers is not None else None)
+    except KilnError as e:
+        say(f"cycle estimate: none (its records do not match the firmware's counts: {e})")
+        return None
 
 
 def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int = 10,
@@ -96,11 +116,14 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
             if note:
                 raise KilnError(f"{e}{note}") from None
             raise
+        marks = None
         if dev.kind == device.QEMU:
             status = dev.wait(timeout=10)
             if status != 0:
                 raise KilnError(f"QEMU ended with status {status} after the run{dev.exit_note()}")
+            marks = dev.cycle_marks()
     result, info, layers, invoke_total = outcome
+    estimate = _estimate(board, marks, result, layers, say) if dev.kind == device.QEMU else None
 
     note = v.reference_note(result)
     if note:
@@ -108,7 +131,7 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
     say(v.verdict_line(result, model.name, board.name))
     median = v._median(result.cycles)
     emulated = dev.kind == device.QEMU
-    say(_count_line(info.cycle_unit, median, len(result.cycles), emulated))
+    say(_count_line(info.cycle_unit, median, len(result.cycles), emulated, estimate))
     flash_bytes = image_bytes(elf)
     say(f"memory: arena {info.arena_size:,} B, weights {info.weights_size:,} B, flash (image) "
         f"{flash_bytes:,} B")
@@ -120,8 +143,12 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
     blocks["validation"] = block
     if median is not None:
         blocks[COUNT_KEYS.get(info.cycle_unit, "cycles_per_inference")] = median
+    if estimate is not None and estimate.runs:
+        blocks.update(estimate.report())
     if layers is not None:
         rows = prof.layer_rows(layers, graph)  # the compiled graph names the layers (None: kernels only)
+        if estimate is not None and estimate.layers is not None:
+            prof.add_estimate(rows, [w.cycles for w in estimate.layers], estimate.core)
         say("")
         say(f"per-layer profile ({info.cycle_unit}, one profiled inference):")
         say(prof.table(rows, info.cycle_unit))

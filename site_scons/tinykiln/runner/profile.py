@@ -7,7 +7,8 @@
 
 A row is {"index", "kernel", "op", "op_index", "shape", "cycles", "share"}: the layer's generated
 kernel, the TFLite operator it implements, that operator's output shape, the counter difference
-over the layer and its share of the layers' sum (percent).
+over the layer and its share of the layers' sum (percent). Under QEMU with a cycle estimate
+(tinykiln.cycles) a row also has "cycles_estimated" (add_estimate), shown as a column.
 """
 from __future__ import annotations
 
@@ -31,16 +32,26 @@ def layer_rows(device_layers: list[dict], graph=None) -> list[dict]:
     return rows
 
 
+def add_estimate(rows: list[dict], estimated: list[int], core: str) -> None:
+    """Each row's estimated cycles on `core` ("m4", "m7"), in layer order."""
+    for row, value in zip(rows, estimated):
+        row["cycles_estimated"] = int(value)
+        row["cycles_estimated_core"] = core
+
+
 def table(rows: list[dict], unit: str) -> str:
     """A fixed-width text table, a total line last."""
-    header = ("#", "kernel", "op", "output shape", unit, "share")
+    estimated = bool(rows) and all("cycles_estimated" in r for r in rows)
+    core = rows[0].get("cycles_estimated_core", "") if estimated else ""
+    header = ("#", "kernel", "op", "output shape", unit, "share") + ((f"est. {core} cycles",) if estimated else ())
     body = [(str(r["index"]), r["kernel"], f'{r["op"]} (op {r["op_index"]})',
              "x".join(map(str, r["shape"])) if r["shape"] else "-", f'{r["cycles"]:,}',
-             f'{r["share"]:.1f}%') for r in rows]
+             f'{r["share"]:.1f}%') + ((f'{r["cycles_estimated"]:,}',) if estimated else ()) for r in rows]
     total = sum(r["cycles"] for r in rows)
-    body.append(("", "total", "", "", f"{total:,}", "100.0%"))
+    body.append(("", "total", "", "", f"{total:,}", "100.0%")
+                + ((f'{sum(r["cycles_estimated"] for r in rows):,}',) if estimated else ()))
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
-    right = {0, 4, 5}
+    right = {0, 4, 5, 6}
 
     def fmt(line):
         return "  ".join(cell.rjust(w) if i in right else cell.ljust(w)
@@ -53,8 +64,11 @@ def table(rows: list[dict], unit: str) -> str:
 def report_block(rows: list[dict], unit: str, invoke_total: int | None) -> dict:
     """report.json's "profile": the rows, their sum and the whole invoke's count (the difference is
     the timing hooks' own cost and the code between layers)."""
-    return {"unit": unit, "layers": rows, "layers_total": sum(r["cycles"] for r in rows),
-            "invoke_total": invoke_total}
+    block = {"unit": unit, "layers": rows, "layers_total": sum(r["cycles"] for r in rows),
+             "invoke_total": invoke_total}
+    if rows and all("cycles_estimated" in r for r in rows):
+        block["layers_cycles_estimated_total"] = sum(r["cycles_estimated"] for r in rows)
+    return block
 
 
 def write_chart(rows: list[dict], unit: str, path, title: str) -> None:
