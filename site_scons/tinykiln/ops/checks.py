@@ -291,6 +291,8 @@ def softmax(v: OpView) -> dict:
         v.fail(f"beta {beta} is not finite")
     elif beta <= 0 and v.x.dtype == "int8":
         v.fail(f"int8 SOFTMAX needs beta > 0, has {beta} (LiteRT aborts on it)")
+    if v.y.dtype == "int16" and v.x.dtype != "int8":
+        v.fail(f"SOFTMAX from {v.x.dtype} to int16 is not supported (int8 to int16 is)")
     return attrs
 
 

@@ -9,6 +9,7 @@
         dtypes    the (input, output) activation dtypes it is compiled for
         options   the builtin options table the op must carry (None: options are ignored)
         operands  inputs that are weights or operands rather than activations
+        state     inputs that are variable tensors the op rewrites in place (its state, kept across runs)
     FAMILIES[name] = KernelFamily  every kernel family of the family modules
 
 To add an op kind: its checker (ops/checks.py is full: new families keep theirs, and their numpy
@@ -23,7 +24,7 @@ from typing import Callable
 from . import (
     activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, depthwise_conv2d, elementwise,
     fully_connected, gather, l2norm, log_softmax, movement, padding, pooling, quantize, reduce, reduce_more, reshape,
-    resize, softmax, space_depth, split, tile, transpose_conv, unary_math,
+    resize, softmax, space_depth, split, svdf, tile, transpose_conv, unary_math,
 )
 from .base import KernelFamily
 
@@ -42,6 +43,7 @@ class OpSupport:
     dtypes: tuple[tuple[str, str], ...] = SAME
     options: str | None = None
     operands: tuple[int, ...] = ()
+    state: tuple[int, ...] = ()
 
 
 OPS: dict[str, OpSupport] = {
@@ -57,7 +59,8 @@ OPS: dict[str, OpSupport] = {
     "MUL": OpSupport(checks.elementwise_binary, elementwise.lower_binary, options="MulOptions"),
     "RESHAPE": OpSupport(checks.reshape, reshape.lower_alias, operands=(1,)),
     "SQUEEZE": OpSupport(checks.squeeze, reshape.lower_alias, options="SqueezeOptions"),
-    "SOFTMAX": OpSupport(checks.softmax, softmax.lower_softmax, options="SoftmaxOptions"),
+    "SOFTMAX": OpSupport(checks.softmax, softmax.lower_softmax, dtypes=SAME + (("int8", "int16"),),
+                         options="SoftmaxOptions"),
     "QUANTIZE": OpSupport(quantize.check_cast, quantize.lower_cast, dtypes=quantize.QUANTIZE_CASTS),
     "DEQUANTIZE": OpSupport(quantize.check_cast, quantize.lower_cast, dtypes=quantize.DEQUANTIZE_CASTS),
     "PAD": OpSupport(checks.pad, movement.lower_pad, operands=(1,)),
@@ -133,12 +136,16 @@ OPS: dict[str, OpSupport] = {
     "PADV2": OpSupport(padding.check_padv2, padding.lower_padv2, dtypes=SAME + INT32 + INT64, operands=(1, 2)),
     "MIRROR_PAD": OpSupport(padding.check_mirror_pad, padding.lower_mirror_pad, dtypes=SAME + INT32 + INT64,
                             options="MirrorPadOptions", operands=(1,)),
+    # -- stateful ops: a variable tensor kept across runs (the state area) --
+    "SVDF": OpSupport(svdf.check, svdf.lower_svdf, options="SVDFOptions", operands=(1, 2, 3, 4),
+                      state=(svdf.STATE_INPUT,)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
                   reduce, movement,
                   argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax,
                   compare, unary_math, binary_math, quantize,
-                  resize, split, gather, tile, space_depth, padding)
+                  resize, split, gather, tile, space_depth, padding,
+                  svdf)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

@@ -6,6 +6,10 @@
 Integer outputs must be bit-exact (a difference is a bug, never a tolerance). float32 outputs pass
 within FLOAT_RTOL relative: |device - ref| <= FLOAT_RTOL * max(|ref|, FLOAT_RTOL_FLOOR * max |ref of
 that output|), so values near zero are compared against the output's scale, not against zero.
+
+A stateful model (its state survives a run) is validated in sequences of SEQUENCE invocations: device
+and LiteRT are both reset before each sequence, then every step of it is compared, so the state
+carried from step to step is checked too (sequence_runs rounds a run count up to whole sequences).
 """
 from __future__ import annotations
 
@@ -19,6 +23,12 @@ from tinykiln.options import BY_KEY
 FLOAT_RTOL = 1e-5
 FLOAT_RTOL_FLOOR = 1e-3
 DEFAULT_SEED = BY_KEY["seed"].default  # seed= (tinykiln.options owns the default)
+SEQUENCE = 10  # invocations per sequence of a stateful model, between resets
+
+
+def sequence_runs(n: int, state_bytes: int) -> int:
+    """How many random runs validate n for a model with that much state: whole sequences if stateful."""
+    return n if not state_bytes else max(1, -(-n // SEQUENCE)) * SEQUENCE
 
 
 def random_inputs(descs, n: int, seed: int = DEFAULT_SEED) -> list[list[np.ndarray]]:
@@ -59,6 +69,7 @@ class ValidationResult:
     outputs: list[OutputStats]
     cycles: list[int] = field(default_factory=list)
     cycle_unit: str = ""
+    sequence: int = 0  # a stateful model's invocations per sequence (0: independent runs)
 
     @property
     def passed(self) -> bool:
@@ -88,6 +99,7 @@ class ValidationResult:
             ],
             "cycles_per_inference": _median(self.cycles),
             "cycle_unit": self.cycle_unit,
+            **({"sequence_length": self.sequence} if self.sequence else {}),
         }
 
 
@@ -118,15 +130,21 @@ def compare(device: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
 
 
 def validate(runner, reference, input_sets: list[list[np.ndarray]], sample_runs: int = 0,
-             progress=None) -> ValidationResult:
+             progress=None, sequence: int = 0) -> ValidationResult:
+    """sequence > 0 (a stateful model): device and reference are reset before runs 0, sequence,
+    2 * sequence, ... and before the samples."""
     info = runner.info
     stats = [OutputStats(i, d.name, d.dtype) for i, d in enumerate(info.outputs)]
     if len(reference.outputs) != len(info.outputs):
         raise KilnError(f"the device has {len(info.outputs)} output(s), the .tflite "
                         f"{len(reference.outputs)}: the firmware was built from another model")
     result = ValidationResult(len(input_sets), len(input_sets) - sample_runs, sample_runs, stats,
-                              cycle_unit=info.cycle_unit)
+                              cycle_unit=info.cycle_unit, sequence=sequence)
+    random_runs = len(input_sets) - sample_runs
     for run, inputs in enumerate(input_sets):
+        if sequence and (run < random_runs and run % sequence == 0 or run == random_runs):
+            runner.reset()
+            reference.reset()
         outputs, profile = runner.invoke(inputs)
         result.cycles.append(profile["cycles"])
         expected = reference.run(inputs)

@@ -64,6 +64,8 @@ OPTION_FIELDS = {
     "SpaceToDepthOptions": ("BlockSize",),
     "DepthToSpaceOptions": ("BlockSize",),
     "MirrorPadOptions": ("Mode",),
+    # -- stateful ops (the state area) --
+    "SVDFOptions": ("Rank", "FusedActivationFunction", "AsymmetricQuantizeInputs"),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
