@@ -134,6 +134,7 @@ OPTIONS = {
     "PADV2": "PadV2Options",
     # -- stateful ops (the state area) --
     "SVDF": "SVDFOptions",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.

@@ -25,7 +25,7 @@ EXPECTED = {
     "gesture_macro_keyboard": None,
     "ad_imu_ver2_model1_int8": None,
     "deeplabv3_mnv2_dm05_pascal_quant": None,
-    "dtln_noise_suppression": "unsupported op UNIDIRECTIONAL_SEQUENCE_LSTM",
+    "dtln_noise_suppression": "UNIDIRECTIONAL_SEQUENCE_LSTM (output 'tfl.unidirectional_sequence_lstm'): int8",
     "har_stm32ai_notebook": None,
     "ic_resnet_v1_8_32_cifar10_int8": None,
     "ic_st_efficientnet_lc_v1_128_flowers_int8": None,

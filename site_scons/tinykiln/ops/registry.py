@@ -24,7 +24,7 @@ from typing import Callable
 from . import (
     activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, depthwise_conv2d, elementwise,
     fully_connected, gather, l2norm, log_softmax, movement, padding, pooling, quantize, reduce, reduce_more, reshape,
-    resize, softmax, space_depth, split, svdf, tile, transpose_conv, unary_math,
+    lstm, resize, softmax, space_depth, split, svdf, tile, transpose_conv, unary_math,
 )
 from .base import KernelFamily
 
@@ -139,6 +139,10 @@ OPS: dict[str, OpSupport] = {
     # -- stateful ops: a variable tensor kept across runs (the state area) --
     "SVDF": OpSupport(svdf.check, svdf.lower_svdf, options="SVDFOptions", operands=(1, 2, 3, 4),
                       state=(svdf.STATE_INPUT,)),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": OpSupport(lstm.check, lstm.lower_lstm, dtypes=(("float32", "float32"),),
+                                              options="UnidirectionalSequenceLSTMOptions",
+                                              operands=tuple(range(1, 24)),
+                                              state=(lstm.OUTPUT_STATE, lstm.CELL_STATE)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
@@ -146,6 +150,6 @@ FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwis
                   argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax,
                   compare, unary_math, binary_math, quantize,
                   resize, split, gather, tile, space_depth, padding,
-                  svdf)
+                  svdf, lstm)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

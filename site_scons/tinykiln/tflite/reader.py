@@ -66,6 +66,8 @@ OPTION_FIELDS = {
     "MirrorPadOptions": ("Mode",),
     # -- stateful ops (the state area) --
     "SVDFOptions": ("Rank", "FusedActivationFunction", "AsymmetricQuantizeInputs"),
+    "UnidirectionalSequenceLSTMOptions": ("FusedActivationFunction", "CellClip", "ProjClip", "TimeMajor",
+                                          "AsymmetricQuantizeInputs", "DiagonalRecurrentTensors"),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
