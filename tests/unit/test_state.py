@@ -160,3 +160,46 @@ def test_protocol_reset_clears_the_state_between_sequences(firmware):
             got = [runner.invoke([x])[0][0].tolist() for _ in range(3)]
             assert got == [[1, 2, 3, 4], [1002, 4, 6, 8], [2003, 6, 9, 12]]
         runner.exit(0)
+
+
+class _Counter:
+    """A stateful 'device' and 'reference' at once: outputs the running sum of its inputs."""
+
+    def __init__(self, desc):
+        self.total = np.zeros(4, np.int16)
+        self.resets = []
+        self.runs = 0
+        self.info = type("Info", (), {"outputs": [desc], "cycle_unit": "ns"})()
+        self.outputs = [desc]
+
+    def reset(self):
+        self.resets.append(self.runs)
+        self.total[...] = 0
+        return 32
+
+    def step(self, inputs):
+        self.runs += 1
+        self.total += inputs[0].astype(np.int16)
+        return [self.total.copy()]
+
+    def invoke(self, inputs):
+        return self.step(inputs), {"cycles": 1}
+
+    def run(self, inputs):
+        return self.step(inputs)
+
+
+def test_validation_resets_device_and_reference_before_each_sequence():
+    from tinykiln.runner import validate as v
+
+    desc = type("Desc", (), {"name": "y", "dtype": "int16"})()
+    device, reference = _Counter(desc), _Counter(desc)
+    assert v.sequence_runs(12, 32) == 20 and v.sequence_runs(12, 0) == 12 and v.sequence_runs(0, 32) == 10
+    sets = [[np.full(4, i, np.int8)] for i in range(23)]  # 20 random runs, then 3 samples
+    result = v.validate(device, reference, sets, sample_runs=3, sequence=10)
+    assert device.resets == reference.resets == [0, 10, 20]
+    assert result.passed and result.to_json()["sequence_length"] == 10
+    # a device that forgot its state at a reset (or kept it) would differ from the reference
+    device.reset = lambda: 0
+    reference.resets.clear()
+    assert not v.validate(device, reference, sets, sample_runs=3, sequence=10).passed
