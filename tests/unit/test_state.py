@@ -203,3 +203,26 @@ def test_validation_resets_device_and_reference_before_each_sequence():
     device.reset = lambda: 0
     reference.resets.clear()
     assert not v.validate(device, reference, sets, sample_runs=3, sequence=10).passed
+
+
+def test_resource_variables_are_refused_naming_them():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from ai_edge_litert import schema_py_generated as schema
+    from modelgen import ModelBuilder, pack
+
+    from tinykiln import KilnError
+    from tinykiln.tflite import load
+
+    mb = ModelBuilder(0)
+    x = mb.tensor((1, 4), "float32", name="x")
+    y = mb.tensor((1, 4), "float32", name="y")
+    mb.op("CALL_ONCE", [], [])
+    mb.op("RELU", [x], [y])
+    model = mb.model([x], [y])
+    init = schema.SubGraphT()
+    init.tensors, init.inputs, init.outputs, init.operators, init.name = [], [], [], [], "init"
+    model.subgraphs.append(init)
+    with pytest.raises(KilnError, match=r"resource variables \(CALL_ONCE; CALL_ONCE runs a second subgraph"):
+        load(pack(model))

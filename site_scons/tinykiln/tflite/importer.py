@@ -26,6 +26,8 @@ SUPPORTED_OPS = tuple(OPS)
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 MAX_TENSOR_BYTES = 1 << 31
 
+# the ops of TFLite's resource variables (state outside variable tensors, set up by a CALL_ONCE subgraph)
+RESOURCE_VARIABLE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
 WAY_OUT = ("tinykiln compiles single-subgraph TFLite models with static shapes, either float32 or fully "
            "int8-quantized (int8 activations, int8 weights, int32 biases; or uint8 throughout), made of the "
            "builtin ops that `./kiln ops` lists (the README's table). Convert the model accordingly (e.g. "
@@ -73,7 +75,13 @@ class _Importer:
         raw = self.raw
         if not raw.subgraphs:
             raise KilnError(f"{self.name}: the model has no subgraph. {WAY_OUT}")
-        if len(raw.subgraphs) > 1:
+        resource = sorted({c.name for c in raw.opcodes} & RESOURCE_VARIABLE_OPS)
+        if resource:
+            self.model_problems.append(
+                f"the model keeps state in resource variables ({', '.join(resource)}; CALL_ONCE runs a second "
+                "subgraph that initializes them), which are not supported: keep the state in variable "
+                "tensors instead (TFLite's stateful SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM ops do)")
+        elif len(raw.subgraphs) > 1:
             self.model_problems.append(
                 f"the model has {len(raw.subgraphs)} subgraphs (control flow such as WHILE/IF, or "
                 "several signatures); only single-subgraph models are supported")
