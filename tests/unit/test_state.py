@@ -194,7 +194,8 @@ def test_validation_resets_device_and_reference_before_each_sequence():
 
     desc = type("Desc", (), {"name": "y", "dtype": "int16"})()
     device, reference = _Counter(desc), _Counter(desc)
-    assert v.sequence_runs(12, 32) == 20 and v.sequence_runs(12, 0) == 12 and v.sequence_runs(0, 32) == 10
+    assert v.sequence_runs(12, 32) == 20 and v.sequence_runs(12, 0) == 12
+    assert v.sequence_runs(0, 32) == 0 and v.sequence_runs(1, 32) == 10
     sets = [[np.full(4, i, np.int8)] for i in range(23)]  # 20 random runs, then 3 samples
     result = v.validate(device, reference, sets, sample_runs=3, sequence=10)
     assert device.resets == reference.resets == [0, 10, 20]

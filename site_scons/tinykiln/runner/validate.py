@@ -28,7 +28,7 @@ SEQUENCE = 10  # invocations per sequence of a stateful model, between resets
 
 def sequence_runs(n: int, state_bytes: int) -> int:
     """How many random runs validate n for a model with that much state: whole sequences if stateful."""
-    return n if not state_bytes else max(1, -(-n // SEQUENCE)) * SEQUENCE
+    return n if not state_bytes else -(-n // SEQUENCE) * SEQUENCE
 
 
 def random_inputs(descs, n: int, seed: int = DEFAULT_SEED) -> list[list[np.ndarray]]:
