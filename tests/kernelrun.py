@@ -60,9 +60,15 @@ def build_library(lowered: LoweredModel, workdir: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(lib))
 
 
-def run_lowered(graph: Graph, lowered: LoweredModel, inputs, workdir: Path) -> list[np.ndarray]:
-    lib = build_library(lowered, workdir)
-    buffers: dict[int, np.ndarray] = {}
+def run_lowered(graph: Graph, lowered: LoweredModel, inputs, workdir: Path, state: dict | None = None,
+                lib=None) -> list[np.ndarray]:
+    """One run. state: the variable tensors' buffers, kept by the caller from one run to the next
+    (a stateful model: start with {} after a reset; see run_sequence)."""
+    lib = lib or build_library(lowered, workdir)
+    buffers: dict[int, np.ndarray] = state if state is not None else {}
+    for index in list(buffers):
+        if not graph.tensors[index].variable:
+            del buffers[index]  # only the state survives a run
 
     def storage(index: int) -> np.ndarray:
         root = lowered.aliases.get(index, index)
@@ -70,6 +76,8 @@ def run_lowered(graph: Graph, lowered: LoweredModel, inputs, workdir: Path) -> l
             t = graph.tensors[root]
             # a constant operand passed as a kernel input (AOT passes its weights.c array)
             buffers[root] = np.array(t.data) if t.is_constant else np.zeros(t.shape, dtype=t.dtype)
+            if t.variable and t.dtype == "int8" and t.quant is not None:
+                buffers[root][...] = t.quant.zero_point[0]  # LiteRT resets int8 state to its zero point
         return buffers[root]
 
     for index, value in zip(graph.inputs, inputs):
@@ -93,6 +101,36 @@ def run_lowered(graph: Graph, lowered: LoweredModel, inputs, workdir: Path) -> l
         t = graph.tensors[index]
         outs.append(storage(index).reshape(t.shape).copy())
     return outs
+
+
+def run_sequence(graph: Graph, lowered: LoweredModel, input_sets, workdir: Path) -> list[list[np.ndarray]]:
+    """Runs one after the other with the variable tensors kept between them (from a reset state), as
+    the firmware runs a stateful model; the outputs of every run."""
+    lib = build_library(lowered, workdir)
+    state: dict = {}
+    return [run_lowered(graph, lowered, inputs, workdir, state=state, lib=lib) for inputs in input_sets]
+
+
+def reference_sequences(model_bytes: bytes, sequences) -> list[list[list[np.ndarray]]]:
+    """LiteRT (BUILTIN_REF) over sequences of input sets, reset_all_variables before each sequence."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from modelgen import normalize_for_litert
+
+    interp = Interpreter(model_content=normalize_for_litert(model_bytes),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    result = []
+    for sequence in sequences:
+        interp.reset_all_variables()
+        steps = []
+        for inputs in sequence:
+            for d, value in zip(ins, inputs):
+                interp.set_tensor(d["index"], np.asarray(value, dtype=d["dtype"]).reshape(d["shape"]))
+            interp.invoke()
+            steps.append([interp.get_tensor(d["index"]).copy() for d in outs])
+        result.append(steps)
+    return result
 
 
 # --------------------------------------------------------------------------- ModelBuilder -> Graph

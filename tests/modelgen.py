@@ -132,6 +132,9 @@ OPTIONS = {
     "BATCH_TO_SPACE_ND": "BatchToSpaceNDOptions",
     "MIRROR_PAD": "MirrorPadOptions",
     "PADV2": "PadV2Options",
+    # -- stateful ops (the state area) --
+    "SVDF": "SVDFOptions",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions",
 }
 
 # Keyword shortcuts accepted by ModelBuilder.op() on top of the schema's own field names.
@@ -211,11 +214,12 @@ class ModelBuilder:
     # -- tensors -----------------------------------------------------------------------------------
 
     def tensor(self, shape, dtype: str = "float32", quant=None, data=None, name: str | None = None,
-               shape_signature=None) -> int:
+               shape_signature=None, variable: bool = False) -> int:
         """Add a tensor and return its index.
 
         quant: (scale, zero_point) for per-tensor, or (scales, zero_points, axis) for per-channel;
         scalars or sequences. data: constant contents (converted to dtype); None for activations.
+        variable: a variable tensor (is_variable: an op's state, kept from one invoke to the next).
         """
         shape = tuple(int(d) for d in shape)
         ttype, npdtype = DTYPES[dtype]
@@ -223,6 +227,7 @@ class ModelBuilder:
         t.shape = list(shape)
         t.type = ttype
         t.name = name or f"t{len(self.tensors)}"
+        t.isVariable = bool(variable)
         if shape_signature is not None:
             t.shapeSignature = [int(d) for d in shape_signature]
         if quant is not None:

@@ -61,6 +61,11 @@ ai_status ai_create(const tk_model_info *model, ai_ptr activations, ai_handle *h
     }
     ai_instance *slot = NULL;
     for (unsigned i = 0; i < AI_MAX_INSTANCES; i++) {
+        if (instances[i].model == model && model->state_size > 0u) {
+            create_error = "ai_create: this model keeps state between runs in one static buffer: one "
+                           "instance at a time (ai_destroy the other)";
+            return AI_STATUS_ERROR;
+        }
         if (instances[i].model != NULL && instances[i].arena == arena && model->arena_size > 0u) {
             create_error = activations == NULL
                 ? "ai_create: the model's own arena is used by another instance: pass an activations "
@@ -83,6 +88,8 @@ ai_status ai_create(const tk_model_info *model, ai_ptr activations, ai_handle *h
         bind(&slot->inputs[i], &model->inputs[i], arena);
     for (uint32_t i = 0; i < model->n_outputs; i++)
         bind(&slot->outputs[i], &model->outputs[i], arena);
+    if (model->reset != NULL)
+        model->reset();
     create_error = "";
     *handle = (ai_handle)slot;
     return AI_STATUS_OK;
@@ -164,6 +171,23 @@ ai_status ai_run_profiled(ai_handle handle, uint32_t (*clock)(void), uint32_t *l
 }
 
 ai_status ai_run(ai_handle handle) { return ai_run_profiled(handle, NULL, NULL); }
+
+ai_status ai_reset(ai_handle handle)
+{
+    ai_instance *inst = lookup(handle);
+    if (inst == NULL)
+        return AI_STATUS_ERROR;
+    if (inst->model->reset != NULL)
+        inst->model->reset();
+    inst->error = "";
+    return AI_STATUS_OK;
+}
+
+uint32_t ai_get_state_size(ai_handle handle)
+{
+    ai_instance *inst = lookup(handle);
+    return inst ? inst->model->state_size : 0u;
+}
 
 const char *ai_get_name(ai_handle handle)
 {

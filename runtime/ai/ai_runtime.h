@@ -14,7 +14,11 @@
  * or pass NULL to use the model's own arena in .nn_data_act (one instance at a time may do that).
  * Inputs and outputs live in the activation buffer: write the inputs before every ai_run (a run
  * overwrites them), read the outputs after it. No heap: instances come from a static pool of
- * AI_MAX_INSTANCES (default 4; define it when compiling ai_runtime.c to change it). */
+ * AI_MAX_INSTANCES (default 4; define it when compiling ai_runtime.c to change it).
+ *
+ * A stateful model (SVDF, recurrent layers: ai_get_state_size > 0) keeps state from one ai_run to
+ * the next in a static buffer of the model: ai_create clears it, ai_reset clears it again (at the
+ * start of each new sequence), and such a model has one instance at a time. */
 #ifndef AI_RUNTIME_H
 #define AI_RUNTIME_H
 
@@ -27,7 +31,7 @@ extern "C" {
 #endif
 
 #define AI_API_VERSION_MAJOR 1
-#define AI_API_VERSION_MINOR 0
+#define AI_API_VERSION_MINOR 1
 
 typedef void *ai_handle;
 typedef void *ai_ptr;
@@ -58,6 +62,8 @@ ai_tensor *ai_get_input(ai_handle handle, int32_t index);
 ai_tensor *ai_get_output(ai_handle handle, int32_t index);
 
 ai_status ai_run(ai_handle handle);
+/* Clears the state of a stateful model (a no-op for the others): the next ai_run starts a sequence. */
+ai_status ai_reset(ai_handle handle);
 /* ai_run with per-layer timing: layer_cycles gets ai_get_node_size entries of clock differences. */
 ai_status ai_run_profiled(ai_handle handle, uint32_t (*clock)(void), uint32_t *layer_cycles);
 
@@ -67,6 +73,7 @@ int32_t ai_get_node_size(ai_handle handle); /* number of kernel calls (layers) *
 const tk_layer_info *ai_get_node(ai_handle handle, int32_t index);
 uint32_t ai_get_activations_size(ai_handle handle);
 uint32_t ai_get_params_size(ai_handle handle);
+uint32_t ai_get_state_size(ai_handle handle); /* bytes kept across runs; 0 for a stateless model */
 ai_ptr ai_get_activations(ai_handle handle);
 const tk_model_info *ai_get_model(ai_handle handle);
 uint32_t ai_get_api_version(void); /* (major << 16) | minor */

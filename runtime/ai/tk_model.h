@@ -67,6 +67,10 @@ typedef struct tk_model_info {
     /* Runs every layer on `arena` (inputs already in place). With a clock, layer_cycles[i] receives
      * the clock difference over layer i (n_layers entries). Returns TK_OK or a TK_ERR_* code. */
     int (*run)(uint8_t *arena, uint32_t (*clock)(void), uint32_t *layer_cycles);
+    /* A stateful model (variable tensors, e.g. SVDF's): bytes of its state, a static buffer of the
+     * model kept from one run to the next, and the function that clears it. 0 and NULL otherwise. */
+    uint32_t state_size;
+    void (*reset)(void);
 } tk_model_info;
 
 /* The models linked into this firmware (generated tk_models.c). */

@@ -49,6 +49,10 @@ enum {
     TK_CMD_GET_PROFILE = 0x07, /* u16 first, u16 count -> u32 cycles[count] of the last profiled run */
     TK_CMD_ECHO = 0x08,        /* bytes -> the same bytes */
     TK_CMD_EXIT = 0x09,        /* u8 status -> (empty); then the app ends with that status */
+    TK_CMD_RESET = 0x0A,       /* -> u32 state bytes; the model's state is cleared (stateful models,
+                                *    between sequences of INVOKEs; a no-op, 0 bytes, for the others).
+                                *    Added within version 1: a device built before it answers
+                                *    TK_ST_UNKNOWN, every other command is unchanged */
 };
 
 /* Reply status. */

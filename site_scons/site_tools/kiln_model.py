@@ -95,8 +95,9 @@ def _model_report_action(model, lowered, plan, result, kernel_names, report_path
         block["code_bytes"] = report.function_bytes(str(target[0]), list(kernels), c_name)
         info = json.loads(model_json)
         report.merge(report_path, model=info, memory=block)
+        state = f", state {block['state_bytes']} B" if block.get("state_bytes") else ""
         print(f"model {info['name']}: arena {block['arena_bytes']} B (lower bound "
-              f"{block['arena_lower_bound']} B), weights {block['weights_bytes']} B, code "
+              f"{block['arena_lower_bound']} B){state}, weights {block['weights_bytes']} B, code "
               f"{block['code_bytes']} B in {len(kernels)} kernels")
         return 0
 

@@ -9,6 +9,14 @@ section `.nn_weights`, and model.h is the typed per-model API:
     int <m>_run(const <m>_inputs *inputs, <m>_outputs *outputs, void *arena);
     extern const tk_model_info <m>_info;            what the STM32-style ai_* API (runtime/ai) drives
 
+A stateful model (variable tensors: SVDF's state) also has
+
+    #define <M>_STATE_SIZE ...                      bytes of state, kept from one run to the next
+    void <m>_reset(void);                           clears the state (call it before the first run)
+
+the state is one static buffer of the model (not in the arena, which every run overwrites), so a
+stateful model has one instance at a time.
+
 Inputs and outputs live in the arena at planned offsets. `<m>_run` copies the caller's inputs in and
 the outputs out (pointers may be NULL to skip: the data is then read/written in place, at
 `arena + <M>_INPUTi_OFFSET`). A NULL arena means the model's own arena in `.nn_data_act`.
@@ -102,6 +110,9 @@ def generate(
                 tensor = graph.tensor(int(arg))
                 if tensor.is_constant:
                     args.append(weights.add(tensor.data, tensor.dtype, tensor.shape))
+                    continue
+                if tensor.variable:
+                    args.append(f"({const}{ctype} *)({prefix}_state + {plan.state_offsets[int(arg)]})")
                     continue
                 off = plan.tensor_offsets.get(int(arg))
                 if off is None:
@@ -208,6 +219,13 @@ def _model_h(prefix, upper, graph, plan, inputs, outputs, weights_bytes, n_layer
         f"#define {upper}_OUTPUT_COUNT {len(outputs)}u",
         "",
     ]
+    if plan.state_size:
+        lines += [
+            "/* State: the variable tensors, kept from one run to the next in a static buffer of the model",
+            f" * (not in the arena). {prefix}_reset() clears it: call it before the first run. */",
+            f"#define {upper}_STATE_SIZE {plan.state_size}u",
+            "",
+        ]
     for kind, entries in (("INPUT", inputs), ("OUTPUT", outputs)):
         for i, io in enumerate(entries):
             t = io.tensor
@@ -236,6 +254,8 @@ def _model_h(prefix, upper, graph, plan, inputs, outputs, weights_bytes, n_layer
         " * the arena are overwritten by the run. */",
         f"int {prefix}_run(const {prefix}_inputs *inputs, {prefix}_outputs *outputs, void *arena);",
         "",
+        *(["/* Clears the state (every variable tensor to its zero point), as LiteRT's reset_all_variables. */",
+           f"void {prefix}_reset(void);", ""] if plan.state_size else []),
         "/* The model's description for the ai_* API (ai_runtime.h) and the device protocol. */",
         f"extern const tk_model_info {prefix}_info;",
         "",
@@ -280,6 +300,7 @@ def _model_c(prefix, upper, graph, plan, inputs, outputs, prototypes, weights, c
         f"static uint8_t {prefix}_default_arena[{max(plan.arena_size, 1)}]",
         f"    __attribute__((section(\".nn_data_act\"), aligned({plan.alignment})));",
         "",
+        *_state_c(prefix, graph, plan),
         "/* Per-layer timing, only when the caller asks for it (clock != NULL). */",
         "#define TK_LAYER_DONE(i) \\",
         "    do { \\",
@@ -359,10 +380,34 @@ def _model_c(prefix, upper, graph, plan, inputs, outputs, prototypes, weights, c
         f"    .layers = {prefix}_layer_info,",
         f"    .default_arena = {prefix}_default_arena,",
         f"    .run = {prefix}_layers,",
+        *([f"    .state_size = {upper}_STATE_SIZE,", f"    .reset = {prefix}_reset,"] if plan.state_size else []),
         "};",
         "",
     ]
     return "\n".join(line.rstrip("\n") for line in out)
+
+
+def _state_c(prefix: str, graph: Graph, plan: MemoryPlan) -> list[str]:
+    """The state buffer and its reset (nothing for a stateless model): LiteRT resets a variable
+    tensor to its zero point if int8, else to zero."""
+    if not plan.state_size:
+        return []
+    out = [
+        "/* State: the variable tensors, kept from one run to the next. */",
+        f"static uint8_t {prefix}_state[{plan.state_size}] __attribute__((aligned({plan.alignment})));",
+        "",
+        f"void {prefix}_reset(void)",
+        "{",
+    ]
+    for index, off in sorted(plan.state_offsets.items(), key=lambda item: item[1]):
+        t = graph.tensor(index)
+        fill = t.quant.zero_point[0] if t.dtype == "int8" and t.quant is not None else 0
+        out.append(f"    memset({prefix}_state + {off}, {fill}, {t.nbytes}u); /* '{_comment(t.name)}' */")
+    return out + ["}", ""]
+
+
+def _comment(text: str) -> str:
+    return text.replace("*/", "* /")
 
 
 class _Weights:

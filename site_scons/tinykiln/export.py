@@ -80,6 +80,7 @@ class ExportInfo:
     tools: dict = field(default_factory=dict)
     extra_sources: list[str] = field(default_factory=list)  # micro-kernel sources (src/<name>)
     extra_headers: list[str] = field(default_factory=list)  # micro-kernel headers (include/<name>)
+    state_size: int = 0  # a stateful model's state bytes (a static buffer in .bss, kept across runs)
 
     @property
     def upper(self) -> str:
@@ -131,7 +132,7 @@ def export_info(*, model, graph, plan, result, target, kernel_files, layers, too
         weights_region=target.placement.get("weights", ""),
         activations_region=target.placement.get("activations", ""),
         source=model.path.name, tools=dict(tools or {}), extra_sources=list(extra_sources),
-        extra_headers=list(extra_headers))
+        extra_headers=list(extra_headers), state_size=getattr(plan, "state_size", 0))
 
 
 def tool_versions(cc: str) -> dict:
@@ -186,6 +187,11 @@ def model_json(info: ExportInfo) -> str:
                   "cmake": f"{info.c_name}.cmake"},
         "tools": info.tools,
     }
+    if info.state_size:
+        # variable tensors kept from one run to the next: <m>_reset (or ai_reset) clears them
+        data["state"] = {"size": info.state_size, "section": ".bss", "reset": f"{info.c_name}_reset",
+                         "size_macro": f"{info.upper}_STATE_SIZE"}
+        data["api"]["reset"] = f"{info.c_name}_reset"
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
@@ -292,6 +298,9 @@ def readme(info: ExportInfo) -> str:
         f"`{info.build_id}`; arena {info.arena_size} B (lower bound {info.arena_lower_bound} B), "
         f"weights {info.weights_size} B. Everything about it is in `model.json`.",
         "",
+        *([f"The model keeps state from one run to the next ({info.state_size} B, a static buffer in .bss): "
+           f"call `{m}_reset()` (or `ai_reset`) before the first run and at the start of each new "
+           "sequence; one instance at a time.", ""] if info.state_size else []),
         "| file | what |", "|---|---|",
         f"| `include/{m}.h` | the typed API: `{m}_run`, `{M}_ARENA_SIZE`, `{M}_INPUT0_*` ... |",
         "| `include/ai_runtime.h` | the STM32-style API: `ai_create`, `ai_run`, `ai_get_input` ... |",

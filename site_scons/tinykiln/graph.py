@@ -40,6 +40,9 @@ class Tensor:
     # uint8 in the file, stored here as int8 with zero points - 128 (tflite/uint8.py): LiteRT ran
     # the ops on it with its uint8 kernels, whose arithmetic a few lowerings follow
     from_uint8: bool = False
+    # a variable tensor (TFLite's is_variable): state an op reads and rewrites in place, kept from one
+    # run to the next in the model's state region (memplan), cleared by reset; never a constant
+    variable: bool = False
 
     @property
     def is_constant(self) -> bool:
@@ -76,3 +79,9 @@ class Graph:
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]
+
+    @property
+    def variables(self) -> list[int]:
+        """The variable tensors the ops use (the model's state), in index order."""
+        used = {t for op in self.ops for t in op.inputs}
+        return [t.index for t in self.tensors if t.variable and t.index in used]

@@ -84,6 +84,7 @@ class Result:
     regions: list[dict] = field(default_factory=list)  # name, used, size, holds
     arena_bytes: int | None = None
     weights_bytes: int | None = None
+    state_bytes: int | None = None  # a stateful model's state (variable tensors), beside the arena
     count: int | None = None  # instructions (QEMU), ns (host) per inference
     count_unit: str = ""
     bit_exact: bool | None = None  # every output identical to LiteRT's (int8 must be)
@@ -244,6 +245,7 @@ def _read_report(path: Path, result: Result) -> None:
     memory = data.get("memory", {})
     result.arena_bytes = memory.get("arena_bytes")
     result.weights_bytes = memory.get("weights_bytes")
+    result.state_bytes = memory.get("state_bytes")
     validation = data.get("validation")
     if validation:
         result.bit_exact = bool(validation.get("bit_exact"))
@@ -313,7 +315,8 @@ def report_md(results: list[Result], source: str) -> str:
         status = "pass" if r.status == "pass" else "**FAIL**"
         model = r.model + own(r)
         lines.append(f"| {r.board} | {r.variant} | {model} | {status} | {_regions_md(r)} | "
-                     f"{_bytes(r.arena_bytes)} | {_bytes(r.weights_bytes)} | {count} | {exact} | "
+                     f"{_bytes(r.arena_bytes)}{f' (+{r.state_bytes:,} state)' if r.state_bytes else ''} | "
+                     f"{_bytes(r.weights_bytes)} | {count} | {exact} | "
                      f"{r.seconds:.0f} |")
     for r in failed:
         lines += ["", f"## FAIL {r.board}/{r.variant}/{r.model}{own(r)}", "", f"log: `{r.log}`", "", "```",

@@ -13,6 +13,10 @@ choice, then bisects a ceiling below that result with two-sided placement (a buf
 top of a gap, so a chain can ping-pong between the arena's ends), and keeps the smallest arena. The
 lower bound it reports is the largest sum of sizes of
 buffers live at the same step: no plan can beat it, and the gap between the two is the planner's loss.
+
+Variable tensors (a stateful model's state, graph.Tensor.variable) are not in the arena: they live
+from one run to the next, so they are laid out one after the other in a region of their own, the
+state (`state_offsets`, `state_size`), which AOT makes a static buffer cleared by reset.
 """
 from __future__ import annotations
 
@@ -49,6 +53,8 @@ class MemoryPlan:
     buffers: list[Buffer] = field(default_factory=list)
     offsets: dict[object, int] = field(default_factory=dict)  # Buffer.key -> offset
     strategy: str = ""  # which ordering won, for reports and curiosity
+    state_offsets: dict[int, int] = field(default_factory=dict)  # variable tensor -> offset in the state
+    state_size: int = 0  # bytes of the state region, a multiple of the alignment (0: a stateless model)
 
 
 def _align(value: int, alignment: int) -> int:
@@ -223,7 +229,7 @@ def collect_buffers(graph: Graph, lowered: LoweredModel) -> list[Buffer]:
     sizes: dict[int, int] = {}
 
     def touch(tensor: int, step: int) -> None:
-        if graph.tensor(tensor).is_constant:
+        if graph.tensor(tensor).is_constant or graph.tensor(tensor).variable:
             return
         root = resolve_alias(lowered.aliases, tensor)
         if graph.tensor(root).is_constant:
@@ -272,7 +278,10 @@ def plan(graph: Graph, lowered: LoweredModel, alignment: int = DEFAULT_ALIGNMENT
         root = resolve_alias(lowered.aliases, t)
         if root in tensor_offsets:
             tensor_offsets[t] = tensor_offsets[root]
+    state_offsets, state_size = plan_state(graph, alignment)
     return MemoryPlan(
+        state_offsets=state_offsets,
+        state_size=state_size,
         arena_size=arena_size,
         lower_bound=lower_bound(buffers),
         alignment=alignment,
@@ -282,3 +291,13 @@ def plan(graph: Graph, lowered: LoweredModel, alignment: int = DEFAULT_ALIGNMENT
         offsets=offsets,
         strategy=strategy,
     )
+
+
+def plan_state(graph: Graph, alignment: int = DEFAULT_ALIGNMENT) -> tuple[dict[int, int], int]:
+    """The state region: every variable tensor the ops use, one after the other (all live always)."""
+    offsets: dict[int, int] = {}
+    top = 0
+    for index in graph.variables:
+        offsets[index] = top
+        top = _align(top + graph.tensor(index).nbytes, alignment)
+    return offsets, top

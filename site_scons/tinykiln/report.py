@@ -4,7 +4,8 @@ The link step (tinykiln.sizes, site_tools/kiln_firmware.py) writes report.json w
 and sections; this module adds the model's blocks to the same file without touching the rest:
 
     "model":      {"name", "path", "c_name", "build_id", "layers", "kernels"}
-    "memory":     {"arena_bytes", "arena_lower_bound", "arena_planner", "weights_bytes", "code_bytes"}
+    "memory":     {"arena_bytes", "arena_lower_bound", "arena_planner", "weights_bytes", "code_bytes",
+                   "state_bytes" (a stateful model's variable tensors, kept across runs; 0 otherwise)}
     "validation": see runner.validate.ValidationResult.to_json
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ def memory_block(plan, weights_bytes: int, code_bytes: int | None) -> dict:
         "arena_planner": plan.strategy,
         "weights_bytes": weights_bytes,
         "code_bytes": code_bytes,
+        "state_bytes": getattr(plan, "state_size", 0),
     }
 
 

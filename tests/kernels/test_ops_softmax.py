@@ -101,3 +101,34 @@ def test_int8_wrong_output_quantization_is_rejected():
     model = _model((1, 10), "int8", (0.1, 0), (1 / 128, 0), 1.0)
     with pytest.raises(KilnError, match="SOFTMAX"):
         ops.lower(kernelrun.load_graph(model))
+
+
+def _model_int8_to_int16(shape, in_q, beta):
+    mb = ModelBuilder()
+    x = mb.tensor(shape, "int8", quant=in_q, name="x")
+    y = mb.tensor(shape, "int16", quant=(1 / 65536, -32768), name="y")
+    mb.op("SOFTMAX", [x], [y], beta=beta)
+    return mb.build([x], [y])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_int8_to_int16_bit_exact(seed, tmp_path):
+    """int8 in, int16 out (the keyword models' last layer): the same kernel, a 16-bit output stage."""
+    rng = np.random.default_rng(100 + seed)
+    depth = int(rng.choice([2, 3, 12, 40]))
+    shape = (int(rng.integers(1, 3)), depth)
+    in_scale = float(np.exp(rng.uniform(np.log(0.01), np.log(0.5))))
+    model = _model_int8_to_int16(shape, (in_scale, int(rng.integers(-128, 128))), float(rng.choice([1.0, 0.7])))
+    x = _int8_rows(rng, shape)
+    (got,), _ = _run(model, [x], tmp_path)
+    assert got.dtype == np.int16
+    np.testing.assert_array_equal(got, reference_run(model, [x])[0])
+
+
+def test_float32_to_int16_is_rejected():
+    mb = ModelBuilder()
+    x = mb.tensor((1, 4), "float32", name="x")
+    y = mb.tensor((1, 4), "int16", quant=(1 / 65536, -32768), name="y")
+    mb.op("SOFTMAX", [x], [y], beta=1.0)
+    with pytest.raises(KilnError, match="SOFTMAX from float32 to int16"):
+        kernelrun.load_graph(mb.build([x], [y]))

@@ -78,6 +78,9 @@ int app_main(void)
     tk_printf("perf: arena %u bytes, weights %u bytes, %d layers\n",
               (unsigned)ai_get_activations_size(h), (unsigned)ai_get_params_size(h),
               (int)ai_get_node_size(h));
+    if (ai_get_state_size(h) > 0u)
+        tk_printf("perf: state %u bytes (a stateful model: kept from run to run, not reset between runs)\n",
+                  (unsigned)ai_get_state_size(h));
     tk_printf("perf: input x = x * 1103515245 + 12345 from 12345, byte = (x >> 16) & 0xff; "
               "%d warm-up, %d timed runs\n", TK_PERF_WARMUP, TK_PERF_RUNS);
 

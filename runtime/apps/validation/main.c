@@ -244,6 +244,14 @@ int app_main(void)
         case TK_CMD_GET_PROFILE:
             cmd_get_profile();
             break;
+        case TK_CMD_RESET:
+            if (ai_reset(h) != AI_STATUS_OK) {
+                fail(TK_ST_RUN, ai_get_error(h));
+                break;
+            }
+            tk_put_u32(reply, ai_get_state_size(h));
+            send(TK_ST_OK, reply, 4);
+            break;
         case TK_CMD_ECHO:
             send(TK_ST_OK, request.payload, request.len);
             break;

@@ -296,6 +296,8 @@ def softmax(v: OpView) -> dict:
             not softmax_input_real_multiplier(v.x.quant.scale[0], beta) > 1:
         v.fail(f"int8 SOFTMAX needs beta * input scale * 2^26 > 1, has beta {beta:g} and input scale "
                f"{v.x.quant.scale[0]:g} (LiteRT and TFLite Micro abort on it)")
+    if v.y.dtype == "int16" and v.x.dtype != "int8":
+        v.fail(f"SOFTMAX from {v.x.dtype} to int16 is not supported (int8 to int16 is)")
     return attrs
 
 

@@ -27,8 +27,9 @@ REJECTED = (
     ("hybrid (dynamic-range) quantization", "float activations with int8 weights are neither float32 "
      "nor int8 arithmetic", "quantize fully with a representative dataset, or keep float32"),
     ("int16 activations (16x8 quantization)", "not yet implemented", "quantize to int8 activations"),
-    ("variable tensors and stateful ops (LSTM, SVDF)", "not yet implemented",
-     "unroll the state out of the model or wait for stateful support"),
+    ("recurrent LSTM layers and resource variables (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE)",
+     "not yet implemented (variable tensors and SVDF are)",
+     "keep the state in variable tensors, or unroll the recurrence out of the model"),
     ("sparse tensors", "the kernels read dense weights", "densify the model when converting"),
     ("float16 activations", "Cortex-M cores have no float16 arithmetic", "convert to float32 or int8"),
 )

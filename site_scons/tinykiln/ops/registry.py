@@ -10,6 +10,7 @@
         options   the builtin options table the op must carry (None: options are ignored)
         operands  inputs that are weights or operands rather than activations
         custom    a custom op (its kind is the file's custom_code, its options a FlexBuffer map)
+        state     inputs that are variable tensors the op rewrites in place (its state, kept across runs)
     FAMILIES[name] = KernelFamily  every kernel family of the family modules
 
 To add an op kind: its checker (ops/checks.py is full: new families keep theirs, and their numpy
@@ -25,7 +26,7 @@ from . import (
     activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, depthwise_conv2d, detection,
     elementwise,
     fully_connected, gather, l2norm, log_softmax, movement, padding, pooling, quantize, reduce, reduce_more, reshape,
-    resize, softmax, space_depth, split, tile, transpose_conv, unary_math,
+    lstm, resize, softmax, space_depth, split, svdf, tile, transpose_conv, unary_math,
 )
 from .base import KernelFamily
 
@@ -45,6 +46,7 @@ class OpSupport:
     options: str | None = None
     operands: tuple[int, ...] = ()
     custom: bool = False
+    state: tuple[int, ...] = ()
 
 
 OPS: dict[str, OpSupport] = {
@@ -60,7 +62,8 @@ OPS: dict[str, OpSupport] = {
     "MUL": OpSupport(checks.elementwise_binary, elementwise.lower_binary, options="MulOptions"),
     "RESHAPE": OpSupport(checks.reshape, reshape.lower_alias, operands=(1,)),
     "SQUEEZE": OpSupport(checks.squeeze, reshape.lower_alias, options="SqueezeOptions"),
-    "SOFTMAX": OpSupport(checks.softmax, softmax.lower_softmax, options="SoftmaxOptions"),
+    "SOFTMAX": OpSupport(checks.softmax, softmax.lower_softmax, dtypes=SAME + (("int8", "int16"),),
+                         options="SoftmaxOptions"),
     "QUANTIZE": OpSupport(quantize.check_cast, quantize.lower_cast, dtypes=quantize.QUANTIZE_CASTS),
     "DEQUANTIZE": OpSupport(quantize.check_cast, quantize.lower_cast, dtypes=quantize.DEQUANTIZE_CASTS),
     "PAD": OpSupport(checks.pad, movement.lower_pad, operands=(1,)),
@@ -139,6 +142,13 @@ OPS: dict[str, OpSupport] = {
     # detect: the custom op SSD detectors end with
     detection.KIND: OpSupport(detection.check, detection.lower_detection, dtypes=detection.DTYPES, operands=(2,),
                               custom=True),
+    # -- stateful ops: a variable tensor kept across runs (the state area) --
+    "SVDF": OpSupport(svdf.check, svdf.lower_svdf, options="SVDFOptions", operands=(1, 2, 3, 4),
+                      state=(svdf.STATE_INPUT,)),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": OpSupport(lstm.check, lstm.lower_lstm, dtypes=(("float32", "float32"),),
+                                              options="UnidirectionalSequenceLSTMOptions",
+                                              operands=tuple(range(1, 24)),
+                                              state=(lstm.OUTPUT_STATE, lstm.CELL_STATE)),
 }
 
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
@@ -146,6 +156,6 @@ FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwis
                   argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax,
                   compare, unary_math, binary_math, quantize,
                   resize, split, gather, tile, space_depth, padding,
-                  detection)
+                  detection, svdf, lstm)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

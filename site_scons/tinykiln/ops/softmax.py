@@ -1,4 +1,4 @@
-"""SOFTMAX over the last axis: int8 -> int8 (fixed point) and float32.
+"""SOFTMAX over the last axis: int8 -> int8 (fixed point), int8 -> int16 and float32.
 
 int8 is LiteRT's reference kernel (reference_ops::Softmax, what BUILTIN_REF runs): per row,
     diff = x - max(row)                           (diff < diff_min contributes nothing, outputs -128)
@@ -12,6 +12,8 @@ entries below diff_min are 0, which makes those outputs -128 with no test. The r
 arithmetic (int64 values that stay in the int32 range, so the C compiler sees no overflow). The
 reciprocal is split into small stages: one deep expression makes TVM's simplifier blow up.
 
+int8 -> int16 (keyword models end so) is the same kernel with a 16-bit output: the last shift is
+n + 31 - 16 and the offset -32768 (output scale 1/65536, zero point -32768, as LiteRT requires).
 float32 is reference_ops::Softmax<float>: exp((x - max) * beta), summed in order, then divided.
 
 Schedule: the per-row stages are computed at the row loop (scalars, no buffer); the exponential is
@@ -43,10 +45,15 @@ def lower_softmax(ctx, op):
     outer = int(np.prod(x.shape[:-1], dtype=np.int64))
     beta = float(op.attrs.get("beta", 1.0))
     attrs = {"outer": outer, "depth": depth}
-    if x.dtype == "int8" and y.dtype == "int8":
+    if x.dtype == "int8" and y.dtype in ("int8", "int16"):
         in_scale, _ = quant_params(x, "input", op)
         out_scale, out_zp = quant_params(y, "output", op)
-        if not fixed_output_quant_ok("SOFTMAX", out_scale, out_zp):
+        if y.dtype == "int16":
+            attrs["output_bits"] = 16  # only for int16: the int8 kernels' specs stay as they were
+            if abs(out_scale * 65536 - 1) > 1e-3 or out_zp != -32768:
+                raise unsupported(op, f"int16 SOFTMAX output must have scale 1/65536 and zero point -32768 "
+                                      f"(got {out_scale}, {out_zp}); re-quantize the model")
+        elif not fixed_output_quant_ok("SOFTMAX", out_scale, out_zp):
             raise unsupported(op, f"int8 SOFTMAX output must have scale 1/256 and zero point -128 "
                                   f"(got {out_scale}, {out_zp}); re-quantize the model")
         if depth > MAX_DEPTH:
@@ -86,6 +93,8 @@ def _compute_int8(spec):
     a = spec.attrs
     outer, depth = a["outer"], a["depth"]
     acc_bits = ref.SOFTMAX_ACCUMULATION_INTEGER_BITS
+    bits = a.get("output_bits", 8)
+    low, out_dtype = 1 << (bits - 1), f"int{bits}"
     x = te.placeholder((outer, depth), "int8", name="input")
     table = te.placeholder((256,), "int32", name="exp_table")
 
@@ -129,9 +138,9 @@ def _compute_int8(spec):
         # exponent = num_bits_over_unit + 31 - 8 = (12 - headroom) + 23. LiteRT CHECKs it is at most
         # 31 (it aborts on rows whose sum needs more); the clamp also gives TVM's simplifier a
         # bounded shift (with an unbounded one it folds the whole expression to a constant).
-        exponent = tirx.min(tirx.max(c64(acc_bits + 31 - 8) - i64(headroom, r), c64(0)), c64(31))
+        exponent = tirx.min(tirx.max(c64(acc_bits + 31 - bits) - i64(headroom, r), c64(0)), c64(31))
         unsat = te_rdbpot_select(i64(prod, r, c), exponent)
-        return tirx.max(tirx.min(unsat - c64(128), c64(127)), c64(-128)).astype("int8")
+        return tirx.max(tirx.min(unsat - c64(low), c64(low - 1)), c64(-low)).astype(out_dtype)
 
     output = te.compute((outer, depth), out, name="output")
     return [x, table, output]

@@ -5,6 +5,7 @@
         print(runner.info.model, [t.shape for t in runner.info.inputs])
         outputs, profile = runner.invoke([x])            # x: numpy array per input
         outputs, profile = runner.invoke([x], profile=True)
+        state_bytes = runner.reset()                     # a stateful model: clear its state
         # profile = {"cycles": 1234, "unit": "ns", "layers": [{"kernel", "op", "op_index", "cycles"}]}
 
 URLs: see transports.open_url. Every wait has a deadline: a silent device, garbage, a bad checksum or
@@ -127,6 +128,17 @@ class AiRunner:
         if profile:
             result["layers"] = self._profile()
         return outputs, result
+
+    def reset(self) -> int:
+        """Clear the model's state (variable tensors) before a new sequence of invokes; returns the
+        state's bytes (0: a stateless model, for which reset does nothing)."""
+        try:
+            reply = self._request(p.CMD_RESET, b"", "RESET")
+        except p.DeviceError as e:
+            if e.status == p.ST_UNKNOWN:
+                return 0  # firmware from before RESET: it cannot hold a stateful model either
+            raise
+        return int(p.Reader(reply, "RESET").take("I"))
 
     def echo(self, data: bytes) -> bytes:
         return self._request(p.CMD_ECHO, data, "ECHO")

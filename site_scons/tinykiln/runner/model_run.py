@@ -122,7 +122,7 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
             if status != 0:
                 raise KilnError(f"QEMU ended with status {status} after the run{dev.exit_note()}")
             marks = dev.cycle_marks()
-    result, info, layers, invoke_total = outcome
+    result, info, layers, invoke_total, state_bytes = outcome
     estimate = _estimate(board, marks, result, layers, say) if dev.kind == device.QEMU else None
 
     note = v.reference_note(result)
@@ -133,7 +133,8 @@ def run_model(board, elf: str, model, options: device.DeviceOptions, *, n: int =
     emulated = dev.kind == device.QEMU
     say(_count_line(info.cycle_unit, median, len(result.cycles), emulated, estimate))
     flash_bytes = image_bytes(elf)
-    say(f"memory: arena {info.arena_size:,} B, weights {info.weights_size:,} B, flash (image) "
+    state = f", state {state_bytes:,} B" if state_bytes else ""
+    say(f"memory: arena {info.arena_size:,} B{state}, weights {info.weights_size:,} B, flash (image) "
         f"{flash_bytes:,} B")
 
     blocks = {}
@@ -170,6 +171,11 @@ def _session(console, model, reference, n, seed, profile, timeout, say, models, 
         say(f"{info.model} on {info.board} ({info.core}, {info.clock_hz / 1e6:g} MHz), counter: "
             f"{info.cycle_unit}, build {info.build_id}")
         samples = models.load_samples(model, info.inputs)
+        state_bytes = runner.reset()
+        if state_bytes:
+            n = v.sequence_runs(n, state_bytes)
+            say(f"stateful model ({state_bytes:,} B of state): validated in sequences of {v.SEQUENCE} "
+                f"invocations, device and LiteRT reset before each")
         if samples:
             outputs, _ = runner.invoke(samples[0])
             entry = model.meta["samples"][0]
@@ -185,12 +191,14 @@ def _session(console, model, reference, n, seed, profile, timeout, say, models, 
                 f"LiteRT's reference kernels...")
         with progress.Progress(len(input_sets), "validating", stream=out) as bar:
             result = v.validate(runner, reference, input_sets, sample_runs=len(samples),
-                                progress=lambda done, total: bar.update())
+                                progress=lambda done, total: bar.update(),
+                                sequence=v.SEQUENCE if state_bytes else 0)
         layers = invoke_total = None
         if profile:
             profile_input = samples[0] if samples else v.random_inputs(info.inputs, 1, seed)[0]
+            runner.reset()
             _, measured = runner.invoke(profile_input, profile=True)
             layers, invoke_total = measured["layers"], measured["cycles"]
         with contextlib.suppress(KilnError):
             runner.exit(0)
-    return result, info, layers, invoke_total
+    return result, info, layers, invoke_total, state_bytes

@@ -30,6 +30,9 @@ Commands (request payload -> reply payload; str = u8 length + UTF-8):
     GET_PROFILE  u16 first, u16 count -> u32 cycles[count]
     ECHO         bytes -> the same bytes
     EXIT         u8 status -> empty, then the app ends with that status
+    RESET        -> u32 state bytes; the model's state is cleared (a stateful model's sequences start
+                    here; a no-op, 0 bytes, for a stateless one). Added within version 1: a device
+                    built before it answers ST_UNKNOWN; every other command is unchanged
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ CMD_LAYER_INFO = 0x06
 CMD_GET_PROFILE = 0x07
 CMD_ECHO = 0x08
 CMD_EXIT = 0x09
+CMD_RESET = 0x0A
 
 ST_OK = 0
 ST_VERSION = 1

@@ -75,6 +75,10 @@ class Reference:
         self.corrections, self.refused = corrections, error
         return opened
 
+    def reset(self) -> None:
+        """Clear the variable tensors (a stateful model's state), as the device's RESET does."""
+        self.interpreter.reset_all_variables()
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self.inputs):
             raise KilnError(f"the reference takes {len(self.inputs)} input(s), got {len(inputs)}")

@@ -14,6 +14,10 @@ The reference may be a corrected copy of the file (runner/reference.py: LiteRT r
 the importer tolerates): the result says what was corrected. When LiteRT cannot run the model at
 all (`reference` is a NoReference), the inputs still run on the device but nothing is compared: the
 result is not a pass (`compared` False), and the build fails saying so.
+
+A stateful model (its state survives a run) is validated in sequences of SEQUENCE invocations: device
+and LiteRT are both reset before each sequence, then every step of it is compared, so the state
+carried from step to step is checked too (sequence_runs rounds a run count up to whole sequences).
 """
 from __future__ import annotations
 
@@ -29,6 +33,12 @@ from .reference import NoReference
 FLOAT_RTOL = 1e-5
 FLOAT_RTOL_FLOOR = 1e-3
 DEFAULT_SEED = BY_KEY["seed"].default  # seed= (tinykiln.options owns the default)
+SEQUENCE = 10  # invocations per sequence of a stateful model, between resets
+
+
+def sequence_runs(n: int, state_bytes: int) -> int:
+    """How many random runs validate n for a model with that much state: whole sequences if stateful."""
+    return n if not state_bytes else -(-n // SEQUENCE) * SEQUENCE
 
 
 def random_inputs(descs, n: int, seed: int = DEFAULT_SEED) -> list[list[np.ndarray]]:
@@ -76,6 +86,7 @@ class ValidationResult:
     @property
     def compared(self) -> bool:
         return not self.no_reference
+    sequence: int = 0  # a stateful model's invocations per sequence (0: independent runs)
 
     @property
     def passed(self) -> bool:
@@ -110,6 +121,7 @@ class ValidationResult:
             ],
             "cycles_per_inference": _median(self.cycles),
             "cycle_unit": self.cycle_unit,
+            **({"sequence_length": self.sequence} if self.sequence else {}),
         }
 
 
@@ -140,14 +152,15 @@ def compare(device: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
 
 
 def validate(runner, reference, input_sets: list[list[np.ndarray]], sample_runs: int = 0,
-             progress=None) -> ValidationResult:
+             progress=None, sequence: int = 0) -> ValidationResult:
     """Run every input set on the device and on the reference, compare. `reference` is a
     runner.reference.Reference, or the NoReference it raised: the inputs then run on the device
-    (cycles counted) and nothing is compared."""
+    (cycles counted) and nothing is compared. sequence > 0 (a stateful model): device and reference
+    are reset before runs 0, sequence, 2 * sequence, ... and before the samples."""
     info = runner.info
     stats = [OutputStats(i, d.name, d.dtype) for i, d in enumerate(info.outputs)]
     result = ValidationResult(len(input_sets), len(input_sets) - sample_runs, sample_runs, stats,
-                              cycle_unit=info.cycle_unit)
+                              cycle_unit=info.cycle_unit, sequence=sequence)
     if isinstance(reference, NoReference):
         result.no_reference = str(reference)
     else:
@@ -156,7 +169,12 @@ def validate(runner, reference, input_sets: list[list[np.ndarray]], sample_runs:
                             f"{len(reference.outputs)}: the firmware was built from another model")
         result.corrections = [str(c) for c in getattr(reference, "corrections", ())]
         result.refused = getattr(reference, "refused", "")
+    random_runs = len(input_sets) - sample_runs
     for run, inputs in enumerate(input_sets):
+        if sequence and (run < random_runs and run % sequence == 0 or run == random_runs):
+            runner.reset()
+            if result.compared:
+                reference.reset()
         outputs, profile = runner.invoke(inputs)
         result.cycles.append(profile["cycles"])
         if not result.compared:

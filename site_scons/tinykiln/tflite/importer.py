@@ -27,6 +27,8 @@ WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 MAX_TENSOR_BYTES = 1 << 31
 SCHEMA_VERSION = 3  # the only one LiteRT and TFLite Micro load (TFLITE_SCHEMA_VERSION)
 
+# the ops of TFLite's resource variables (state outside variable tensors, set up by a CALL_ONCE subgraph)
+RESOURCE_VARIABLE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
 WAY_OUT = ("tinykiln compiles single-subgraph TFLite models with static shapes, either float32 or fully "
            "int8-quantized (int8 activations, int8 weights, int32 biases; or uint8 throughout), made of the "
            "builtin ops that `./kiln ops` lists (the README's table). Convert the model accordingly (e.g. "
@@ -77,7 +79,13 @@ class _Importer:
                             f"Micro load version {SCHEMA_VERSION} only: export it again with a current converter")
         if not raw.subgraphs:
             raise KilnError(f"{self.name}: the model has no subgraph. {WAY_OUT}")
-        if len(raw.subgraphs) > 1:
+        resource = sorted({c.name for c in raw.opcodes} & RESOURCE_VARIABLE_OPS)
+        if resource:
+            self.model_problems.append(
+                f"the model keeps state in resource variables ({', '.join(resource)}; CALL_ONCE runs a second "
+                "subgraph that initializes them), which are not supported: keep the state in variable "
+                "tensors instead (TFLite's stateful SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM ops do)")
+        elif len(raw.subgraphs) > 1:
             self.model_problems.append(
                 f"the model has {len(raw.subgraphs)} subgraphs (control flow such as WHILE/IF, or "
                 "several signatures); only single-subgraph models are supported")
@@ -149,7 +157,7 @@ class _Importer:
         problems: list[str] = []
         # data makes a constant; a buffer without any (PyTorch exporters write empty ones) does not, as in
         # TFLite Micro (LiteRT 2.3 refuses such files: validation needs a copy without the empty vectors)
-        if 0 <= rt.buffer < len(self.raw.buffers) and self.raw.buffers[rt.buffer]:
+        if 0 <= rt.buffer < len(self.raw.buffers) and self.raw.buffers[rt.buffer] and not rt.is_variable:
             self.constants.add(index)
         dtype = _dtype_name(rt.type)
         if dtype not in DTYPES:
@@ -158,12 +166,12 @@ class _Importer:
         quant = self._quant(rt, dtype, shape, problems)
         if quant is not None and index not in self.constants and min(quant.scale) < 0:
             problems.append("quantization scale is negative")  # constants: see tflite/scales.py
-        if rt.is_variable:
-            problems.append("is a variable (stateful models are not supported)")
         if rt.sparse:
             problems.append("is sparse (densify the model when converting)")
         # an unsupported dtype is kept as its name, for messages: the model is rejected anyway
-        tensor = Tensor(index, rt.name or f"tensor_{index}", shape, dtype, quant)
+        tensor = Tensor(index, rt.name or f"tensor_{index}", shape, dtype, quant, variable=bool(rt.is_variable))
+        if rt.is_variable:
+            return tensor, problems  # its buffer (if any) is not its value: the state starts cleared
         if not problems or problems == [f"unsupported dtype {dtype}"] and dtype in fold.READABLE_DTYPES:
             tensor.data = self._data(rt, tensor, problems)
         return tensor, problems
@@ -274,10 +282,22 @@ class _Importer:
         # data flow: inputs are constants, model inputs or earlier outputs; each output written once.
         # Outputs count as written even if this op is rejected, so later ops are not blamed for it.
         flow = []
-        for t in rop.inputs:
-            if t >= 0 and t not in written and t not in self.constants:
+        state_inputs = OPS[kind].state if kind in OPS else ()
+        for position, t in enumerate(rop.inputs):
+            if t >= 0 and tensors[t].variable:
+                if position not in state_inputs and kind in OPS:
+                    keepers = ", ".join(k for k, support in OPS.items() if support.state)
+                    flow.append(f"reads variable tensor '{tensors[t].name}' as input {position}, which is not "
+                                f"a state input of this op (the ops that keep state: {keepers})")
+            elif t >= 0 and position in state_inputs:
+                flow.append(f"input {position} '{tensors[t].name}' is the op's state: it must be a variable "
+                            "tensor (is_variable), which this one is not")
+            elif t >= 0 and t not in written and t not in self.constants:
                 flow.append(f"reads tensor '{tensors[t].name}' before any op writes it")
         for t in rop.outputs:
+            if tensors[t].variable:
+                flow.append(f"writes variable tensor '{tensors[t].name}' as an output (state is rewritten in "
+                            "place by the op that reads it)")
             if t in self.constants or t in written:
                 flow.append(f"writes tensor '{tensors[t].name}', which is a constant, a model input "
                             "or written by an earlier op")

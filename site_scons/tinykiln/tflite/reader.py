@@ -67,6 +67,10 @@ OPTION_FIELDS = {
     "SpaceToDepthOptions": ("BlockSize",),
     "DepthToSpaceOptions": ("BlockSize",),
     "MirrorPadOptions": ("Mode",),
+    # -- stateful ops (the state area) --
+    "SVDFOptions": ("Rank", "FusedActivationFunction", "AsymmetricQuantizeInputs"),
+    "UnidirectionalSequenceLSTMOptions": ("FusedActivationFunction", "CellClip", "ProjClip", "TimeMajor",
+                                          "AsymmetricQuantizeInputs", "DiagonalRecurrentTensors"),
 }
 OPTION_VECTORS = {"SqueezeOptions": "SqueezeDims", "ReshapeOptions": "NewShape"}
 
