@@ -135,9 +135,11 @@ def _weights_quant(v: OpView, w: Tensor, channel_axis: int, role: str) -> None:
 def _bias(v: OpView, b: Tensor | None, n: int, x: Tensor, w: Tensor) -> None:
     if b is None:
         return
-    want = "int32" if x.dtype == "int8" else "float32"
-    if not v.constant(b, "bias", (want,)):
+    # 16x8 (int16 activations): an int64 bias, or int32 as LiteRT also takes
+    wants = {"int8": ("int32",), "int16": ("int64", "int32")}.get(x.dtype, ("float32",))
+    if not v.constant(b, "bias", wants):
         return
+    want = "float32" if wants == ("float32",) else "int32"
     if b.shape != (n,):
         v.fail(f"bias '{b.name}' has shape {list(b.shape)}, expected [{n}]")
     if want == "int32" and b.quant is not None and any(z != 0 for z in b.quant.zero_point):
@@ -147,7 +149,7 @@ def _bias(v: OpView, b: Tensor | None, n: int, x: Tensor, w: Tensor) -> None:
 
 
 def _weights(v: OpView, w: Tensor, rank: int, channel_axis: int, role: str) -> bool:
-    want = "int8" if v.x.dtype == "int8" else "float32"
+    want = "int8" if v.x.dtype in ("int8", "int16") else "float32"
     if not v.constant(w, role, (want,)) or not v.rank(w, rank, role):
         return False
     if want == "int8":
