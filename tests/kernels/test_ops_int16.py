@@ -184,3 +184,71 @@ def test_pot_add_refuses_what_litert_refuses():
     mb.op("SUB", [a, b], [int16_tensor(mb, (1, 3), 2.0 ** -14)])
     with pytest.raises(KilnError, match="one input needs the output's scale"):
         load(mb.build([a, b], [2]))
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("kind", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
+def test_pool_int16(kind, seed, tmp_path):
+    rng = np.random.default_rng(seed)
+    mb = mg.ModelBuilder(seed)
+    h, w, c = (int(v) for v in rng.integers(2, 7, 3))
+    x = int16_tensor(mb, (1, h, w, c), name="input")
+    f = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    s = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    padding = "SAME" if seed % 2 == 0 else "VALID"
+    f = f if padding == "SAME" else (min(f[0], h), min(f[1], w))
+    oh, ow = mg._out_size(h, f[0], s[0], 1, padding), mg._out_size(w, f[1], s[1], 1, padding)
+    y = int16_tensor(mb, (1, oh, ow, c), mb.quants[x][0])
+    mb.op(kind, [x], [y], padding=padding, stride=s, filter=f, activation=["NONE", "RELU", "RELU6"][seed])
+    check_against_litert(mb, [x], [y], tmp_path)
+
+
+def _movement(kind, seed):
+    mb = mg.ModelBuilder(seed)
+    x = int16_tensor(mb, (1, 3, 4, 5), name="input")
+    scale = mb.quants[x][0]
+    ins = [x]
+    if kind == "RESHAPE":
+        y = int16_tensor(mb, (1, 60), scale)
+        extra, options = [mb.const([1, 60])], {}
+    elif kind == "PAD":
+        y = int16_tensor(mb, (1, 6, 5, 6), scale)
+        extra, options = [mb.const([[0, 0], [1, 2], [0, 1], [1, 0]])], {}
+    elif kind == "CONCATENATION":
+        b = int16_tensor(mb, (1, 3, 2, 5), scale, name="b")
+        ins.append(b)
+        y = int16_tensor(mb, (1, 3, 6, 5), scale)
+        extra, options = [b], {"axis": 2}
+    elif kind == "STRIDED_SLICE":
+        y = int16_tensor(mb, (1, 2, 2, 5), scale)
+        extra = [mb.const([0, 1, 0, 0]), mb.const([1, 3, 4, 5]), mb.const([1, 1, 2, 1])]
+        options = {}
+    elif kind == "TRANSPOSE":
+        y = int16_tensor(mb, (1, 5, 3, 4), scale)
+        extra, options = [mb.const([0, 3, 1, 2])], {}
+    elif kind == "SQUEEZE":
+        y = int16_tensor(mb, (3, 4, 5), scale)
+        extra, options = [], {"squeeze_dims": [0]}
+    else:  # EXPAND_DIMS
+        y = int16_tensor(mb, (1, 3, 1, 4, 5), scale)
+        extra, options = [mb.const(2)], {}
+    mb.op(kind, [x, *extra], [y], **options)
+    return mb, ins, [y]
+
+
+@pytest.mark.parametrize("kind", ["PAD", "CONCATENATION", "STRIDED_SLICE", "TRANSPOSE"])
+def test_movement_int16(kind, tmp_path):
+    mb, ins, outs = _movement(kind, 3)
+    check_against_litert(mb, ins, outs, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["RESHAPE", "SQUEEZE", "EXPAND_DIMS"])
+def test_aliases_int16(kind):
+    from kernelrun import load_graph
+
+    from tinykiln.ops import lower
+
+    mb, ins, outs = _movement(kind, 3)
+    graph = load_graph(mb.build(ins, outs))
+    lowered = lower(graph)
+    assert lowered.calls == [] and lowered.aliases == {outs[0]: ins[0]}

@@ -369,8 +369,8 @@ def concatenation(v: OpView) -> dict:
         v.fail(f"axis {axis} out of range for rank {rank}")
         return attrs
     axis %= rank
-    if v.x.dtype == "int8" and attrs["activation"] != "NONE":
-        v.fail("int8 CONCATENATION with a fused activation is not supported (LiteRT refuses it too)")
+    if v.x.dtype in ("int8", "int16") and attrs["activation"] != "NONE":
+        v.fail(f"{v.x.dtype} CONCATENATION with a fused activation is not supported (LiteRT refuses it too)")
     total = 0
     for t in v.inputs:
         if len(t.shape) != rank or any(a != b for i, (a, b) in enumerate(zip(t.shape, v.x.shape)) if i != axis):
@@ -384,6 +384,9 @@ def concatenation(v: OpView) -> dict:
                        "CONCATENATION rescales it; not supported: quantize the inputs alike)")
             else:
                 v.fail(f"int8 input '{t.name}' is quantized differently from the output")
+            return attrs
+        if t.dtype == "int16" and t.quant != v.y.quant:
+            v.fail(f"int16 input '{t.name}' is quantized differently from the output (LiteRT copies codes)")
             return attrs
     v.shape_is(v.y, tuple(v.x.shape[:axis]) + (total,) + tuple(v.x.shape[axis + 1:]))
     return attrs
