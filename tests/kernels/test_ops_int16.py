@@ -252,3 +252,30 @@ def test_aliases_int16(kind):
     graph = load_graph(mb.build(ins, outs))
     lowered = lower(graph)
     assert lowered.calls == [] and lowered.aliases == {outs[0]: ins[0]}
+
+
+def run_every_code(mb, x, y, tmp_path):
+    """The single-op model over all 65536 int16 input codes, ours against LiteRT's, bit for bit."""
+    from kernelrun import load_graph, run_lowered
+
+    from tinykiln.ops import lower
+
+    model = mb.build([x], [y])
+    graph = load_graph(model)
+    codes = np.arange(-32768, 32768, dtype=np.int16).reshape(mb.shapes[x])
+    want = mg.reference_run(model, [codes])[0]
+    got = run_lowered(graph, lower(graph), [codes], tmp_path)[0]
+    assert want.dtype == got.dtype
+    bad = np.flatnonzero(want.astype(np.int32) != got.astype(np.int32))
+    assert bad.size == 0, f"{bad.size} codes differ, first {codes.reshape(-1)[bad[:5]]}"
+
+
+@pytest.mark.parametrize("kind, seed", [("RELU", 0), ("RELU6", 1), ("LEAKY_RELU", 3), ("LEAKY_RELU", 4)])
+def test_activation_int16_every_code(kind, seed, tmp_path):
+    mb = mg.ModelBuilder(seed)
+    x = int16_tensor(mb, (256, 256), float(np.exp(mb.rng.uniform(np.log(2e-5), np.log(5e-4)))))
+    y = int16_tensor(mb, (256, 256), mb.quants[x][0] * float(mb.rng.uniform(0.5, 2.0)))
+    options = {"alpha": float(mb.rng.uniform(-0.5, 0.5) if seed == 4 else mb.rng.uniform(0.05, 0.5))} \
+        if kind == "LEAKY_RELU" else {}
+    mb.op(kind, [x], [y], **options)
+    run_every_code(mb, x, y, tmp_path)
