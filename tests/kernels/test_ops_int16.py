@@ -279,3 +279,20 @@ def test_activation_int16_every_code(kind, seed, tmp_path):
         if kind == "LEAKY_RELU" else {}
     mb.op(kind, [x], [y], **options)
     run_every_code(mb, x, y, tmp_path)
+
+
+@pytest.mark.parametrize("zero_point", [0, -7])
+def test_quantize_int8_to_int16_every_code(zero_point, tmp_path):
+    from kernelrun import load_graph, run_lowered
+
+    from tinykiln.ops import lower
+
+    mb = mg.ModelBuilder(1)
+    x = mb.tensor((256,), "int8", quant=(0.0123, zero_point))
+    y = int16_tensor(mb, (256,), 0.00031)
+    mb.op("QUANTIZE", [x], [y])
+    model = mb.build([x], [y])
+    graph = load_graph(model)
+    codes = np.arange(-128, 128, dtype=np.int8)
+    want = mg.reference_run(model, [codes])[0]
+    assert np.array_equal(run_lowered(graph, lower(graph), [codes], tmp_path)[0], want)
