@@ -296,3 +296,15 @@ def test_quantize_int8_to_int16_every_code(zero_point, tmp_path):
     codes = np.arange(-128, 128, dtype=np.int8)
     want = mg.reference_run(model, [codes])[0]
     assert np.array_equal(run_lowered(graph, lower(graph), [codes], tmp_path)[0], want)
+
+
+@pytest.mark.parametrize("axes, keep_dims", [([1, 2], True), ([2], False), ([0, 3], True)])
+def test_mean_int16(axes, keep_dims, tmp_path):
+    mb = mg.ModelBuilder(len(axes))
+    shape = (1, 4, 5, 6)
+    x = int16_tensor(mb, shape, name="input")
+    out = [1 if d in axes else s for d, s in enumerate(shape)] if keep_dims else \
+        [s for d, s in enumerate(shape) if d not in axes]
+    y = int16_tensor(mb, out, mb.quants[x][0] * 0.7)
+    mb.op("MEAN", [x, mb.const(axes)], [y], keep_dims=keep_dims)
+    check_against_litert(mb, [x], [y], tmp_path)

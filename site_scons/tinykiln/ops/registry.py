@@ -148,7 +148,7 @@ INT16_LOWERINGS = {
     "MUL": elementwise_int16.lower_binary_int16,
     "AVERAGE_POOL_2D": None, "MAX_POOL_2D": None,
     "RESHAPE": None, "SQUEEZE": None, "EXPAND_DIMS": None, "PAD": None, "CONCATENATION": None,
-    "STRIDED_SLICE": None, "TRANSPOSE": None,
+    "STRIDED_SLICE": None, "TRANSPOSE": None, "MEAN": None,
     **{kind: activations_int16.lower_activation_int16 for kind in ("RELU", "RELU6", "LEAKY_RELU")},
 }
 OPS.update({kind: replace(OPS[kind], check=int16.checker(OPS[kind].check),
