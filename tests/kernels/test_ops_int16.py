@@ -308,3 +308,68 @@ def test_mean_int16(axes, keep_dims, tmp_path):
     y = int16_tensor(mb, out, mb.quants[x][0] * 0.7)
     mb.op("MEAN", [x, mb.const(axes)], [y], keep_dims=keep_dims)
     check_against_litert(mb, [x], [y], tmp_path)
+
+
+def _copy_op(kind):
+    """A single-op model of a movement op over an int16 (1, 4, 4, 6) input: (builder, inputs, outputs)."""
+    mb = mg.ModelBuilder(7)
+    x = int16_tensor(mb, (1, 4, 4, 6), name="input")
+    like = lambda shape: int16_tensor(mb, shape, mb.quants[x][0])  # noqa: E731
+    c = mb.const
+    if kind == "SPLIT":
+        outs = [like((1, 4, 4, 3)) for _ in range(2)]
+        mb.op(kind, [c(3), x], outs, num_splits=2)
+    elif kind == "SPLIT_V":
+        outs = [like((1, 1, 4, 6)), like((1, 3, 4, 6))]
+        mb.op(kind, [x, c([1, -1]), c(1)], outs, num_splits=2)
+    elif kind == "UNPACK":
+        outs = [like((1, 4, 6)) for _ in range(4)]
+        mb.op(kind, [x], outs, num=4, axis=1)
+    elif kind == "PACK":
+        b = like((1, 4, 4, 6))
+        outs = [like((1, 4, 4, 2, 6))]
+        mb.op(kind, [x, b], outs, values_count=2, axis=3)
+        return mb, [x, b], outs
+    elif kind == "SLICE":
+        outs = [like((1, 2, 3, 4))]
+        mb.op(kind, [x, c([0, 1, 0, 2]), c([1, 2, 3, -1])], outs)
+    elif kind == "GATHER":
+        outs = [like((1, 4, 3, 6))]
+        mb.op(kind, [x, c([3, 0, 2])], outs, axis=2)
+    elif kind == "GATHER_ND":
+        outs = [like((2, 4, 6))]
+        mb.op(kind, [x, c([[0, 1], [0, 3]])], outs)
+    elif kind == "TILE":
+        outs = [like((1, 8, 4, 12))]
+        mb.op(kind, [x, c([1, 2, 1, 2])], outs)
+    elif kind == "BROADCAST_TO":
+        outs = [like((2, 4, 4, 6))]
+        mb.op(kind, [x, c([2, 4, 4, 6])], outs, version=2)  # (version 1 is not in LiteRT's registry)
+    elif kind == "SPACE_TO_BATCH_ND":
+        outs = [like((4, 2, 3, 6))]
+        mb.op(kind, [x, c([2, 2]), c([[0, 0], [1, 1]])], outs)
+    elif kind == "BATCH_TO_SPACE_ND":
+        mb2 = mg.ModelBuilder(7)
+        x = int16_tensor(mb2, (4, 4, 4, 6), name="input")
+        outs = [int16_tensor(mb2, (1, 8, 6, 6), mb2.quants[x][0])]
+        mb2.op(kind, [x, mb2.const([2, 2]), mb2.const([[0, 0], [1, 1]])], outs)
+        return mb2, [x], outs
+    elif kind == "PADV2":
+        value = mb.tensor((1,), "int16", quant=mb.quants[x], data=[-5])
+        outs = [like((1, 5, 6, 6))]
+        mb.op(kind, [x, c([[0, 0], [1, 0], [1, 1], [0, 0]]), value], outs)
+    elif kind == "MIRROR_PAD":
+        outs = [like((1, 6, 5, 6))]
+        mb.op(kind, [x, c([[0, 0], [1, 1], [0, 1], [0, 0]])], outs, mode=1)
+    else:  # RESIZE_NEAREST_NEIGHBOR
+        outs = [like((1, 7, 9, 6))]
+        mb.op(kind, [x, c([7, 9])], outs)
+    return mb, [x], outs
+
+
+@pytest.mark.parametrize("kind", ["SPLIT", "SPLIT_V", "UNPACK", "PACK", "SLICE", "GATHER", "GATHER_ND", "TILE",
+                                  "BROADCAST_TO", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "PADV2", "MIRROR_PAD",
+                                  "RESIZE_NEAREST_NEIGHBOR"])
+def test_copies_int16(kind, tmp_path):
+    mb, ins, outs = _copy_op(kind)
+    check_against_litert(mb, ins, outs, tmp_path)

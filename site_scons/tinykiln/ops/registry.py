@@ -149,6 +149,9 @@ INT16_LOWERINGS = {
     "AVERAGE_POOL_2D": None, "MAX_POOL_2D": None,
     "RESHAPE": None, "SQUEEZE": None, "EXPAND_DIMS": None, "PAD": None, "CONCATENATION": None,
     "STRIDED_SLICE": None, "TRANSPOSE": None, "MEAN": None,
+    **{kind: None for kind in ("SPLIT", "SPLIT_V", "PACK", "UNPACK", "SLICE", "GATHER", "GATHER_ND", "TILE",
+                               "BROADCAST_TO", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "PADV2", "MIRROR_PAD",
+                               "RESIZE_NEAREST_NEIGHBOR")},  # (LiteRT 2.3 has no int16 SPACE_TO_DEPTH)
     **{kind: activations_int16.lower_activation_int16 for kind in ("RELU", "RELU6", "LEAKY_RELU")},
 }
 OPS.update({kind: replace(OPS[kind], check=int16.checker(OPS[kind].check),
