@@ -373,3 +373,21 @@ def _copy_op(kind):
 def test_copies_int16(kind, tmp_path):
     mb, ins, outs = _copy_op(kind)
     check_against_litert(mb, ins, outs, tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_transpose_conv_int16(seed, tmp_path):
+    rng = np.random.default_rng(seed)
+    mb = mg.ModelBuilder(seed)
+    h, w, ic, oc = (int(v) for v in rng.integers(2, 5, 4))
+    kernel = tuple(int(v) for v in rng.integers(1, 4, 2))
+    stride = tuple(int(v) for v in rng.integers(1, 3, 2))
+    padding = ["SAME", "VALID"][seed % 2]
+    oh, ow = ((h * stride[0], w * stride[1]) if padding == "SAME" else
+              ((h - 1) * stride[0] + kernel[0], (w - 1) * stride[1] + kernel[1]))
+    x = int16_tensor(mb, (1, h, w, ic), name="input")
+    wt, scales = _weights(mb, (oc, *kernel, ic), 0, bool(seed % 2))
+    b = _bias(mb, x, scales, oc, "int64") if seed != 2 else -1
+    y = int16_tensor(mb, (1, oh, ow, oc), _out_scale(mb, x, kernel[0] * kernel[1] * ic, scales))
+    mb.op("TRANSPOSE_CONV", [mb.const([1, oh, ow, oc]), wt, x, b], [y], padding=padding, stride=stride)
+    check_against_litert(mb, [x], [y], tmp_path)

@@ -1,9 +1,10 @@
-"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with 16x8 quantization: int16 activations (zero
+"""CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and TRANSPOSE_CONV with 16x8 quantization: int16 activations (zero
 point 0, as LiteRT's Prepare requires), int8 symmetric weights, an int64 bias (or int32, which LiteRT
 takes too), int16 output.
 
-As LiteRT's reference kernels (reference_integer_ops::ConvPerChannel, DepthwiseConvPerChannel and
-FullyConnected over int16 inputs): acc = sum(w * x) over the taps inside the image (the zero padding
+As LiteRT's reference kernels (reference_integer_ops::ConvPerChannel, DepthwiseConvPerChannel,
+FullyConnected and TransposeConv over int16 inputs; TRANSPOSE_CONV's sum in the gather form of
+ops/transpose_conv.py): acc = sum(w * x) over the taps inside the image (the zero padding
 adds nothing, so we pad with 0), + bias, then MultiplyByQuantizedMultiplier on the accumulator, clamped
 to the fused activation's int16 range (no output zero point). The accumulator's type is the bias's:
   int64  the int64 overload: the multiplier reduced to 16 bits and one rounding,
@@ -19,7 +20,7 @@ per-tensor FULLY_CONNECTED: the scale product in float). Output stage and accumu
 scheduled as the other conv-like kernels (ops/accumulate.py: the accumulators of one output
 channel at a time). No knobs.
 
-    lower_conv2d_int16 / lower_depthwise_int16 / lower_fully_connected_int16(ctx, op)
+    lower_conv2d_int16 / lower_depthwise_int16 / lower_fully_connected_int16 / lower_transpose_conv_int16
 (the 16x8 rules of the importer, the int64-only biases among them, are in ops/int16.py)
 """
 from __future__ import annotations
@@ -132,13 +133,34 @@ def lower_fully_connected_int16(ctx, op):
                  in_shape=(batches, depth), out_shape=(batches, units))
 
 
-def _call(ctx, op, family, x, weights, params, args, attrs, in_shape=None, out_shape=None):
+def lower_transpose_conv_int16(ctx, op):
+    from .transpose_conv import transpose_padding
+
+    w, x, y = ctx.tensor(op.inputs[1]), ctx.tensor(op.inputs[2]), ctx.tensor(op.outputs[0])
+    n, h, wd, ic = x.shape
+    oc, kh, kw, wic = w.shape
+    _, oh, ow, yoc = y.shape
+    if wic != ic or yoc != oc or y.shape[0] != n:
+        raise unsupported(op, f"input {list(x.shape)}, filter {list(w.shape)}, output {list(y.shape)}")
+    stride = list(op.attrs.get("stride", (1, 1)))
+    padding = op.attrs.get("padding", "SAME")
+    attrs = {"in_shape": [n, h, wd, ic], "out_shape": [n, oh, ow, oc], "kernel": [kh, kw], "stride": stride,
+             "pad": [transpose_padding(padding, oh, kh, stride[0]), transpose_padding(padding, ow, kw, stride[1])]}
+    b_index = op.inputs[3] if len(op.inputs) > 3 else -1
+    bias = constant(ctx, b_index, op, "bias") if b_index >= 0 else None
+    weights = constant(ctx, op.inputs[1], op, "filter")
+    params, args, extra = _quant(op, x, w, y, bias, oc)
+    calls = _call(ctx, op, "transpose_conv_int16", x, weights, params, args, dict(attrs, **extra), x_index=2)
+    return calls
+
+
+def _call(ctx, op, family, x, weights, params, args, attrs, in_shape=None, out_shape=None, x_index=0):
     y = ctx.tensor(op.outputs[0])
     flat = np.ascontiguousarray(weights, dtype=np.int8).reshape(-1)
     params = [param("input", "int16", in_shape or x.shape, "input"), param("weights", "int8", flat.shape, "const"),
               *params, param("output", "int16", out_shape or y.shape, "output")]
     spec = ctx.spec(family, params, attrs)
-    return [KernelCall(spec, op.index, [op.inputs[0], flat, *args, op.outputs[0]])]
+    return [KernelCall(spec, op.index, [op.inputs[x_index], flat, *args, op.outputs[0]])]
 
 
 # -- kernels ----------------------------------------------------------------------------------------
@@ -155,6 +177,8 @@ def compute(spec):
         k = te.reduce_axis((0, depth), name="k")
         acc = te.compute((a["batches"], a["units"]), lambda b, u: te.sum(
             x[b, k].astype(acc_t) * wt[u * depth + k].astype(acc_t), axis=k), name="acc")
+    elif spec.family == "transpose_conv_int16":
+        acc = _transpose_acc(a, x, wt, acc_t)
     else:
         _, oh, ow, oc = a["out_shape"]
         kh_n, kw_n = a["kernel"]
@@ -186,6 +210,31 @@ def compute(spec):
     return [x, wt, first, multiplier, shift, output]
 
 
+def _transpose_acc(a, x, wt, acc_t):
+    """TRANSPOSE_CONV's sum in the gather form of ops/transpose_conv.py (see there): for output row oy
+    the filter rows ky = (oy + pad) mod stride + stride * j meet input row (oy + pad) div stride - j."""
+    from tvm import te, tirx
+
+    n, h, w, ic = a["in_shape"]
+    _, oh, ow, oc = a["out_shape"]
+    kh, kw = a["kernel"]
+    (sh, sw), (ph, pw) = a["stride"], a["pad"]
+    jh, jw = -(-kh // sh), -(-kw // sw)
+    ry, rx, rc = (te.reduce_axis((0, e), name=nm) for e, nm in ((jh, "ry"), (jw, "rx"), (ic, "rc")))
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+
+    def acc_fn(b, oy, ox, o):
+        ky = tirx.floormod(oy + i32(ph), i32(sh)) + i32(sh) * ry
+        kx = tirx.floormod(ox + i32(pw), i32(sw)) + i32(sw) * rx
+        iy = tirx.floordiv(oy + i32(ph), i32(sh)) - ry
+        ix = tirx.floordiv(ox + i32(pw), i32(sw)) - rx
+        inside = tirx.all(ky < i32(kh), kx < i32(kw), iy >= i32(0), iy < i32(h), ix >= i32(0), ix < i32(w))
+        term = x[b, iy, ix, rc].astype(acc_t) * wt[((o * kh + ky) * kw + kx) * ic + rc].astype(acc_t)
+        return te.sum(tirx.if_then_else(inside, term, tirx.const(0, acc_t)), axis=[ry, rx, rc])
+
+    return te.compute((n, oh, ow, oc), acc_fn, name="acc")
+
+
 def requantize16(acc, first, multiplier, shift, attrs):
     """The int16 output of one accumulator (see the module doc for the two forms), clamped."""
     from tvm import tirx
@@ -206,4 +255,4 @@ def schedule(sch, spec):
 
 
 FAMILIES = {name: KernelFamily(compute, schedule)
-            for name in ("conv2d_int16", "depthwise_conv2d_int16", "fully_connected_int16")}
+            for name in ("conv2d_int16", "depthwise_conv2d_int16", "fully_connected_int16", "transpose_conv_int16")}

@@ -14,6 +14,9 @@ DTYPES = (("int16", "int16"),)
 # the 16x8 ops whose LiteRT kernel takes no int32 bias (it refuses DEPTHWISE_CONV_2D's and misreads
 # FULLY_CONNECTED's as int64)
 INT64_BIAS_ONLY = ("DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# the inputs that are the activation and the bias where they are not 0 and 2
+ACTIVATION_INPUT = {"TRANSPOSE_CONV": 2}
+BIAS_INPUT = {"TRANSPOSE_CONV": 3}
 # the ops whose options choose LiteRT's power-of-two int16 path (see ops/elementwise_int16.py)
 POT_OPTION = ("ADD", "SUB")
 
@@ -21,7 +24,7 @@ POT_OPTION = ("ADD", "SUB")
 def by_dtype(lower_int16, lower_other):
     """A lowering that sends ops with an int16 first input to lower_int16, the rest to lower_other."""
     def lower(ctx, op):
-        if ctx.tensor(op.inputs[0]).dtype == "int16":
+        if ctx.tensor(op.inputs[ACTIVATION_INPUT.get(op.kind, 0)]).dtype == "int16":
             return lower_int16(ctx, op)
         return lower_other(ctx, op)
     lower.__doc__ = lower_other.__doc__
@@ -34,8 +37,8 @@ def checker(check):
     def check_with_int16(v):
         attrs = check(v)
         int16_rules(v)
-        b = v.input(2)
-        if v.kind in INT64_BIAS_ONLY and v.x.dtype == "int16" and b is not None and b.dtype == "int32":
+        x, b = v.input(ACTIVATION_INPUT.get(v.kind, 0)), v.input(BIAS_INPUT.get(v.kind, 2))
+        if v.kind in INT64_BIAS_ONLY and x is not None and x.dtype == "int16" and b is not None and b.dtype == "int32":
             v.fail(f"int16 {v.kind} needs an int64 bias, '{b.name}' is int32 (LiteRT refuses it)")
         if v.kind in POT_OPTION and v.x.dtype == "int16":
             from .elementwise_int16 import check_pot

@@ -143,6 +143,7 @@ INT16_LOWERINGS = {
     "CONV_2D": conv_int16.lower_conv2d_int16,
     "DEPTHWISE_CONV_2D": conv_int16.lower_depthwise_int16,
     "FULLY_CONNECTED": conv_int16.lower_fully_connected_int16,
+    "TRANSPOSE_CONV": conv_int16.lower_transpose_conv_int16,
     "ADD": elementwise_int16.lower_binary_int16,
     "SUB": elementwise_int16.lower_binary_int16,
     "MUL": elementwise_int16.lower_binary_int16,
