@@ -106,6 +106,14 @@ def test_int32_bias_refused_where_litert_needs_int64():
     y = fc16(mb, x, 3, bias="int32")
     with pytest.raises(KilnError, match="needs an int64 bias"):
         load(mb.build([x], [y]))
+    mb = mg.ModelBuilder(2)
+    x = int16_tensor(mb, (1, 3, 3, 2))
+    wt, scales = _weights(mb, (3, 2, 2, 2), 0, True)
+    y = int16_tensor(mb, (1, 6, 6, 3), 1e-3)
+    mb.op("TRANSPOSE_CONV", [mb.const([1, 6, 6, 3]), wt, x, _bias(mb, x, scales, 3, "int32")], [y], padding="SAME",
+          stride=(2, 2))
+    with pytest.raises(KilnError, match="needs an int64 bias"):
+        load(mb.build([x], [y]))
 
 
 def fc16(mb, x, units, activation="NONE", per_channel=False, bias="int64", keep_num_dims=False):

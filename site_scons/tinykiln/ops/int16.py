@@ -12,8 +12,8 @@ from __future__ import annotations
 
 DTYPES = (("int16", "int16"),)
 # the 16x8 ops whose LiteRT kernel takes no int32 bias (it refuses DEPTHWISE_CONV_2D's and misreads
-# FULLY_CONNECTED's as int64)
-INT64_BIAS_ONLY = ("DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# FULLY_CONNECTED's and TRANSPOSE_CONV's as int64)
+INT64_BIAS_ONLY = ("DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 # the inputs that are the activation and the bias where they are not 0 and 2
 ACTIVATION_INPUT = {"TRANSPOSE_CONV": 2}
 BIAS_INPUT = {"TRANSPOSE_CONV": 3}
@@ -39,7 +39,7 @@ def checker(check):
         int16_rules(v)
         x, b = v.input(ACTIVATION_INPUT.get(v.kind, 0)), v.input(BIAS_INPUT.get(v.kind, 2))
         if v.kind in INT64_BIAS_ONLY and x is not None and x.dtype == "int16" and b is not None and b.dtype == "int32":
-            v.fail(f"int16 {v.kind} needs an int64 bias, '{b.name}' is int32 (LiteRT refuses it)")
+            v.fail(f"int16 {v.kind} needs an int64 bias, '{b.name}' is int32 (LiteRT's kernel reads int64 only)")
         if v.kind in POT_OPTION and v.x.dtype == "int16":
             from .elementwise_int16 import check_pot
 
