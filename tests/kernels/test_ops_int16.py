@@ -399,3 +399,25 @@ def test_transpose_conv_int16(seed, tmp_path):
     y = int16_tensor(mb, (1, oh, ow, oc), _out_scale(mb, x, kernel[0] * kernel[1] * ic, scales))
     mb.op("TRANSPOSE_CONV", [mb.const([1, oh, ow, oc]), wt, x, b], [y], padding=padding, stride=stride)
     check_against_litert(mb, [x], [y], tmp_path)
+
+
+@pytest.mark.parametrize("seed, shape", [(0, (8, 20)), (1, (1, 2, 3, 5)), (2, (3, 1)), (3, (2000, 7))])
+def test_softmax_int16(seed, shape, tmp_path):
+    """(2000 rows: some rows' sums meet the reciprocal table's entries where a float build of it differs)"""
+    rng = np.random.default_rng(seed)
+    mb = mg.ModelBuilder(seed)
+    x = int16_tensor(mb, shape, float(np.exp(rng.uniform(np.log(1e-4), np.log(1e-3)))), name="input")
+    y = int16_tensor(mb, shape, 1.0 / 32768)
+    mb.op("SOFTMAX", [x], [y], beta=float(rng.uniform(0.5, 2.0)))
+    check_against_litert(mb, [x], [y], tmp_path)
+
+
+def test_softmax_int16_tables_are_litert_s():
+    """Spot values of the two tables (exp(-10 + 10 i / 512) and 1 / (1 + i / 512) in Q0.15, as
+    [-1, 1] over the int16 range): the ends, and the middle."""
+    from tinykiln.ops.softmax_int16 import table
+
+    exp, recip = table("exp"), table("recip")
+    assert exp.shape == recip.shape == (513,)
+    assert exp[512] == 32767 and recip[0] == 32767 and recip[512] == 16384  # exp(0) = 1, 1/1, 1/2
+    assert abs(exp[0] - math.exp(-10) * 32768) < 1 and np.all(np.diff(exp) >= 0) and np.all(np.diff(recip) <= 0)

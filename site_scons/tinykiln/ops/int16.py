@@ -6,7 +6,9 @@
     int16_rules(view)                     what LiteRT's Prepare requires of int16 activations
 
 The kernels are in the family modules ops/conv_int16.py (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED)
-and ops/elementwise_int16.py (ADD, SUB, MUL); ops that copy codes keep their lowering.
+and ops/elementwise_int16.py (ADD, SUB, MUL), ops/activations_int16.py (RELU, RELU6, LEAKY_RELU) and
+ops/softmax_int16.py (SOFTMAX); the pools and MEAN take int16 in their own modules, and ops that copy
+codes keep their lowering.
 """
 from __future__ import annotations
 
@@ -40,6 +42,10 @@ def checker(check):
         x, b = v.input(ACTIVATION_INPUT.get(v.kind, 0)), v.input(BIAS_INPUT.get(v.kind, 2))
         if v.kind in INT64_BIAS_ONLY and x is not None and x.dtype == "int16" and b is not None and b.dtype == "int32":
             v.fail(f"int16 {v.kind} needs an int64 bias, '{b.name}' is int32 (LiteRT's kernel reads int64 only)")
+        if v.kind == "SOFTMAX":
+            from .softmax_int16 import check_output
+
+            check_output(v)
         if v.kind in POT_OPTION and v.x.dtype == "int16":
             from .elementwise_int16 import check_pot
 

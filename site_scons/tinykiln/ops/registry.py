@@ -22,7 +22,7 @@ from typing import Callable
 
 from . import (
     activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, conv_int16, depthwise_conv2d,
-    activations_int16, elementwise, elementwise_int16, int16,
+    activations_int16, elementwise, elementwise_int16, int16, softmax_int16,
     fully_connected, gather, l2norm, log_softmax, movement, padding, pooling, quantize, reduce, reduce_more, reshape,
     resize, softmax, space_depth, split, tile, transpose_conv, unary_math,
 )
@@ -154,6 +154,7 @@ INT16_LOWERINGS = {
                                "BROADCAST_TO", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "PADV2", "MIRROR_PAD",
                                "RESIZE_NEAREST_NEIGHBOR")},  # (LiteRT 2.3 has no int16 SPACE_TO_DEPTH)
     **{kind: activations_int16.lower_activation_int16 for kind in ("RELU", "RELU6", "LEAKY_RELU")},
+    "SOFTMAX": softmax_int16.lower_softmax_int16,
 }
 OPS.update({kind: replace(OPS[kind], check=int16.checker(OPS[kind].check),
                           lower=int16.by_dtype(lower, OPS[kind].lower) if lower else OPS[kind].lower,
@@ -165,6 +166,6 @@ FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwis
                   argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax,
                   compare, unary_math, binary_math, quantize,
                   resize, split, gather, tile, space_depth, padding,
-                  conv_int16, elementwise_int16, activations_int16)
+                  conv_int16, elementwise_int16, activations_int16, softmax_int16)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}
