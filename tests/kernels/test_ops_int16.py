@@ -132,7 +132,7 @@ def test_fully_connected_int16(seed, tmp_path):
     mb = mg.ModelBuilder(seed)
     x = int16_tensor(mb, (int(rng.integers(1, 4)), int(rng.integers(1, 40))), name="input")
     y = fc16(mb, x, int(rng.integers(1, 12)), str(rng.choice(["NONE", "RELU", "RELU6"])),
-             per_channel=False, bias=["int64", None][seed % 2], keep_num_dims=bool(seed % 2))
+             per_channel=seed >= 2, bias=["int64", None][seed % 2], keep_num_dims=bool(seed % 2))
     check_against_litert(mb, [x], [y], tmp_path)
 
 
