@@ -533,6 +533,8 @@ def random_input(mb_or_detail, index: int | None = None, seed: int = 0) -> np.nd
         return rng.integers(-128, 128, size=shape).astype(np.int8)
     if dtype == "uint8":
         return rng.integers(0, 256, size=shape).astype(np.uint8)
+    if dtype == "int16":
+        return rng.integers(-32768, 32768, size=shape).astype(np.int16)
     if dtype == "float32":
         return rng.uniform(-2, 2, size=shape).astype(np.float32)
     if dtype == "int32":

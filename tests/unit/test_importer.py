@@ -308,15 +308,16 @@ def test_rejects_several_subgraphs():
     assert "2 subgraphs" in msg
 
 
-# (quantized uint8 runs on the int8 kernels, tflite/uint8.py: uint8 without quantization does not)
-@pytest.mark.parametrize("dtype, quant", [("int16", (0.1, 0)), ("uint8", None)])
-def test_rejects_unsupported_activation_dtype(dtype, quant):
+# (quantized uint8 runs on the int8 kernels, tflite/uint8.py: uint8 without quantization does not;
+# int16 RELU is 16x8 quantization, ops/int16.py: RELU_N1_TO_1 has no int16 kernel, in LiteRT neither)
+@pytest.mark.parametrize("dtype, quant, kind", [("int16", (0.1, 0), "RELU_N1_TO_1"), ("uint8", None, "RELU")])
+def test_rejects_unsupported_activation_dtype(dtype, quant, kind):
     mb = ModelBuilder()
     x = mb.tensor((1, 4), dtype, quant=quant)
     y = mb.tensor((1, 4), dtype, quant=quant, name="wide")
-    mb.op("RELU", [x], [y])
+    mb.op(kind, [x], [y])
     msg = _reject(mb.build([x], [y]))
-    assert "op 0 RELU (output 'wide')" in msg and f"{dtype} activations are not supported" in msg
+    assert f"op 0 {kind} (output 'wide')" in msg and f"{dtype} activations are not supported" in msg
 
 
 def test_rejects_float16_activations():

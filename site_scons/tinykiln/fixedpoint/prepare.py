@@ -75,6 +75,25 @@ def clamp_range_int8(scale: float, zero_point: int, lo: float, hi: float) -> tup
     return qmin, qmax
 
 
+def reduced_multiplier(multiplier: int) -> int:
+    """The 16-bit multiplier that MultiplyByQuantizedMultiplier's int64 overload (16x8 convolutions
+    and fully connected) rounds a quantize_multiplier multiplier to: its top 16 bits, rounded,
+    at most 0x7FFF. The result is then (x * reduced + 2^(14 - shift)) >> (15 - shift)."""
+    return (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+
+
+def activation_range_int16(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for int16 outputs: the bounds of clamp_range_int8, limited
+    to the int16 range instead."""
+    try:
+        lo, hi = activation_range_float(activation)
+    except ValueError:
+        raise ValueError(f"fused activation {activation} has no integer range") from None
+    qmin = -32768 if math.isinf(lo) else max(-32768, quantize_float32(lo, scale, zero_point))
+    qmax = 32767 if math.isinf(hi) else min(32767, quantize_float32(hi, scale, zero_point))
+    return qmin, qmax
+
+
 def activation_range_int8(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
     """CalculateActivationRangeQuantized for int8 outputs: clamp bounds of a fused activation."""
     try:

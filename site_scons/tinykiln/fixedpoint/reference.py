@@ -110,6 +110,19 @@ def multiply_by_quantized_multiplier_single(x, multiplier, shift) -> np.ndarray:
     return (x * _i64(multiplier) + (np.int64(1) << (total - 1))) >> total
 
 
+def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier for int64 x (16x8 CONV_2D, DEPTHWISE_CONV_2D,
+    FULLY_CONNECTED with int64 accumulators; the same in both rounding builds): the multiplier
+    reduced to 16 bits (prepare.reduced_multiplier), one rounding half up, the int64 result
+    truncated to int32 as the C cast does."""
+    from .prepare import reduced_multiplier
+
+    x = _i64(x)
+    reduced = np.vectorize(reduced_multiplier, otypes=[np.int64])(_i64(multiplier))
+    total = 15 - _i64(shift)
+    return wrap32((x * reduced + (np.int64(1) << (total - 1))) >> total)
+
+
 # -- gemmlowp's fixed-point exp and reciprocal (SOFTMAX) --------------------------------------------
 
 def _exp_on_interval_neg_quarter_to_0(a):

@@ -136,9 +136,11 @@ def _weights_quant(v: OpView, w: Tensor, channel_axis: int, role: str) -> None:
 def _bias(v: OpView, b: Tensor | None, n: int, x: Tensor, w: Tensor) -> None:
     if b is None:
         return
-    want = "int32" if x.dtype == "int8" else "float32"
-    if not v.constant(b, "bias", (want,)):
+    # 16x8 (int16 activations): an int64 bias, or int32 as LiteRT also takes
+    wants = {"int8": ("int32",), "int16": ("int64", "int32")}.get(x.dtype, ("float32",))
+    if not v.constant(b, "bias", wants):
         return
+    want = "float32" if wants == ("float32",) else "int32"
     if b.shape != (n,):
         v.fail(f"bias '{b.name}' has shape {list(b.shape)}, expected [{n}]")
     if want == "int32" and b.quant is not None and any(z != 0 for z in b.quant.zero_point):
@@ -148,7 +150,7 @@ def _bias(v: OpView, b: Tensor | None, n: int, x: Tensor, w: Tensor) -> None:
 
 
 def _weights(v: OpView, w: Tensor, rank: int, channel_axis: int, role: str) -> bool:
-    want = "int8" if v.x.dtype == "int8" else "float32"
+    want = "int8" if v.x.dtype in ("int8", "int16") else "float32"
     if not v.constant(w, role, (want,)) or not v.rank(w, rank, role):
         return False
     if want == "int8":
@@ -296,8 +298,8 @@ def softmax(v: OpView) -> dict:
             not softmax_input_real_multiplier(v.x.quant.scale[0], beta) > 1:
         v.fail(f"int8 SOFTMAX needs beta * input scale * 2^26 > 1, has beta {beta:g} and input scale "
                f"{v.x.quant.scale[0]:g} (LiteRT and TFLite Micro abort on it)")
-    if v.y.dtype == "int16" and v.x.dtype != "int8":
-        v.fail(f"SOFTMAX from {v.x.dtype} to int16 is not supported (int8 to int16 is)")
+    if v.y.dtype == "int16" and v.x.dtype not in ("int8", "int16"):
+        v.fail(f"SOFTMAX from {v.x.dtype} to int16 is not supported (int8 or int16 to int16 is)")
     return attrs
 
 
@@ -374,8 +376,8 @@ def concatenation(v: OpView) -> dict:
         v.fail(f"axis {axis} out of range for rank {rank}")
         return attrs
     axis %= rank
-    if v.x.dtype == "int8" and attrs["activation"] != "NONE":
-        v.fail("int8 CONCATENATION with a fused activation is not supported (LiteRT refuses it too)")
+    if v.x.dtype in ("int8", "int16") and attrs["activation"] != "NONE":
+        v.fail(f"{v.x.dtype} CONCATENATION with a fused activation is not supported (LiteRT refuses it too)")
     total = 0
     for t in v.inputs:
         if len(t.shape) != rank or any(a != b for i, (a, b) in enumerate(zip(t.shape, v.x.shape)) if i != axis):
@@ -389,6 +391,9 @@ def concatenation(v: OpView) -> dict:
                        "CONCATENATION rescales it; not supported: quantize the inputs alike)")
             else:
                 v.fail(f"int8 input '{t.name}' is quantized differently from the output")
+            return attrs
+        if t.dtype == "int16" and t.quant != v.y.quant:
+            v.fail(f"int16 input '{t.name}' is quantized differently from the output (LiteRT copies codes)")
             return attrs
     v.shape_is(v.y, tuple(v.x.shape[:axis]) + (total,) + tuple(v.x.shape[axis + 1:]))
     return attrs

@@ -23,7 +23,7 @@ from .base import KernelFamily, param, unsupported
 from .rules import gather_nd_shape, gather_shape
 from .copy_loops import fuse_groups
 
-DTYPES = ("int8", "float32", "int32", "bool", "int64")
+DTYPES = ("int8", "float32", "int32", "bool", "int64", "int16")
 INDEX_TYPES = ("int32", "int64")
 
 

@@ -22,13 +22,13 @@ from tinykiln.kernel import KernelCall
 from .base import KernelFamily, constant, param, quant_params, unsupported
 from .rules import strided_slice_ranges
 
-_DTYPES = ("int8", "float32")
+_DTYPES = ("int8", "float32", "int16")  # int16: 16x8 quantization, codes copied as int8 ones
 
 
 def _check_dtypes(op, *tensors):
     dtypes = {t.dtype for t in tensors}
     if len(dtypes) != 1 or not dtypes <= set(_DTYPES):
-        raise unsupported(op, f"types {sorted(dtypes)} (int8 or float32, all the same)")
+        raise unsupported(op, f"types {sorted(dtypes)} (int8, int16 or float32, all the same)")
     return dtypes.pop()
 
 
@@ -42,7 +42,7 @@ def lower_pad(ctx, op):
     out_shape = [int(n + b + a) for n, (b, a) in zip(x.shape, pads)]
     if list(y.shape) != out_shape:
         raise unsupported(op, f"output shape {list(y.shape)}, paddings give {out_shape}")
-    fill = quant_params(y, "output", op)[1] if dtype == "int8" else 0
+    fill = quant_params(y, "output", op)[1] if dtype in ("int8", "int16") else 0
     attrs = {"in_shape": list(x.shape), "out_shape": out_shape, "before": pads[:, 0].tolist(), "fill": fill}
     spec = ctx.spec("pad", [param("input", dtype, x.shape, "input"),
                             param("output", dtype, out_shape, "output")], attrs)
@@ -59,11 +59,11 @@ def lower_concatenation(ctx, op):
         raise unsupported(op, "a fused activation on CONCATENATION (LiteRT rejects it too)")
     rank = len(y.shape)
     axis = int(op.attrs.get("axis", 0)) % rank
-    if dtype == "int8":
+    if dtype in ("int8", "int16"):
         out_q = quant_params(y, "output", op)
         for t in tensors:
             if quant_params(t, "input", op) != out_q:
-                raise unsupported(op, f"int8 input '{t.name}' quantized differently from the output "
+                raise unsupported(op, f"{dtype} input '{t.name}' quantized differently from the output "
                                       "(LiteRT requires one shared scale and zero point)")
     sizes = [int(t.shape[axis]) for t in tensors]
     for t in tensors:

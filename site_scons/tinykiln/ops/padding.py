@@ -19,7 +19,7 @@ from tinykiln.kernel import KernelCall
 
 from .base import KernelFamily, constant, param, quant_params, unsupported
 
-DTYPES = ("int8", "float32", "int32", "int64")
+DTYPES = ("int8", "float32", "int32", "int64", "int16")
 MODES = ("REFLECT", "SYMMETRIC")
 
 
@@ -53,7 +53,7 @@ def check_padv2(v) -> dict:
         return {}
     if value.data.size != 1:
         v.fail(f"constant_values '{value.name}' must hold one value, has shape {list(value.shape)}")
-    if v.y.dtype == "int8" and (value.quant is None or value.quant.scale[0] != v.y.quant.scale[0]
+    if v.y.dtype in ("int8", "int16") and (value.quant is None or value.quant.scale[0] != v.y.quant.scale[0]
                                 or value.quant.zero_point[0] != v.y.quant.zero_point[0]):
         v.fail(f"constant_values '{value.name}' is quantized differently from the output (LiteRT requires "
                "the same scale and zero point)")
@@ -72,8 +72,8 @@ def check_mirror_pad(v) -> dict:
     offset = 1 if attrs["mode"] == "REFLECT" else 0
     if pads is not None and any(p > d - offset for d, pair in zip(v.x.shape, pads) for p in pair):
         v.fail(f"paddings {pads} exceed {list(v.x.shape)} less {offset} ({attrs['mode']}: LiteRT refuses it)")
-    if v.x.dtype == "int8" and v.x.quant != v.y.quant:
-        v.fail(f"int8 output '{v.y.name}' is quantized differently from the input (LiteRT requires the same)")
+    if v.x.dtype in ("int8", "int16") and v.x.quant != v.y.quant:
+        v.fail(f"{v.x.dtype} output '{v.y.name}' is quantized differently from the input (LiteRT requires the same)")
     return attrs
 
 
@@ -114,8 +114,8 @@ def lower_padv2(ctx, op):
 
 def lower_mirror_pad(ctx, op):
     x, y, pads = _io(ctx, op)
-    if x.dtype == "int8" and quant_params(x, "input", op) != quant_params(y, "output", op):
-        raise unsupported(op, "int8 input and output quantized differently (LiteRT requires the same)")
+    if x.dtype in ("int8", "int16") and quant_params(x, "input", op) != quant_params(y, "output", op):
+        raise unsupported(op, f"{x.dtype} input and output quantized differently (LiteRT requires the same)")
     attrs = {"in_shape": list(x.shape), "pads": pads.tolist(), "mode": op.attrs["mode"]}
     spec = ctx.spec("mirror_pad", [param("input", x.dtype, x.shape, "input"),
                                    param("output", y.dtype, y.shape, "output")], attrs)

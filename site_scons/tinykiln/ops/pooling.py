@@ -1,4 +1,5 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D: int8 and float32, SAME/VALID, fused activation.
+"""AVERAGE_POOL_2D and MAX_POOL_2D: int8, int16 (16x8 quantization: the int8 arithmetic over the int16
+range, as reference_integer_ops' int16 pools) and float32, SAME/VALID, fused activation.
 
 As TFLite's reference kernels, a window covers only the taps inside the image: padding is never
 read, and the average divides by the number of taps inside. int8 average: the int32 sum divided
@@ -9,11 +10,12 @@ input's quantization (TFLite requires it), so no rescaling; the activation clamp
 quantization.
 Knobs: int8: microkernel (default on: the whole layer is one call of tk_mk_maxpool_s8 /
 tk_mk_avgpool_s8, runtime/kernels/tk_mk_pool.h: four channels per word with the DSP instructions);
-off: the TVM loop nest, tuned by oc_tile (channels reduced together) and unroll. float32: oc_tile,
-unroll.
+off: the TVM loop nest, tuned by oc_tile (channels reduced together) and unroll. float32 and int16:
+oc_tile, unroll.
 """
 from __future__ import annotations
 
+from tinykiln.fixedpoint.prepare import activation_range_int16
 from tinykiln.kernel import KernelCall
 
 from .accumulate import divisors_up_to, schedule_accumulate
@@ -47,6 +49,15 @@ def lower_pool(ctx, op):
             # LiteRT's uint8 average rounds its (never negative) sum half up: on int8 codes, a
             # floor division of sum + count / 2; the int8 rounding differs on ties only
             attrs["rounding"] = "half_up"
+    elif x.dtype == "int16":
+        # 16x8: as int8 over the int16 range (reference_integer_ops' int16 pools)
+        in_q, out_q = quant_params(x, "input", op), quant_params(y, "output", op)
+        if in_q != out_q:
+            raise unsupported(op, "int16 pooling with different input and output quantization")
+        try:
+            attrs["act"] = list(activation_range_int16(activation, *out_q))
+        except ValueError:
+            raise unsupported(op, f"fused activation {activation}") from None
     elif x.dtype == "float32":
         attrs["act"] = float_act_attr(activation, op)
     else:
@@ -78,7 +89,7 @@ def compute(spec):
     pt, _, pl, _ = a["pad"]
     dtype = spec.params[0].dtype
     is_max = spec.family.startswith("max")
-    int8 = dtype == "int8"
+    int8 = dtype in ("int8", "int16")  # the integer path (int16: 16x8 quantization)
     x = te.placeholder((n, h, w, c), dtype, name="input")
     kh = te.reduce_axis((0, fh), name="kh")
     kw = te.reduce_axis((0, fw), name="kw")
@@ -97,7 +108,7 @@ def compute(spec):
                          name="acc")
     elif is_max:
         acc_type = dtype
-        lowest = tirx.const(-128, "int8") if int8 else tirx.min_value("float32")
+        lowest = tirx.const(-128 if dtype == "int8" else -32768, dtype) if int8 else tirx.min_value("float32")
         acc = te.compute((n, oh, ow, c), lambda b, r, s, ch: te.max(tap(b, r, s, ch, lowest), axis=[kh, kw]),
                          name="acc")
     else:
@@ -128,7 +139,7 @@ def compute(spec):
                 value = value / cnt.astype("float32")
         if int8:
             lo, hi = a["act"]
-            return tirx.max(tirx.min(value.astype("int32"), hi), lo).astype("int8")
+            return tirx.max(tirx.min(value.astype("int32"), hi), lo).astype(dtype)
         return clamp_float(value, a)
 
     output = te.compute((n, oh, ow, c), out, name="output")
@@ -183,4 +194,4 @@ def knob_space(spec):
 
 
 FAMILIES = {f"{kind}_pool2d_{dtype}": KernelFamily(compute, schedule, knob_space)
-            for kind in ("avg", "max") for dtype in ("int8", "float32")}
+            for kind in ("avg", "max") for dtype in ("int8", "float32", "int16")}

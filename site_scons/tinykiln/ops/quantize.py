@@ -3,7 +3,7 @@
 float32 -> int8, int8 -> int8 and int8 -> float32 keep their kernels of ops/activations.py. The
 other casts, each with the arithmetic of LiteRT's reference path:
 
-  - 8-bit in, 8-bit out (uint8 <-> int8, uint8 -> uint8; ST's models start with uint8 -> int8):
+  - 8-bit in (uint8 <-> int8, uint8 -> uint8, int8 -> int16; ST's models start with uint8 -> int8):
     reference_ops::Requantize, (q - zp_in) * MultiplyByQuantizedMultiplier(s_in / s_out) + zp_out,
     clamped. An 8-bit input has 256 values, so the kernel is a table lookup (family cast_lut, the
     table computed here in numpy, proven against LiteRT over every code).
@@ -30,7 +30,8 @@ from .base import KernelFamily, param, quant_params, unsupported
 
 QUANTIZE_CASTS = (("float32", "int8"), ("int8", "int8"),  # the kernels of ops/activations.py
                   ("float32", "uint8"), ("float32", "int16"), ("int8", "uint8"), ("uint8", "int8"),
-                  ("uint8", "uint8"), ("int16", "int8"), ("int16", "int16"), ("int16", "int32"))
+                  ("uint8", "uint8"), ("int16", "int8"), ("int16", "int16"), ("int16", "int32"),
+                  ("int8", "int16"))  # (16x8 quantization: an int8 model input into int16 layers)
 DEQUANTIZE_CASTS = (("int8", "float32"), ("uint8", "float32"), ("int16", "float32"))
 _CASTS = {"QUANTIZE": QUANTIZE_CASTS, "DEQUANTIZE": DEQUANTIZE_CASTS}
 _ACTIVATIONS_CASTS = {("float32", "int8"), ("int8", "int8"), ("int8", "float32")}

@@ -1,4 +1,5 @@
-"""MEAN over constant axes: int8 and float32.
+"""MEAN over constant axes: int8, int16 (16x8 quantization: the int8 arithmetic, clamped to int16) and
+float32.
 
 int8 is LiteRT's reference_ops::QuantizedMeanOrSum (compute_sum=false), what BUILTIN_REF runs for
 every axis set in ai-edge-litert 2.3: the int32 sum of the raw codes, minus input_zp * count, then
@@ -33,12 +34,12 @@ def lower_mean(ctx, op):
         raise unsupported(op, f"output shape {y.shape} does not match the reduction {out_shape}")
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
     attrs = {"in_shape": list(x.shape), "axes": axes, "keep_dims": keep_dims, "out_shape": out_shape}
-    if x.dtype == "int8" and y.dtype == "int8":
+    if x.dtype == y.dtype and x.dtype in ("int8", "int16"):
         in_scale, in_zp = quant_params(x, "input", op)
         out_scale, out_zp = quant_params(y, "output", op)
         multiplier, shift = ref.mean_multiplier(in_scale, out_scale, count)
         attrs.update(input_zp=in_zp, output_zp=out_zp, multiplier=multiplier, shift=shift, count=count)
-        family = "mean_int8"
+        family = f"mean_{x.dtype}"
     elif x.dtype == "float32" and y.dtype == "float32":
         attrs["count"] = count
         family = "mean_float32"
@@ -55,7 +56,7 @@ def _compute(spec):
     from tinykiln.fixedpoint.te import te_multiply_by_quantized_multiplier
 
     a = spec.attrs
-    int8 = spec.family == "mean_int8"
+    int8 = spec.family in ("mean_int8", "mean_int16")  # the integer path (int16: 16x8 quantization)
     in_shape, axes, keep = a["in_shape"], a["axes"], a["keep_dims"]
     x = te.placeholder(tuple(in_shape), spec.params[0].dtype, name="input")
     red = [te.reduce_axis((0, in_shape[d]), name=f"k{d}") for d in axes]
@@ -77,7 +78,9 @@ def _compute(spec):
         def out(*o):
             centred = acc[o] - tirx.const(a["input_zp"] * a["count"], "int32")
             scaled = te_multiply_by_quantized_multiplier(centred, a["multiplier"], a["shift"]) + a["output_zp"]
-            return tirx.max(tirx.min(scaled, tirx.const(127, "int32")), tirx.const(-128, "int32")).astype("int8")
+            lo, hi = (-128, 127) if spec.family == "mean_int8" else (-32768, 32767)
+            return tirx.max(tirx.min(scaled, tirx.const(hi, "int32")), tirx.const(lo, "int32")).astype(
+                spec.params[0].dtype)
     else:
         def out(*o):
             return acc[o] / tirx.const(float(a["count"]), "float32")  # an integer: printed exactly
@@ -101,4 +104,5 @@ def _schedule(sch, spec):
 FAMILIES = {
     "mean_int8": KernelFamily(_compute, _schedule),
     "mean_float32": KernelFamily(_compute, _schedule),
+    "mean_int16": KernelFamily(_compute, _schedule),
 }

@@ -19,12 +19,12 @@ listed in FAMILY_MODULES), and one row here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from . import (
-    activations, argminmax, batch_matmul, binary_math, checks, compare, conv2d, depthwise_conv2d, detection,
-    elementwise,
+    activations, activations_int16, argminmax, batch_matmul, binary_math, checks, compare, conv2d, conv_int16,
+    depthwise_conv2d, detection, elementwise, elementwise_int16, int16, softmax_int16,
     fully_connected, gather, l2norm, log_softmax, movement, padding, pooling, quantize, reduce, reduce_more, reshape,
     lstm, resize, softmax, space_depth, split, svdf, tile, transpose_conv, unary_math,
 )
@@ -151,11 +151,37 @@ OPS: dict[str, OpSupport] = {
                                               state=(lstm.OUTPUT_STATE, lstm.CELL_STATE)),
 }
 
+# -- 16x8 quantization (the int16 area): int16 kernels beside the int8 ones of the rows above; the
+# rows gain the ("int16", "int16") dtypes, the 16x8 rules in their checker and, where the op computes
+# (None: the row's lowering copies any dtype), the int16 lowering of the family module
+INT16_LOWERINGS = {
+    "CONV_2D": conv_int16.lower_conv2d_int16,
+    "DEPTHWISE_CONV_2D": conv_int16.lower_depthwise_int16,
+    "FULLY_CONNECTED": conv_int16.lower_fully_connected_int16,
+    "TRANSPOSE_CONV": conv_int16.lower_transpose_conv_int16,
+    "ADD": elementwise_int16.lower_binary_int16,
+    "SUB": elementwise_int16.lower_binary_int16,
+    "MUL": elementwise_int16.lower_binary_int16,
+    "AVERAGE_POOL_2D": None, "MAX_POOL_2D": None,
+    "RESHAPE": None, "SQUEEZE": None, "EXPAND_DIMS": None, "PAD": None, "CONCATENATION": None,
+    "STRIDED_SLICE": None, "TRANSPOSE": None, "MEAN": None,
+    **{kind: None for kind in ("SPLIT", "SPLIT_V", "PACK", "UNPACK", "SLICE", "GATHER", "GATHER_ND", "TILE",
+                               "BROADCAST_TO", "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "PADV2", "MIRROR_PAD",
+                               "RESIZE_NEAREST_NEIGHBOR")},  # (LiteRT 2.3 has no int16 SPACE_TO_DEPTH)
+    **{kind: activations_int16.lower_activation_int16 for kind in ("RELU", "RELU6", "LEAKY_RELU")},
+    "SOFTMAX": softmax_int16.lower_softmax_int16,
+}
+OPS.update({kind: replace(OPS[kind], check=int16.checker(OPS[kind].check),
+                          lower=int16.by_dtype(lower, OPS[kind].lower) if lower else OPS[kind].lower,
+                          dtypes=OPS[kind].dtypes + int16.DTYPES)
+            for kind, lower in INT16_LOWERINGS.items()})
+
 FAMILY_MODULES = (conv2d, depthwise_conv2d, fully_connected, pooling, elementwise, reshape, softmax, activations,
                   reduce, movement,
                   argminmax, reduce_more, l2norm, batch_matmul, transpose_conv, log_softmax,
                   compare, unary_math, binary_math, quantize,
                   resize, split, gather, tile, space_depth, padding,
-                  detection, svdf, lstm)
+                  detection, svdf, lstm,
+                  conv_int16, elementwise_int16, activations_int16, softmax_int16)
 FAMILIES: dict[str, KernelFamily] = {name: family for module in FAMILY_MODULES
                                      for name, family in module.FAMILIES.items()}

@@ -25,7 +25,7 @@ from tinykiln.kernel import KernelCall
 from .base import KernelFamily, constant, param, quant_params, unsupported
 from .rules import batch_to_space_shape, space_to_batch_shape, space_to_depth_shape
 
-DTYPES = ("int8", "float32", "int32", "int64")
+DTYPES = ("int8", "float32", "int32", "int64", "int16")
 
 
 # --------------------------------------------------------------------------- the importer's checks
@@ -53,8 +53,8 @@ def check_space_to_depth(v) -> dict:
 
 
 def _same_quant(v) -> None:
-    if v.x.dtype == "int8" and v.x.quant != v.y.quant:
-        v.fail(f"int8 output '{v.y.name}' is quantized differently from the input (LiteRT requires the same)")
+    if v.x.dtype in ("int8", "int16") and v.x.quant != v.y.quant:
+        v.fail(f"{v.x.dtype} output '{v.y.name}' is quantized differently from the input (LiteRT requires the same)")
 
 
 def check_space_batch(v) -> dict:
@@ -141,8 +141,8 @@ def lower_space_batch(ctx, op):
     rule = space_to_batch_shape if to_batch else batch_to_space_shape
     if rule(x.shape, block, pads) != list(y.shape):
         raise unsupported(op, f"output {list(y.shape)} for input {list(x.shape)}, block {block}, {pads}")
-    if x.dtype == "int8" and quant_params(x, "input", op) != quant_params(y, "output", op):
-        raise unsupported(op, "int8 input and output quantized differently (LiteRT requires the same)")
+    if x.dtype in ("int8", "int16") and quant_params(x, "input", op) != quant_params(y, "output", op):
+        raise unsupported(op, f"{x.dtype} input and output quantized differently (LiteRT requires the same)")
     attrs = {"in_shape": list(x.shape), "out_shape": list(y.shape), "block": block, "pads": pads}
     if to_batch:
         attrs["fill"] = quant_params(y, "output", op)[1] if y.dtype == "int8" else 0

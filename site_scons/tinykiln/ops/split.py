@@ -28,7 +28,7 @@ from .base import KernelFamily, constant, param, quant_params, unsupported
 from .copy_loops import contiguous_run, fuse_groups
 from .rules import pack_shape, slice_ranges, split_sizes
 
-DTYPES = ("int8", "float32", "int32", "bool", "int64")  # bool: UNPACK and SLICE (the registry says which)
+DTYPES = ("int8", "float32", "int32", "bool", "int64", "int16")  # bool: UNPACK and SLICE (the registry says which)
 
 
 # --------------------------------------------------------------------------- the importer's checks
@@ -58,8 +58,8 @@ def _same_quant(v, tensors) -> None:
     """PACK / UNPACK: LiteRT refuses int8 tensors quantized unlike the output (or the input)."""
     ref = v.y if v.kind == "PACK" else v.x
     for t in tensors:
-        if t.dtype == "int8" and t.quant != ref.quant:
-            v.fail(f"int8 '{t.name}' is quantized differently from '{ref.name}' (LiteRT requires one "
+        if t.dtype in ("int8", "int16") and t.quant != ref.quant:
+            v.fail(f"{t.dtype} '{t.name}' is quantized differently from '{ref.name}' (LiteRT requires one "
                    "scale and zero point throughout)")
             return
 
@@ -263,7 +263,7 @@ def lower_slice(ctx, op):
 
 
 def _check_same_quant(op, tensors):
-    if tensors[0].dtype != "int8":
+    if tensors[0].dtype not in ("int8", "int16"):
         return
     ref = quant_params(tensors[0], "tensor", op)
     for t in tensors[1:]:

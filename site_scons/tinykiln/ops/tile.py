@@ -18,7 +18,7 @@ from .base import KernelFamily, constant, param, unsupported
 from .rules import broadcast_to_shape, tile_shape
 from .copy_loops import contiguous_run, fuse_groups
 
-DTYPES = ("int8", "float32", "int32", "bool", "int64")
+DTYPES = ("int8", "float32", "int32", "bool", "int64", "int16")
 
 
 # --------------------------------------------------------------------------- the importer's checks

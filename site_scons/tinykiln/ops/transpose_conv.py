@@ -46,7 +46,7 @@ def check(v: OpView) -> dict:
     shape, w, x, b = v.inputs[0], v.inputs[1], v.inputs[2], v.input(3)
     if not v.rank(x, 4, "input") or not v.constant(shape, "output_shape", ("int32",)):
         return attrs
-    want = "int8" if x.dtype == "int8" else "float32"
+    want = "int8" if x.dtype in ("int8", "int16") else "float32"  # int16: 16x8 (ops/conv_int16.py)
     if not v.constant(w, "filter", (want,)) or not v.rank(w, 4, "filter"):
         return attrs
     if want == "int8":
