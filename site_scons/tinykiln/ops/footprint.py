@@ -7,11 +7,13 @@ decides, per weight-carrying op, which of the two the default knobs take:
 
   size      int8 weights everywhere (the overrides win over a schedule file's knobs too);
   speed     int16 wherever it applies, as long as the weights fit (FIT_SHARE of their region);
-  balanced  (the default) int8 weights, except where int16 buys the most: int16 costs one extra
-            byte per weight (depthwise ROW16 more) and saves instructions on every use of the
-            weight, so the ops are taken by reuse (MACs per weight: output pixels for convolutions,
-            batch rows for fully connected), highest first, while the extra bytes stay within
-            BALANCED_GROWTH of the model's int8 weight bytes and the whole fits.
+  balanced  (the default) int8 weights, except where int16 buys a meaningful speedup: int16 costs
+            one extra byte per weight (depthwise ROW16 more) and saves SAVED_PER_MAC instructions
+            on every multiply-accumulate (the micro-kernels' inner loops: the SXTB16s the int8
+            layouts add); an op (with the ops of its shape) keeps int16 when that saving is at
+            least BALANCED_MIN_SAVING of the model's conv / depthwise / FC MACs (about as much of
+            its instructions) and the extra bytes stay within BALANCED_GROWTH of the model's int8
+            weight bytes, best saving per extra byte first, and the whole fits.
 
 plan(graph, mode, region_bytes) -> Plan   the decision, per op (ops of the same shapes decide alike:
                                           identical layers share one kernel, so one set of knobs)
@@ -27,6 +29,12 @@ from tinykiln.options import OPTIMIZE_MODES as MODES
 # balanced: int16 re-packing may add at most this share to the model's int8 weight bytes (the issue's
 # goal: weights <= 1.05x the .tflite's constant bytes)
 BALANCED_GROWTH = 0.05
+# balanced: int16 only for an op whose saving is at least this share of the model's MACs
+BALANCED_MIN_SAVING = 0.01
+# instructions int16 weights save per MAC over the int8 layouts (from the inner loops: FC 4 rows x 4
+# inputs 19 vs 11; conv 3 x 2 blocks 21 vs 17 per 24 MACs, 2 x 2 16 vs 12 per 16; depthwise three
+# taps one LDR + 2 SXTB16 vs one LDRD per filter row and up to six outputs)
+SAVED_PER_MAC = {"CONV_2D": 0.2, "DEPTHWISE_CONV_2D": 0.15, "FULLY_CONNECTED": 0.5}
 # the weights may fill at most this share of their memory region: the rest is left for the code and
 # the runtime, which share that region on most boards (the link still checks the real sizes)
 FIT_SHARE = 0.75
@@ -55,6 +63,11 @@ class WeightedOp:
     weight_bytes: int  # int8, as in the .tflite
     extra_bytes: int  # what the int16 layouts add
     reuse: float  # MACs per weight
+
+    @property
+    def saving(self) -> float:
+        """Instructions int16 weights save per inference (an estimate: SAVED_PER_MAC)."""
+        return SAVED_PER_MAC[self.shape_key[0]] * self.reuse * self.weight_bytes
 
 
 def weighted_ops(graph) -> list[WeightedOp]:
@@ -100,14 +113,18 @@ def plan(graph, mode: str = "balanced", region_bytes: int | None = None) -> Plan
     if mode == "speed" and sum(o.extra_bytes for o in ops) <= fit:
         return Plan(mode, None)  # today's choices: int16 wherever a family's defaults take it
     budget = fit if mode == "speed" else min(fit, BALANCED_GROWTH * sum(o.weight_bytes for o in ops))
+    macs = sum(o.reuse * o.weight_bytes for o in ops)
     groups: dict[tuple, list[WeightedOp]] = {}
     for o in ops:
         groups.setdefault(o.shape_key, []).append(o)
     keep: set[int] = set()
     spent = 0.0
-    for members in sorted(groups.values(), key=lambda g: (-g[0].reuse, g[0].op_index)):
+    # best saving per extra byte first (the reuse, scaled by the family's saving per MAC)
+    for members in sorted(groups.values(), key=lambda g: (-g[0].saving / max(g[0].extra_bytes, 1), g[0].op_index)):
         extra = sum(o.extra_bytes for o in members)
-        if spent + extra <= budget:
+        saving = sum(o.saving for o in members)
+        meaningful = mode == "speed" or saving >= BALANCED_MIN_SAVING * macs
+        if meaningful and spent + extra <= budget:
             spent += extra
             keep.update(o.op_index for o in members)
     return Plan(mode, frozenset(keep))
