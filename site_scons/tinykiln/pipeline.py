@@ -123,7 +123,7 @@ def _run_stages(model: models.Model, knobs: dict, schedule_path, expose_layers: 
     plan = memplan.plan(graph, lowered)
     result = aot.generate(graph, lowered, plan, model.name, source_digest=model.digest())
     return Compiled(model, graph, lowered, plan, result, knobs=dict(knobs), schedule_path=schedule_path,
-                    footprint=weights_plan, int16_extra=footprint.int16_extra(graph, weights_plan))
+                    footprint=weights_plan, int16_extra=footprint.int16_extra(lowered))
 
 
 def cache_key(model: models.Model, knobs: dict, expose_layers: bool = False, optimize: str = "speed",

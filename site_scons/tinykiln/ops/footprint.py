@@ -130,6 +130,18 @@ def plan(graph, mode: str = "balanced", region_bytes: int | None = None) -> Plan
     return Plan(mode, frozenset(keep))
 
 
-def int16_extra(graph, plan_: Plan) -> int:
-    """The bytes the int16 layouts of `plan_` add over int8 weights (an estimate, as plan counts)."""
-    return sum(o.extra_bytes for o in weighted_ops(graph) if not plan_.int8(o.op_index))
+# the kernel families whose int16 weight layouts have an int8 twin (their KernelFamily.int8_weights)
+INT8_TWINS = ("conv2d_int8", "depthwise_conv2d_int8", "fully_connected_int8")
+
+
+def int16_extra(lowered) -> int:
+    """The bytes the lowered model's int16 weight layouts take over int8 ones (half of each int16
+    weight array whose family has an int8 twin, uint8 weights with a zero point excepted)."""
+    extra = 0
+    for call in lowered.calls:
+        if call.spec.family not in INT8_TWINS or call.spec.attrs.get("wide_weights"):
+            continue
+        weights = call.args[1]
+        if isinstance(weights, np.ndarray) and weights.dtype == np.int16:
+            extra += weights.nbytes // 2
+    return extra
