@@ -12,7 +12,14 @@
  * weight word feeds two pixels, each input word two channels: 16 MACs per 4 LDRD + 8 SMLAD) and,
  * for aligned runs up to 192 taps, 3 pixels x 2 channels (24 MACs per 5 LDRD + 12 SMLAD). Every
  * DSP body has a portable C twin giving identical sums (runtime/apps/mkcheck compares both with
- * plain loops). */
+ * plain loops).
+ *
+ *   tk_mk_conv_s16w8  tk_mk_conv_s16 with the weights kept int8 (optimize=, ops/footprint.py): each
+ *                     run's whole groups of four taps stored (w0, w2, w1, w3) at build time, so
+ *                     SXTB16 of a weight word gives (w0, w1) and SXTB16 of it rotated by 8 gives
+ *                     (w2, w3), the pairs the input's LDRD gives (no PKH); the k % 4 tail in order.
+ *                     2 x 2 blocks: 16 MACs per 2 LDRD + 2 LDR + 4 SXTB16 + 8 SMLAD; 3 x 2: 24 per
+ *                     3 LDRD + 2 LDR + 4 SXTB16 + 12 SMLAD. */
 #ifndef TK_MK_CONV_H
 #define TK_MK_CONV_H
 
@@ -251,6 +258,187 @@ TK_MK_INLINE void tk_mk_conv_s16_bias(const int16_t *x, int32_t xs, const int16_
                                       int32_t pixels, int32_t rows, int32_t *acc, const int32_t *bias)
 {
     tk_mk_conv_s16_from(x, xs, w, k, ws, pixels, rows, acc, bias, 1);
+}
+
+/* ---- int8 weights (tk_mk_conv_s16w8): whole groups of four stored (w0, w2, w1, w3) ---- */
+
+/* tap i of a run of k int8 weights in that order */
+TK_MK_INLINE int32_t tk_mk_w8_at(const int8_t *w, int32_t i, int32_t k)
+{
+    const int32_t j = i & 3;
+    return i < (k & ~3) ? w[(i & ~3) + (j == 1 ? 2 : j == 2 ? 1 : j)] : w[i];
+}
+
+#if TK_MK_DSP
+/* (w0, w1) and (w2, w3) of one group of four int8 weights in (w0, w2, w1, w3) order */
+#define TK_MK_W8(p, lo, hi)                                               \
+    do {                                                                  \
+        int32_t wv_ = tk_mk_load4((const int8_t *)(p));                   \
+        lo = __sxtb16(wv_);                                               \
+        hi = tk_mk_sxtb16_ror8(wv_);                                      \
+    } while (0)
+
+/* TK_MK_GROUP with int8 weights */
+#define TK_MK_GROUP8(xp, wp, off)                                         \
+    do {                                                                  \
+        int32_t x0l, x0h, x1l, x1h, wl, wh;                               \
+        TK_MK_LDRD((xp) + (off), x0l, x0h);                               \
+        if (np > 1)                                                       \
+            TK_MK_LDRD((xp) + xs + (off), x1l, x1h);                      \
+        TK_MK_W8((wp) + (off), wl, wh);                                   \
+        a00 = __smlad(x0h, wh, __smlad(x0l, wl, a00));                    \
+        if (np > 1)                                                       \
+            a10 = __smlad(x1h, wh, __smlad(x1l, wl, a10));                \
+        if (nr > 1) {                                                     \
+            TK_MK_W8((wp) + ws + (off), wl, wh);                          \
+            a01 = __smlad(x0h, wh, __smlad(x0l, wl, a01));                \
+            if (np > 1)                                                   \
+                a11 = __smlad(x1h, wh, __smlad(x1l, wl, a11));            \
+        }                                                                 \
+    } while (0)
+#endif
+
+/* tk_mk_conv_taps with int8 weights; `aligned`: x and x + xs 4-byte aligned (weights may be at any
+ * address: the word loads of M4/M7 allow it) */
+TK_MK_INLINE tk_mk_acc2x2 tk_mk_conv_taps8(tk_mk_acc2x2 a, const int16_t *x, int32_t xs, const int8_t *w, int32_t ws,
+                                           int32_t k, int32_t np, int32_t nr, int32_t aligned)
+{
+    int32_t a00 = a.a00, a01 = a.a01, a10 = a.a10, a11 = a.a11;
+    const int16_t *x1 = x + xs;
+    const int8_t *w1 = w + ws;
+    int32_t i = 0;
+#if TK_MK_DSP
+    if (aligned) {
+        const int16_t *xp = x;
+        const int8_t *wp = w;
+        __asm__("" : "+r"(xp), "+r"(wp)); /* see tk_mk_conv_taps */
+#pragma GCC unroll 12
+        for (int32_t j = 0; j < (k >> 4); j++) {
+            TK_MK_GROUP8(xp, wp, 16 * j + 0);
+            TK_MK_GROUP8(xp, wp, 16 * j + 4);
+            TK_MK_GROUP8(xp, wp, 16 * j + 8);
+            TK_MK_GROUP8(xp, wp, 16 * j + 12);
+        }
+        xp += k & ~15;
+        wp += k & ~15;
+        if (k & 8) {
+            TK_MK_GROUP8(xp, wp, 0);
+            TK_MK_GROUP8(xp, wp, 4);
+            xp += 8;
+            wp += 8;
+        }
+        if (k & 4)
+            TK_MK_GROUP8(xp, wp, 0);
+        i = k & ~3;
+    }
+#else
+    (void)aligned;
+#endif
+    for (; i < k; i++) {
+        int32_t x0 = x[i], w0 = tk_mk_w8_at(w, i, k);
+        a00 += x0 * w0;
+        if (np > 1)
+            a10 += (int32_t)x1[i] * w0;
+        if (nr > 1) {
+            int32_t wv1 = tk_mk_w8_at(w1, i, k);
+            a01 += x0 * wv1;
+            if (np > 1)
+                a11 += (int32_t)x1[i] * wv1;
+        }
+    }
+    tk_mk_acc2x2 out = {a00, a01, a10, a11};
+    return out;
+}
+
+#if TK_MK_DSP
+/* tk_mk_conv_3x2 with int8 weights: both weight words of a group loaded and widened once for three
+ * pixels */
+TK_MK_INLINE void tk_mk_conv8_3x2(const int16_t *x, int32_t xs, const int8_t *w, int32_t ws, int32_t k, int32_t *acc,
+                                  int32_t acc_stride, const int32_t *bias, int32_t from_bias)
+{
+    int32_t a00, a01, a10, a11, a20, a21;
+    if (from_bias) {
+        a00 = a10 = a20 = bias[0];
+        a01 = a11 = a21 = bias[1];
+    } else {
+        a00 = acc[0], a01 = acc[1], a10 = acc[acc_stride], a11 = acc[acc_stride + 1];
+        a20 = acc[2 * acc_stride], a21 = acc[2 * acc_stride + 1];
+    }
+    const int16_t *xp = x;
+    const int8_t *wp = w;
+    __asm__("" : "+r"(xp), "+r"(wp)); /* see tk_mk_conv_taps */
+#pragma GCC unroll 48
+    for (int32_t i = 0; i < k; i += 4) {
+        int32_t w0l, w0h, w1l, w1h, xl, xh;
+        TK_MK_W8(wp + i, w0l, w0h);
+        TK_MK_W8(wp + ws + i, w1l, w1h);
+        TK_MK_LDRD(xp + i, xl, xh);
+        a00 = __smlad(xh, w0h, __smlad(xl, w0l, a00));
+        a01 = __smlad(xh, w1h, __smlad(xl, w1l, a01));
+        TK_MK_LDRD(xp + xs + i, xl, xh);
+        a10 = __smlad(xh, w0h, __smlad(xl, w0l, a10));
+        a11 = __smlad(xh, w1h, __smlad(xl, w1l, a11));
+        TK_MK_LDRD(xp + 2 * xs + i, xl, xh);
+        a20 = __smlad(xh, w0h, __smlad(xl, w0l, a20));
+        a21 = __smlad(xh, w1h, __smlad(xl, w1l, a21));
+    }
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[acc_stride] = a10;
+    acc[acc_stride + 1] = a11;
+    acc[2 * acc_stride] = a20;
+    acc[2 * acc_stride + 1] = a21;
+}
+#endif
+
+/* tk_mk_conv_s16_from with int8 weights (same blocks; x aligned when xs is even) */
+TK_MK_INLINE void tk_mk_conv_s16w8_from(const int16_t *x, int32_t xs, const int8_t *w, int32_t k, int32_t ws,
+                                        int32_t pixels, int32_t rows, int32_t *acc, const int32_t *bias,
+                                        int32_t from_bias)
+{
+    const int32_t aligned = (xs & 1) == 0;
+    for (int32_t r = 0; r < rows; r += 2) {
+        const int32_t nr = rows - r >= 2 ? 2 : 1;
+        const int32_t *b = from_bias ? bias + r : (const int32_t *)0;
+        int32_t p = 0;
+#if TK_MK_DSP
+        if (aligned && nr == 2 && (k & 3) == 0 && k <= TK_MK_CONV_3X2_MAX_K) {
+            int32_t triples = pixels / 3;
+            if (triples > 0 && pixels - 3 * triples == 1)
+                triples--;
+            for (; p < 3 * triples; p += 3)
+                tk_mk_conv8_3x2(x + p * xs, xs, w + r * ws, ws, k, acc + p * rows + r, rows, b, from_bias);
+        }
+#endif
+        for (; p < pixels; p += 2) {
+            const int32_t np = pixels - p >= 2 ? 2 : 1;
+            int32_t *a = acc + p * rows + r;
+            if (np == 2 && nr == 2)
+                tk_mk_acc_store(tk_mk_conv_taps8(tk_mk_acc_load(a, rows, 2, 2, b, from_bias), x + p * xs, xs, w + r * ws, ws, k, 2, 2,
+                                                 aligned), a, rows, 2, 2);
+            else if (nr == 2)
+                tk_mk_acc_store(tk_mk_conv_taps8(tk_mk_acc_load(a, rows, 1, 2, b, from_bias), x + p * xs, xs, w + r * ws, ws, k, 1, 2,
+                                                 aligned), a, rows, 1, 2);
+            else if (np == 2)
+                tk_mk_acc_store(tk_mk_conv_taps8(tk_mk_acc_load(a, rows, 2, 1, b, from_bias), x + p * xs, xs, w + r * ws, ws, k, 2, 1,
+                                                 aligned), a, rows, 2, 1);
+            else
+                tk_mk_acc_store(tk_mk_conv_taps8(tk_mk_acc_load(a, rows, 1, 1, b, from_bias), x + p * xs, xs, w + r * ws, ws, k, 1, 1,
+                                                 aligned), a, rows, 1, 1);
+        }
+    }
+}
+
+TK_MK_INLINE void tk_mk_conv_s16w8(const int16_t *x, int32_t xs, const int8_t *w, int32_t k, int32_t ws,
+                                   int32_t pixels, int32_t rows, int32_t *acc)
+{
+    tk_mk_conv_s16w8_from(x, xs, w, k, ws, pixels, rows, acc, (const int32_t *)0, 0);
+}
+
+TK_MK_INLINE void tk_mk_conv_s16w8_bias(const int16_t *x, int32_t xs, const int8_t *w, int32_t k, int32_t ws,
+                                        int32_t pixels, int32_t rows, int32_t *acc, const int32_t *bias)
+{
+    tk_mk_conv_s16w8_from(x, xs, w, k, ws, pixels, rows, acc, bias, 1);
 }
 
 /* Nothing: the acc_init tile of a schedule whose one conv call per tile starts the accumulators

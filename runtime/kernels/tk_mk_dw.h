@@ -15,7 +15,12 @@
  * s + 1 is sum_k A_k . O_k: one SMLAD per word for both outputs (a zero weight pairs with the
  * input value just outside a window, so the plane has one spare column on the right).
  * Three taps are packed tighter, (w0, w1, w1, w2) per filter row: the two words the three-tap body
- * (tk_mk_dw_row3_dsp) loads with one LDRD per filter row. */
+ * (tk_mk_dw_row3_dsp) loads with one LDRD per filter row.
+ *
+ * tk_mk_dw_row_s16w8: the same for three taps with the weights kept int8 in flash (optimize=,
+ * ops/footprint.py): per filter row the four bytes (w0, w1, w1, w2), so one LDR and SXTB16 give
+ * e = (w0, w1), SXTB16 of it rotated by 8 gives o = (w1, w2) (no PKH): 4 bytes a filter row instead
+ * of 8. */
 #ifndef TK_MK_DW_H
 #define TK_MK_DW_H
 
@@ -222,6 +227,90 @@ TK_MK_INLINE void tk_mk_dw_row_s16(const int16_t *x, int32_t x_stride, const int
                 a += (int32_t)xr[j] * wr[TK_MK_DW_TAP(kw, j)];
         }
         acc[s] = a;
+    }
+#endif
+}
+
+/* ---- int8 weights, three taps (tk_mk_dw_row_s16w8): (w0, w1, w1, w2) bytes per filter row ---- */
+
+#if TK_MK_DSP
+/* tk_mk_dw_chunk3 with the filter row's e, o widened from its int8 word */
+TK_MK_INLINE void tk_mk_dw_chunk3w8(const int16_t *x, int32_t x_stride, const int8_t *w, int32_t kh,
+                                    int32_t m, int32_t bias, int32_t *acc)
+{
+    int32_t a[6] = {bias, bias, bias, bias, bias, bias};
+#pragma GCC unroll 8
+    for (int32_t i = 0; i < kh; i++) {
+        const int16_t *xr = x + i * x_stride;
+        int32_t x0, x1, x2 = 0, x3 = 0;
+        int32_t wv = tk_mk_load4(w + 4 * i), e = __sxtb16(wv), o = tk_mk_sxtb16_ror8(wv);
+        TK_MK_DW_LOAD2W(xr, x0, x1);
+        if (m > 4)
+            TK_MK_DW_LOAD2W(xr + 4, x2, x3);
+        else if (m > 2)
+            x2 = tk_mk_load2x16a(xr + 4);
+        a[0] = tk_mk_smlabt(x1, o, __smlad(x0, e, a[0]));
+        if (m > 1)
+            a[1] = __smlad(x1, o, tk_mk_smlatb(x0, e, a[1]));
+        if (m > 2)
+            a[2] = tk_mk_smlabt(x2, o, __smlad(x1, e, a[2]));
+        if (m > 3)
+            a[3] = __smlad(x2, o, tk_mk_smlatb(x1, e, a[3]));
+        if (m > 4)
+            a[4] = tk_mk_smlabt(x3, o, __smlad(x2, e, a[4]));
+        if (m > 5)
+            a[5] = __smlad(x3, o, tk_mk_smlatb(x2, e, a[5]));
+    }
+#pragma GCC unroll 6
+    for (int32_t j = 0; j < m; j++)
+        acc[j] = a[j];
+}
+#endif
+
+/* tk_mk_dw_row_s16 for kw = 3 with int8 weights (kh rows of 4 bytes, see the header) */
+TK_MK_INLINE void tk_mk_dw_row_s16w8(const int16_t *x, int32_t x_stride, const int8_t *w, int32_t kh,
+                                     int32_t kw, int32_t n, int32_t bias, int32_t *acc)
+{
+    (void)kw; /* three taps: the only width this layout has */
+#if TK_MK_DSP
+    const int32_t last = 1 + (n - 1) % 6, at = n - last; /* as tk_mk_dw_row3_dsp */
+#pragma GCC unroll 4
+    for (int32_t s = 0; s < at; s += 6)
+        tk_mk_dw_chunk3w8(x + s, x_stride, w, kh, 6, bias, acc + s);
+    switch (last) {
+    case 6:
+        tk_mk_dw_chunk3w8(x + at, x_stride, w, kh, 6, bias, acc + at);
+        break;
+    case 5:
+        tk_mk_dw_chunk3w8(x + at, x_stride, w, kh, 5, bias, acc + at);
+        break;
+    case 4:
+        tk_mk_dw_chunk3w8(x + at, x_stride, w, kh, 4, bias, acc + at);
+        break;
+    case 3:
+        tk_mk_dw_chunk3w8(x + at, x_stride, w, kh, 3, bias, acc + at);
+        break;
+    case 2:
+        tk_mk_dw_chunk3w8(x + at, x_stride, w, kh, 2, bias, acc + at);
+        break;
+    default:
+        tk_mk_dw_chunk3w8(x + at, x_stride, w, kh, 1, bias, acc + at);
+        break;
+    }
+#else
+    for (int32_t s = 0; s < n; s++)
+        acc[s] = bias;
+    for (int32_t i = 0; i < kh; i++) {
+        const int16_t *xr = x + i * x_stride;
+        const int8_t *wr = w + 4 * i;
+        const int32_t w0 = wr[0], w1 = wr[1], w2 = wr[3];
+        int32_t x0 = xr[0], x1 = xr[1];
+        for (int32_t s = 0; s < n; s++) {
+            int32_t x2 = xr[s + 2];
+            acc[s] += x0 * w0 + x1 * w1 + x2 * w2;
+            x0 = x1;
+            x1 = x2;
+        }
     }
 #endif
 }

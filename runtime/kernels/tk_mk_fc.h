@@ -105,6 +105,46 @@
             TK_MK_FC_RUN(load TK_MK_FC_G1);                                                         \
         (void)xe, (void)xo, (void)w0, (void)w1, (void)w2, (void)w3;                                \
     } while (0)
+/* int8 weights: per pair of rows one LDM of their two words, each widened into two pairs (w0, w2)
+ * and (w1, w3) in place and in a spare register (w2, w3 here are temporaries). */
+#define TK_MK_FC8_ROWS2(a, b)                                                                      \
+    "ldmia %[wp]!, {%[w0], %[w1]}\n\t"                                                             \
+    "sxtb16 %[w2], %[w0], ror #8\n\t"                                                              \
+    "sxtb16 %[w0], %[w0]\n\t"                                                                      \
+    "sxtb16 %[w3], %[w1], ror #8\n\t"                                                              \
+    "sxtb16 %[w1], %[w1]\n\t"                                                                      \
+    "smlad %[" a "], %[xe], %[w0], %[" a "]\n\t"                                                    \
+    "smlad %[" a "], %[xo], %[w2], %[" a "]\n\t"                                                    \
+    "smlad %[" b "], %[xe], %[w1], %[" b "]\n\t"                                                    \
+    "smlad %[" b "], %[xo], %[w3], %[" b "]\n\t"
+#define TK_MK_FC8_ROW1(a)                                                                          \
+    "ldr %[w0], [%[wp]], #4\n\t"                                                                   \
+    "sxtb16 %[w2], %[w0], ror #8\n\t"                                                              \
+    "sxtb16 %[w0], %[w0]\n\t"                                                                      \
+    "smlad %[" a "], %[xe], %[w0], %[" a "]\n\t"                                                    \
+    "smlad %[" a "], %[xo], %[w2], %[" a "]\n\t"
+#define TK_MK_FC8_G4 TK_MK_FC8_ROWS2("a0", "a1") TK_MK_FC8_ROWS2("a2", "a3")
+#define TK_MK_FC8_G3 TK_MK_FC8_ROWS2("a0", "a1") TK_MK_FC8_ROW1("a2")
+#define TK_MK_FC8_G2 TK_MK_FC8_ROWS2("a0", "a1")
+#define TK_MK_FC8_G1 TK_MK_FC8_ROW1("a0")
+/* The group's whole blocks against int8 weights, input words loaded by `load`. */
+#define TK_MK_FC8_BLOCKS(load)                                                                      \
+    do {                                                                                           \
+        register int32_t w0 __asm__("r8");                                                         \
+        register int32_t w1 __asm__("r9");                                                         \
+        register int32_t w2 __asm__("r10");                                                        \
+        register int32_t w3 __asm__("r11");                                                        \
+        int32_t xe, xo;                                                                            \
+        if (g == 4)                                                                                \
+            TK_MK_FC_RUN(load TK_MK_FC8_G4);                                                        \
+        else if (g == 3)                                                                           \
+            TK_MK_FC_RUN(load TK_MK_FC8_G3);                                                        \
+        else if (g == 2)                                                                           \
+            TK_MK_FC_RUN(load TK_MK_FC8_G2);                                                        \
+        else                                                                                       \
+            TK_MK_FC_RUN(load TK_MK_FC8_G1);                                                        \
+        (void)xe, (void)xo, (void)w0, (void)w1, (void)w2, (void)w3;                                \
+    } while (0)
 #endif
 
 /* The portable twin of the whole blocks: input value of slot j of block q is xs(q, j). */
@@ -271,6 +311,75 @@ TK_MK_INLINE void tk_mk_fc_s8w16(const int8_t *x, const int16_t *w, int32_t k, i
 TK_MK_INLINE void tk_mk_fc_s16w16(const int16_t *x, const int16_t *w, int32_t k, int32_t rows, int32_t *acc)
 {
     TK_MK_FC_TILE(tk_mk_fc_group16);
+}
+
+/* int8 weights (pack_fc_w8's layout): the frame of both group functions. w is byte-addressed; a
+ * group's tail bytes end on a word. */
+#define TK_MK_FC8_GROUP_BEGIN                                                                      \
+    int32_t a0 = acc[0];                                                                           \
+    int32_t a1 = g > 1 ? acc[1] : 0;                                                               \
+    int32_t a2 = g > 2 ? acc[2] : 0;                                                               \
+    int32_t a3 = g > 3 ? acc[3] : 0;                                                               \
+    const int32_t whole = k & ~3, tail = k & 3;                                                    \
+    const int8_t *wp = w;
+
+/* The portable twin of the int8 weights' whole blocks: tap j of block q against input xs(q, j). */
+#define TK_MK_FC8_PORTABLE_BLOCKS(xs)                                                              \
+    for (int32_t q = 0; q < whole; q += 4) {                                                       \
+        for (int32_t j = 0; j < 4; j++) {                                                          \
+            int32_t xv = xs(q, j);                                                                 \
+            a0 += xv * wp[j];                                                                      \
+            if (g > 1)                                                                             \
+                a1 += xv * wp[4 + j];                                                              \
+            if (g > 2)                                                                             \
+                a2 += xv * wp[8 + j];                                                              \
+            if (g > 3)                                                                             \
+                a3 += xv * wp[12 + j];                                                             \
+        }                                                                                          \
+        wp += 4 * g;                                                                               \
+    }
+
+/* One group of g (1..4) rows of int8 weights starting at w (word aligned), int8 input. */
+TK_MK_INLINE void tk_mk_fc8_group(const int8_t *x, const int8_t *w, int32_t k, int32_t g, int32_t *acc)
+{
+    TK_MK_FC8_GROUP_BEGIN
+#if TK_MK_DSP
+    const int8_t *xp = x, *end = x + whole;
+    TK_MK_FC8_BLOCKS(TK_MK_FC_X8);
+#else
+#define TK_MK_FC8_XS8(q, j) x[(q) + (j)]
+    TK_MK_FC8_PORTABLE_BLOCKS(TK_MK_FC8_XS8)
+#undef TK_MK_FC8_XS8
+#endif
+    TK_MK_FC_GROUP_END(x)
+}
+
+/* One group of g (1..4) rows of int8 weights starting at w, input widened by tk_mk_fc_widen (slot
+ * order: tap j of a block at slot TK_MK_FC_SLOT(j)). */
+TK_MK_INLINE void tk_mk_fc8_group16(const int16_t *x, const int8_t *w, int32_t k, int32_t g, int32_t *acc)
+{
+    TK_MK_FC8_GROUP_BEGIN
+#if TK_MK_DSP
+    const int16_t *xp = x, *end = x + whole;
+    TK_MK_FC8_BLOCKS(TK_MK_FC_X16);
+#else
+#define TK_MK_FC8_XS16(q, j) x[(q) + TK_MK_FC_SLOT(j)]
+    TK_MK_FC8_PORTABLE_BLOCKS(TK_MK_FC8_XS16)
+#undef TK_MK_FC8_XS16
+#endif
+    TK_MK_FC_GROUP_END(x)
+}
+
+/* Tiles as TK_MK_FC_TILE: a group of four rows takes 4k bytes (a whole number of words); only a
+ * tile's last group can be short. */
+TK_MK_INLINE void tk_mk_fc_s8w8(const int8_t *x, const int8_t *w, int32_t k, int32_t rows, int32_t *acc)
+{
+    TK_MK_FC_TILE(tk_mk_fc8_group);
+}
+
+TK_MK_INLINE void tk_mk_fc_s16w8(const int16_t *x, const int8_t *w, int32_t k, int32_t rows, int32_t *acc)
+{
+    TK_MK_FC_TILE(tk_mk_fc8_group16);
 }
 
 /* x16 = the k int8 inputs as int16, each whole block of four in SXTB16 order (x0, x2, x1, x3), the

@@ -109,7 +109,9 @@ def _link(target, source, env):
             relink[relink.index("-o") + 1] = probe
             subprocess.run(relink + ["-Wl,--noinhibit-exec"], capture_output=True, text=True)
             try:
-                error = sizes.overflow_error(t, overflows, probe)
+                opts = env["KILN_OPTIONS"]
+                error = sizes.overflow_error(t, overflows, probe, opts.optimize,
+                                             int(env.get("KILN_INT16_EXTRA", 0)))
             finally:
                 if os.path.exists(probe):
                     os.remove(probe)

@@ -125,6 +125,13 @@ class ModelSources:
         return list(self.kernels.values()) + [self.generated["model.c"], self.generated["weights.c"]]
 
 
+def _weights_region(target) -> int | None:
+    """Bytes of the region the board places the weights in (the host has no limit)."""
+    if target.board.is_host or "weights" not in target.placement:
+        return None
+    return target.region_of_role("weights").size
+
+
 def model_sources(env, spec, outdir=None) -> ModelSources:
     """The model's generated C as SCons nodes: kernels/<fn>.c (one per distinct kernel) and gen/
     under outdir (default build/<board>/<variant>/<model>/). `spec`: model= text or a models.Model.
@@ -136,7 +143,11 @@ def model_sources(env, spec, outdir=None) -> ModelSources:
     outdir = outdir or env["KILN_BUILD_DIR"].Dir(model.name)
     compiled = pipeline.compile(model, target.board.name, schedules_file=opts.get("schedules", ""),
                                 use_tuned=bool(opts.get("use_tuned", True)),
-                                cache=paths.pipeline_cache(Path(outdir.abspath)))
+                                cache=paths.pipeline_cache(Path(outdir.abspath)),
+                                optimize=opts.optimize,
+                                weights_region=_weights_region(target))
+    # what optimize='s int16 weight layouts add (the overflow message says if optimize=size would fit)
+    env["KILN_INT16_EXTRA"] = env.get("KILN_INT16_EXTRA", 0) + compiled.int16_extra
     for line in compiled.warnings:  # kept with the cached result: every build shows them
         print(f"warning: {compiled.schedule_path}: {line}", file=sys.stderr)
 

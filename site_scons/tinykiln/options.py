@@ -67,6 +67,14 @@ def _clock_mode(value: str) -> str | None:
     return None if value in ("auto", "reset", "max") else "takes auto, reset or max"
 
 
+# optimize=: what each mode chooses is tinykiln/ops/footprint.py's
+OPTIMIZE_MODES = ("speed", "balanced", "size")
+
+
+def _optimize(value: str) -> str | None:
+    return None if value in OPTIMIZE_MODES else f"takes one of {', '.join(OPTIMIZE_MODES)}"
+
+
 def _path(text: str) -> str:
     return str(paths.user_path(text)) if text else text
 
@@ -119,6 +127,12 @@ OPTIONS: tuple[Option, ...] = (
            "schedules/<board>.json if it exists)", resolve=_path),
     Option("use_tuned", bool, True, "with model=: build with the knobs of the schedule file; 0: every "
            "kernel with its default knobs"),
+    # speed is the default while the int8-weight micro-kernels cost 15-60% more instructions than the
+    # int16 ones (issue 13): a smaller default must not silently make every model slower
+    Option("optimize", str, "speed", "with model=: speed (int16 weights wherever they pay and fit; where they "
+           "would not fit, int8), size (int8 weights everywhere: about half the flash, 15-60 percent more "
+           "instructions) or balanced (int8 weights except where int16 pays most, within 5 percent more weight "
+           "bytes; tinykiln/ops/footprint.py)", check=_optimize),
     Option("tune", bool, False, "with model=: measure candidate schedules of every kernel on the "
            "(emulated) board and write the best into the schedule file (tinykiln/tune/)"),
     Option("trials", int, 8, "with tune=1: candidate schedules per kernel, the default included", minimum=1),

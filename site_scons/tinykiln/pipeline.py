@@ -38,7 +38,7 @@ from tinykiln import KilnError, aot, memplan, models, paths, schedules, sources
 from tinykiln.kernel import KernelSpec
 
 # Bumped when the pickled objects change shape in a way the source digest would not show.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass
@@ -52,6 +52,8 @@ class Compiled:
     aot: Any  # tinykiln.aot.AotResult
     knobs: dict = field(default_factory=dict)
     schedule_path: Path | None = None
+    footprint: Any = None  # tinykiln.ops.footprint.Plan: optimize='s choice of int8 / int16 weights
+    int16_extra: int = 0  # bytes its int16 weight layouts add over int8 weights (an estimate)
 
     @property
     def kernels(self) -> dict[str, KernelSpec]:
@@ -78,13 +80,17 @@ class Compiled:
 
 def compile(model: models.Model | str, board: str | None = None, *, root: Path | None = None,
             knobs: dict | None = None, schedules_file: str = "", use_tuned: bool = True,
-            expose_layers: bool = False, cache: str | os.PathLike | None = None) -> Compiled:
+            expose_layers: bool = False, cache: str | os.PathLike | None = None,
+            optimize: str = "speed", weights_region: int | None = None) -> Compiled:
     """Import, lower, plan and write the AOT C of `model` (see the module docstring).
 
     model          a models.Model, or model= text resolved against `root` (the checkout)
     board          the board name whose schedule file gives the knobs (None: no schedule file)
     knobs          {workload key: {knob: value}}: used instead of any schedule file
     expose_layers  every op's output becomes a graph output too (the per-layer debugger)
+    optimize       speed | balanced | size: which kernels keep int16 weights (ops/footprint.py);
+                   the build's default is options.py's (speed), as is this function's
+    weights_region bytes of the memory region the weights go to (None: no limit)
     """
     if not isinstance(model, models.Model):
         model = models.resolve(Path(root or paths.ROOT), str(model))
@@ -94,15 +100,17 @@ def compile(model: models.Model | str, board: str | None = None, *, root: Path |
             model.directory, board, schedules_file, use_tuned)
 
     def run() -> Compiled:
-        return _run_stages(model, knobs, schedule_path, expose_layers)
+        return _run_stages(model, knobs, schedule_path, expose_layers, optimize, weights_region)
 
     if cache is None:
         return run()
-    return _cached(Path(cache), cache_key(model, knobs, expose_layers), run)
+    return _cached(Path(cache), cache_key(model, knobs, expose_layers, optimize, weights_region), run)
 
 
-def _run_stages(model: models.Model, knobs: dict, schedule_path, expose_layers: bool) -> Compiled:
+def _run_stages(model: models.Model, knobs: dict, schedule_path, expose_layers: bool,
+                optimize: str = "speed", weights_region: int | None = None) -> Compiled:
     from tinykiln import ops, tflite  # the importer and the lowering (TVM) only on a cache miss
+    from tinykiln.ops import footprint
 
     graph = tflite.load(str(model.path))
     graph.name = model.name
@@ -110,14 +118,18 @@ def _run_stages(model: models.Model, knobs: dict, schedule_path, expose_layers: 
         given = list(graph.outputs)
         graph.outputs = given + [o for op in graph.ops for o in op.outputs
                                  if o not in given and not graph.tensor(o).is_constant]
-    lowered = ops.lower(graph, knobs)
+    weights_plan = footprint.plan(graph, optimize, weights_region)
+    lowered = ops.lower(graph, knobs, weights_plan)
     plan = memplan.plan(graph, lowered)
     result = aot.generate(graph, lowered, plan, model.name, source_digest=model.digest())
-    return Compiled(model, graph, lowered, plan, result, knobs=dict(knobs), schedule_path=schedule_path)
+    return Compiled(model, graph, lowered, plan, result, knobs=dict(knobs), schedule_path=schedule_path,
+                    footprint=weights_plan, int16_extra=footprint.int16_extra(lowered))
 
 
-def cache_key(model: models.Model, knobs: dict, expose_layers: bool = False) -> str:
+def cache_key(model: models.Model, knobs: dict, expose_layers: bool = False, optimize: str = "speed",
+              weights_region: int | None = None) -> str:
     parts = {
+        "optimize": [optimize, weights_region],
         "format": CACHE_FORMAT,
         "model": [model.name, str(model.path), model.digest()],
         "knobs": knobs,

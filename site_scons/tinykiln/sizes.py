@@ -214,8 +214,11 @@ def parse_overflows(linker_output: str) -> dict[str, int]:
     return over
 
 
-def overflow_error(target: Target, overflows: dict[str, int], elf_path) -> KilnError:
-    """The error for a link that does not fit: region, bytes over, and what fills the region.
+def overflow_error(target: Target, overflows: dict[str, int], elf_path, optimize: str = "size",
+                   int16_extra: int = 0) -> KilnError:
+    """The error for a link that does not fit: region, bytes over, and what fills the region;
+    `int16_extra`: the bytes optimize=`optimize`'s int16 weight layouts add over int8 weights (then
+    the message says whether optimize=size would make it fit).
 
     `elf_path` is the image the linker still wrote with --noinhibit-exec, so sections and symbols
     are real even though some addresses lie past a region's end.
@@ -246,6 +249,14 @@ def overflow_error(target: Target, overflows: dict[str, int], elf_path) -> KilnE
                 lines.append("  biggest symbols: "
                              + ", ".join(f"{n} ({s}) {sz} bytes" for n, s, sz in syms))
             lines.append(f"  {name} holds: {', '.join(use.holds) or 'nothing placed by the variant'}")
+        weights_here = name == target.placement.get("weights")
+        if weights_here and optimize != "size" and int16_extra > 0:
+            if int16_extra >= over:
+                lines.append(f"  optimize=size would make it fit: it keeps every weight int8 in flash, about "
+                             f"{int16_extra} bytes less than optimize={optimize}'s int16 weight layouts")
+            else:
+                lines.append(f"  optimize=size keeps every weight int8 in flash, about {int16_extra} bytes less "
+                             f"than optimize={optimize}: not enough alone for the {over} bytes over")
     fits = [f"{r.name} {r.size // 1024} KB" for r in b.memory]
     lines.append(f"Make the data smaller, or choose a variant that places it in another region "
                  f"(board {b.name} has {', '.join(fits)}; placement is set in variants/*.toml).")

@@ -37,7 +37,10 @@ def _points(mb, x, y):
     graph = load_graph(mb.build([x], [y]), mb, [x], [y])
     space = knob_space(lower(graph).calls[0].spec)
     points = [{}] + [{name: v} for name in ("oc_tile", "unroll", "im2col") for v in space[name][1:]]
-    return points + [{name: space[name][-1] for name in ("oc_tile", "unroll", "im2col")}]
+    last = {name: space[name][-1] for name in ("oc_tile", "unroll", "im2col")}
+    # int8 weights (tk_mk_conv_s16w8): in the default geometry, and with the other knobs at their last
+    return points + [last, {"weights8": True}, {"weights8": True, "im2col": space["im2col"][-1]},
+                     dict(last, weights8=True)]
 
 
 def _single(case, seed=3):
@@ -55,6 +58,7 @@ def test_input16_knob_points_are_bit_exact_on_host(case, tmp_path):
     taken = check_knob_points(mb, [x], [y], _points(mb, x, y), tmp_path)
     assert all(k["weight_layout"] == "HOWI" and k["input16"] for k in taken)
     assert {k["im2col"] for k in taken} == {True, False}  # both geometries ran
+    assert {k["im2col"] for k in taken if k["weights8"]} == {True, False}  # int8 weights in both
 
 
 def test_input16_scratch_is_not_overrun(tmp_path):
@@ -119,6 +123,12 @@ def _validate(scons, board, model, *extra, builddir=None):
 
 def test_edge_convs_bit_exact_on_cortex_m7(scons, tmp_path):
     _validate(scons, "mps2-an500", _edge_model(tmp_path / "edge.tflite"), "use_tuned=0")
+
+
+@pytest.mark.parametrize("board", ["mps2-an500", "mps2-an386"])
+def test_edge_convs_with_int8_weights_bit_exact_on_device(scons, board, tmp_path):
+    """optimize=size: every conv's weights int8 in flash (tk_mk_conv_s16w8, widened by SXTB16)."""
+    _validate(scons, board, _edge_model(tmp_path / "edge.tflite"), "use_tuned=0", "optimize=size")
 
 
 @pytest.mark.slow

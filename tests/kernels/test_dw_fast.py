@@ -51,8 +51,12 @@ def test_every_layout_is_bit_exact(shape, kernel, multiplier, stride, dilation, 
     layouts = kernel_family(spec.family).knob_space(spec)["layout"]
     assert layouts[0] == "ROW16"
     points = [{"layout": layout} for layout in layouts] + [{"layout": "NHWC", "oc_tile": 2, "unroll": True}]
+    w8 = kernel[1] == 3  # ROW16 with three taps has int8 weights too (tk_mk_dw_row_s16w8)
+    if w8:
+        points.append({"layout": "ROW16", "weights8": True})
     taken = check_knob_points(mb, [x], [y], points, tmp_path)
-    assert [k["layout"] for k in taken] == [*layouts, "NHWC"]
+    assert [k["layout"] for k in taken] == [*layouts, "NHWC"] + (["ROW16"] if w8 else [])
+    assert [bool(k.get("weights8")) for k in taken][-1] == w8
 
 
 @pytest.mark.parametrize("shape, kernel, multiplier, stride, dilation, padding, per_channel", SHAPES)
@@ -170,6 +174,16 @@ def test_wide_rows_on_cortex_m7(scons, tmp_path):
 def test_widths_chain_on_boards(scons, board, tmp_path):
     model = _widths_model(tmp_path / "widths.tflite")
     result = scons(f"board={board}", f"model={model}", "validate=1", "n=3", "werror=1", "use_tuned=0")
+    assert result.returncode == 0, result.output
+    assert "validation PASS" in result.output, result.output
+
+
+@pytest.mark.parametrize("board", ["mps2-an500", "mps2-an386"])
+def test_widths_chain_with_int8_weights_on_boards(scons, board, tmp_path):
+    """optimize=size: three-tap rows on tk_mk_dw_row_s16w8 (int8 weights), the others in NHWC."""
+    model = _widths_model(tmp_path / "widths.tflite")
+    result = scons(f"board={board}", f"model={model}", "validate=1", "n=3", "werror=1", "use_tuned=0",
+                   "optimize=size")
     assert result.returncode == 0, result.output
     assert "validation PASS" in result.output, result.output
 

@@ -70,6 +70,38 @@ def test_packing_matches_the_index_the_compute_reads():
         assert np.all(packed[~seen] == 0)  # the rest is padding
 
 
+def test_int8_packing_matches_the_index_the_compute_reads():
+    from tvm import tirx
+    from tvm.sym.analyzer import Analyzer
+
+    from tinykiln.ops.fully_connected import fc_w8_index, pack_fc_w8
+
+    analyzer = Analyzer()
+    rng = np.random.default_rng(1)
+    for units, depth, tile in [(8, 13, 8), (7, 6, 7), (6, 5, 3), (12, 37, 6), (5, 4, 5), (2, 1, 1), (3, 3, 3)]:
+        w = rng.integers(-128, 128, (units, depth), dtype=np.int8)
+        packed = pack_fc_w8(w, tile)
+        assert packed.dtype == np.int8 and packed.shape[0] == units // tile
+        assert packed.shape[1] % 4 == 0  # every tile (and group) starts on a word
+        assert packed.shape[1] <= tile * depth + 3  # the .tflite's bytes, plus at most 3 a tile
+        seen = np.zeros(packed.shape, bool)
+        for o, k in itertools.product(range(units), range(depth)):
+            index = analyzer.simplify(fc_w8_index(tirx.const(o % tile, "int32"), tirx.const(k, "int32"),
+                                                  tile, depth))
+            assert packed[o // tile, int(index)] == w[o, k], (units, depth, tile, o, k)
+            seen[o // tile, int(index)] = True
+        assert np.all(packed[~seen] == 0)  # the rest is padding
+
+
+def test_weights8_keeps_the_weight_bytes_int8():
+    *_, lowered = _lowered(lambda i, spec, space: {"weights8": True})
+    for call in lowered.calls:
+        w = call.spec.params[1]
+        assert w.dtype == "int8" and call.args[1].dtype == np.int8 and call.args[1].shape == w.shape
+        units, depth = call.spec.attrs["units"], call.spec.attrs["depth"]
+        assert units * depth <= call.args[1].size <= units * depth + 3 * units
+
+
 def test_weights16_is_the_default_and_doubles_the_weight_bytes():
     *_, default, _ = _lowered()
     for call in default.calls:
@@ -100,10 +132,11 @@ def _tile_combinations():
     loops, OI or IO."""
     cases = []
     for index in range(8):
-        for w16, x16 in ((True, True), (True, False), (False, False)):
-            cases.append(lambda i, spec, space, index=index, w16=w16, x16=x16: {
-                "oc_tile": space["oc_tile"][index % len(space["oc_tile"])], "weights16": w16, "input16": x16,
-                "unroll": index % 2 == 0})
+        for w16, w8, x16 in ((True, False, True), (True, False, False), (False, False, False),
+                             (False, True, True), (False, True, False)):
+            cases.append(lambda i, spec, space, index=index, w16=w16, w8=w8, x16=x16: {
+                "oc_tile": space["oc_tile"][index % len(space["oc_tile"])], "weights16": w16, "weights8": w8,
+                "input16": x16, "unroll": index % 2 == 0})
     cases.append(lambda i, spec, space: {"microkernel": "none"})
     cases.append(lambda i, spec, space: {"weight_layout": "IO", "oc_tile": space["oc_tile"][-1]})
     return cases
@@ -133,7 +166,7 @@ def _schedule_file(path, pick):
 
 
 @pytest.mark.parametrize("board", ["mps2-an500", "mps2-an386", "pynq-z1"])  # DSP: M7, M4; NEON: A9
-@pytest.mark.parametrize("tiles", ["default", "largest", "int8 input", "int8"])
+@pytest.mark.parametrize("tiles", ["default", "largest", "int8 input", "int8", "weights8", "weights8 int8 input"])
 def test_device_paths_are_bit_exact(scons, tmp_path, board, tiles):
     """Defaults: tiles of 1..4 rows (one group of 1, 2, 3 or 4), the input widened; largest: 5..8
     rows (a group of four and one of 1..4); int8 input: tk_mk_fc_s8w16 (input16 off); int8: the
@@ -149,6 +182,12 @@ def test_device_paths_are_bit_exact(scons, tmp_path, board, tiles):
         args.append(f"schedules={_schedule_file(tmp_path / 's.json', pick)}")
     elif tiles == "int8":
         args.append(f"schedules={_schedule_file(tmp_path / 's.json', lambda s: {'weights16': False})}")
+    elif tiles == "weights8":
+        pick = lambda s: {'weights8': True, 'oc_tile': s['oc_tile'][len(s['oc_tile']) // 2]}  # noqa: E731
+        args.append(f"schedules={_schedule_file(tmp_path / 's.json', pick)}")
+    elif tiles == "weights8 int8 input":
+        pick = lambda s: {'weights8': True, 'oc_tile': max(s['oc_tile']), 'input16': False}  # noqa: E731
+        args.append(f"schedules={_schedule_file(tmp_path / 's.json', pick)}")
     result = scons(*args)
     assert result.returncode == 0, result.output[-3000:]
     assert "validation PASS" in result.output, result.output[-3000:]

@@ -4,8 +4,11 @@
         knobs: {workload_key: {knob: value}} from a schedule file; missing workloads get defaults.
         A knob outside its family's space falls back to its default and entries no kernel uses are
         ignored; both are reported in LoweredModel.warnings (one line each), never an error.
+        plan: an ops.footprint.Plan (optimize=): the ops whose defaults keep int8 weights; None:
+        every family's own defaults (optimize=speed with room to spare).
     kernel_family(name) -> KernelFamily       compute / schedule / knob space of a kernel family
-    knob_space(spec) -> {knob: [values]}      the tuning space of one kernel (first value = default)
+    knob_space(spec, plan=None, op_index=None) -> {knob: [values]}
+                                              the tuning space of one kernel (first value = default)
     workload_key(spec) -> str                 what a spec computes, without knobs or generator
                                               version (schedule file and tuning record key)
 
@@ -31,19 +34,29 @@ def kernel_family(name: str) -> KernelFamily:
         raise KilnError(f"no kernel family '{name}' (known: {', '.join(sorted(FAMILIES))})") from None
 
 
-def knob_space(spec: KernelSpec) -> dict[str, list]:
-    return kernel_family(spec.family).knob_space(spec)
+def knob_space(spec: KernelSpec, plan=None, op_index: int | None = None) -> dict[str, list]:
+    """The spec's knob space; with a footprint plan (optimize=) that keeps op `op_index`'s weights
+    int8, only the int8 values of the knobs that decide it (what tune=1 may try)."""
+    family = kernel_family(spec.family)
+    space = family.knob_space(spec)
+    if plan is None or op_index is None or family.int8_weights is None or not plan.int8(op_index):
+        return space
+    for name, value in family.int8_weights(spec).items():
+        if name in space and value in space[name]:
+            space[name] = [value]
+    return space
 
 
-def lower(graph: Graph, knobs: dict[str, dict[str, Any]] | None = None) -> LoweredModel:
+def lower(graph: Graph, knobs: dict[str, dict[str, Any]] | None = None, plan=None) -> LoweredModel:
     missing = [op for op in graph.ops if op.kind not in OPS]
     if missing:
         listed = "; ".join(f"op {op.index} {op.kind} (output '{graph.tensors[op.outputs[0]].name}')"
                            for op in missing)
         raise KilnError(f"no kernel generator for: {listed}")
-    ctx = LowerContext(graph, FAMILIES, dict(knobs or {}))
+    ctx = LowerContext(graph, FAMILIES, dict(knobs or {}), plan=plan)
     calls = []
     for op in graph.ops:
+        ctx.op = op
         calls.extend(OPS[op.kind].lower(ctx, op))
     stale = ctx.stale_warning()
     return LoweredModel(calls=calls, aliases=ctx.aliases,

@@ -46,6 +46,9 @@ class KernelFamily:
     compute: Callable[[KernelSpec], list]
     schedule: Callable[[Any, KernelSpec], None] = _no_schedule
     knob_space: Callable[[KernelSpec], dict[str, list]] = _no_knobs
+    # the knob values that keep a spec's weights int8 in flash (optimize=, ops/footprint.py); None
+    # for families without int16 weight layouts, {} for a spec that has no int8 choice
+    int8_weights: Callable[[KernelSpec], dict[str, Any]] | None = None
 
 
 def workload_key(spec: KernelSpec) -> str:
@@ -62,6 +65,8 @@ class LowerContext:
     aliases: dict[int, int] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)  # workload keys of the specs made so far
     warnings: list[str] = field(default_factory=list)  # about the schedule knobs (LoweredModel.warnings)
+    plan: Any = None  # ops/footprint.py Plan: which ops keep int8 weights (None: every default)
+    op: Op | None = None  # the op being lowered (set by ops.lower)
 
     def tensor(self, index: int) -> Tensor:
         return self.graph.tensors[index]
@@ -79,6 +84,8 @@ class LowerContext:
                           tool_versions=sources.kernel_tool_versions(generator))
         space = self.families[family].knob_space(spec)
         chosen = {name: values[0] for name, values in space.items()}
+        int8 = self._int8_knobs(family, spec, space)
+        chosen.update(int8)
         key = workload_key(spec)
         self.used.add(key)
         # A schedule file outlives generator edits (its key has no generator digest), so a knob it
@@ -94,7 +101,16 @@ class LowerContext:
                                 f"default {space[name][0]!r} (re-run tune=1 to refresh the schedule file)")
             else:
                 chosen[name] = value
+        if self.plan is not None and self.plan.forced:
+            chosen.update(int8)  # optimize=size: int8 weights whatever the schedule file says
         return replace(spec, knobs=chosen, workload=key, naming=spec.name_key)
+
+    def _int8_knobs(self, family: str, spec: KernelSpec, space: dict) -> dict[str, Any]:
+        """The knob values that keep this spec's weights int8, if the plan wants that for this op."""
+        hook = self.families[family].int8_weights
+        if hook is None or self.plan is None or self.op is None or not self.plan.int8(self.op.index):
+            return {}
+        return {k: v for k, v in hook(spec).items() if k in space and v in space[k]}
 
     def _warn_once(self, message: str) -> None:
         if message not in self.warnings:  # identical layers share a kernel: one line for them all

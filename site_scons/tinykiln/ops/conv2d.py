@@ -22,6 +22,8 @@ on by default where the padding uses a rolling scratch; other layouts: the oc ti
 weights16 (int8 HOWI: weights re-packed at build time as int16 in the order the micro-kernel
 tk_mk_dot_s8w16 multiplies them, so it loads pairs instead of unpacking every weight word; twice the
 weight bytes, fewer instructions),
+weights8 (with input16: the weights kept int8 in flash, tk_mk_conv_s16w8 widening them in registers;
+chosen by optimize=, ops/footprint.py),
 input16 (int8 HOWI, default on where one output row's accumulators fit the stack): the input rows
 widened once to int16 into the scratch (tk_mk_widen_row, even with no padding), int16 weights, and
 per (output row, oc tile, filter row) one tk_mk_conv_s16 call computing all the row's pixels in
@@ -109,6 +111,11 @@ def lower_conv2d(ctx, op):
                 wide_w[..., :ic] = weights
                 laid_out = _layout(wide_w, "HOWI")
             params[1] = param("weights", "int16", (laid_out.size,), "const")
+            if spec.knobs.get("weights8"):
+                # int8 in flash, each run's whole groups of four as (w0, w2, w1, w3) for
+                # tk_mk_conv_s16w8's SXTB16 pairs (the values are int8: no wide weights here)
+                laid_out = pack_w16(laid_out.reshape(-1, g.k)).astype(np.int8).reshape(-1)
+                params[1] = param("weights", "int8", (laid_out.size,), "const")
             spec = replace(spec, params=tuple(params))
             args = [x_index, laid_out, *args, None, op.outputs[0]]
             return [KernelCall(spec, op.index, args)]
@@ -349,6 +356,9 @@ def knob_space(spec):
             # input16 only: each pixel's whole window in one run (see Geometry16), first where
             # the filter rows are short runs
             space["im2col"] = [True, False] if short_runs(a) else [False, True]
+            if not a.get("wide_weights"):
+                # input16 only: int8 weights in flash (tk_mk_conv_s16w8); optimize= picks it
+                space["weights8"] = [False, True]
     return space
 
 
@@ -360,7 +370,13 @@ def _tiles(oc):
     return [best, *[t for t in tiles if t != best]]
 
 
+def int8_weights(spec) -> dict:
+    """optimize= (ops/footprint.py): the knobs that keep the weights int8: input16 with int8 weights
+    (tk_mk_conv_s16w8) where input16 applies, HOWI's int8 rows (tk_mk_dot_s8) elsewhere."""
+    return {} if spec.attrs.get("wide_weights") else {"weights16": False, "weights8": True}
+
+
 FAMILIES = {
-    "conv2d_int8": KernelFamily(compute, schedule, knob_space),
+    "conv2d_int8": KernelFamily(compute, schedule, knob_space, int8_weights),
     "conv2d_float32": KernelFamily(compute, schedule, knob_space),
 }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .accumulate import divisors_up_to, window_rows
 from .epilogue import epilogue
+from .microkernel import w16_index
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def compute_rows16(spec):
     pt, pb, pl, pr = a["pad"]
     g = geometry16(a, spec.knobs.get("im2col", False))
     x = te.placeholder((n, h, w * c), "int8", name="input")
-    wt = te.placeholder((g.taps, oc, g.k), "int16", name="weights")
+    w8 = bool(spec.knobs.get("weights8"))  # int8 weights, whole groups stored (w0, w2, w1, w3)
+    wt = te.placeholder((g.taps, oc, g.k), "int8" if w8 else "int16", name="weights")
     zp = tirx.const(a["input_zp"], "int16")
 
     cp = channels16(a)
@@ -114,7 +116,8 @@ def compute_rows16(spec):
     k = te.reduce_axis((0, g.k), name="k")
     acc = te.compute(
         (n, oh, ow, oc),
-        lambda b, r, s, o: te.sum(row_of(b, r, kh, s, k).astype("int32") * wt[kh, o, k].astype("int32"),
+        lambda b, r, s, o: te.sum(row_of(b, r, kh, s, k).astype("int32")
+                                  * wt[kh, o, w16_index(k, g.k) if w8 else k].astype("int32"),
                                   axis=[kh, k]),
         name="acc")
     # the accumulators start from the bias (the schedule's acc_init tile, _init_from_bias)
@@ -179,6 +182,9 @@ def schedule_rows16(sch, spec):
     if spec.knobs.get("unroll") and g.taps > 1:
         sch.unroll(kh_loop)
     tiles = {name: conv_s16_call(g.xs, g.k, g.k, ow, tile)}
+    w8 = bool(spec.knobs.get("weights8"))
+    if w8:
+        tiles[name] = ("tk_mk_conv_s16w8", tiles[name][1])
     if _bias_init(spec):
         # the accumulators of the (ow x tile) tile set from the tile's biases by one call
         bias = next(p for p in sch.mod["main"].params if p.name == "bias")
@@ -190,7 +196,7 @@ def schedule_rows16(sch, spec):
             # biases itself, in registers (no pass storing them, no loads back)
             tiles[init_name] = ("tk_mk_acc_none", lambda block, address: [address(block.writes[0])])
             conv_name, conv_args = tiles[name]
-            tiles[name] = ("tk_mk_conv_s16_bias",
+            tiles[name] = ("tk_mk_conv_s16w8_bias" if w8 else "tk_mk_conv_s16_bias",
                            lambda block, address: [*conv_args(block, address), _bias_at(block, bias)])
     pad = sch.get_sblock("pad")
     sch.compute_at(pad, row_loop)

@@ -23,6 +23,8 @@ Knob `layout` (int8):
          word, and the scratch is one plane (not the whole input). The weights are re-packed at build time as int16
          (channel, kh, kw). The schedule calls the micro-kernel tk_mk_dw_s16 (runtime/kernels/tk_mk.h:
          SMLAD on Cortex-M DSP cores, one per two taps) for each output value.
+  weights8 (ROW16, three taps) the weights kept int8 in flash, (w0, w1, w1, w2) bytes per filter
+         row widened by SXTB16 in tk_mk_dw_row_s16w8; chosen by optimize= (ops/footprint.py).
   NHWC   TFLite's layouts as they are (weights 1HW(C*M), output channels innermost), the whole loop
          nest from TVM; knobs oc_tile (output channels accumulated together) and unroll apply.
 float32 kernels use NHWC.
@@ -68,6 +70,7 @@ def lower_depthwise_conv2d(ctx, op):
         if wide:
             # uint8 weights minus their zero point: int16 (the int16 layouts re-pack them anyway)
             flat_w = param("weights", "int16", (weights.size,), "const")
+            attrs["wide_weights"] = True  # no int8 layout (weights8) for these
     flat_data = np.ascontiguousarray(weights).reshape(-1)
     if x.dtype == "int8":
         sums = weights.astype(np.int64).reshape(-1, oc).sum(axis=0)
@@ -80,9 +83,12 @@ def lower_depthwise_conv2d(ctx, op):
             # the bias first among the consts as the accumulators start from it, and one channel's
             # padded plane as scratch; the workload key stays that of the spec above
             w16 = pack_row16(weights[0])
+            if spec.knobs.get("weights8"):
+                # three taps, int8 in flash: the same (w0, w1, w1, w2) as bytes (tk_mk_dw_row_s16w8)
+                w16 = w16.astype(np.int8)
             rows, stride = row16_plane(attrs)
             scratch = param("padded", "int16", (rows * stride,), "scratch")
-            params = [params[0], param("weights", "int16", w16.shape, "const"), *extra_params, scratch,
+            params = [params[0], param("weights", str(w16.dtype), w16.shape, "const"), *extra_params, scratch,
                       params[-1]]
             spec = replace(spec, params=tuple(params))
             return [KernelCall(spec, op.index, [x_index, w16, *extra_args, None, op.outputs[0]])]
@@ -289,7 +295,7 @@ def _compute_row16(spec):
     rows, stride = row16_plane(a)
     kp, _ = row16_taps(kw_n)
     x = te.placeholder((n, h, w, c), "int8", name="input")
-    wt = te.placeholder((oc, kh_n, kp), "int16", name="weights")
+    wt = te.placeholder((oc, kh_n, kp), "int8" if spec.knobs.get("weights8") else "int16", name="weights")
     zp = tirx.const(a["input_zp"], "int16")
 
     def pad_value(b, r, ch, s):
@@ -395,7 +401,8 @@ def _schedule_row16(sch, spec):
         x = next(rg for rg in block.reads if rg.source.name == "pad")
         wt = next(rg for rg in block.reads if rg.source.name == "weights")
         return tirx.call_extern(
-            "int32", "tk_mk_dw_row_s16", address(x.source, [rg.min for rg in x.region]),
+            "int32", "tk_mk_dw_row_s16w8" if spec.knobs.get("weights8") else "tk_mk_dw_row_s16",
+            address(x.source, [rg.min for rg in x.region]),
             a["dilation"][0] * stride, address(wt.source, [rg.min for rg in wt.region]), kh_n, kw_n, tile,
             tirx.BufferLoad(bias_buffer, [wt.region[0].min]),
             address(accs.source, [rg.min for rg in accs.region]))
@@ -440,10 +447,21 @@ def knob_space(spec):
         usable = a["dilation"][1] == 1 and taps > 1
         layouts = (["ROW16"] if row16_usable(a) else []) + (["CHW16"] if usable else []) + ["NHWC"]
         space = {"layout": layouts, **space}
+        if "ROW16" in layouts and a["kernel"][1] == 3 and not a.get("wide_weights"):
+            # ROW16 with three taps only: int8 weights in flash (tk_mk_dw_row_s16w8); optimize= picks it
+            space["weights8"] = [False, True]
     return space
 
 
+def int8_weights(spec) -> dict:
+    """optimize= (ops/footprint.py): the knobs that keep the weights int8: ROW16 with int8 weights
+    where it has them (three taps), TFLite's layout (NHWC) elsewhere."""
+    if "weights8" in knob_space(spec):
+        return {"weights8": True}
+    return {"layout": "NHWC"}
+
+
 FAMILIES = {
-    "depthwise_conv2d_int8": KernelFamily(compute, schedule, knob_space),
+    "depthwise_conv2d_int8": KernelFamily(compute, schedule, knob_space, int8_weights),
     "depthwise_conv2d_float32": KernelFamily(compute, schedule, knob_space),
 }

@@ -16,7 +16,12 @@ for int8:
                (runtime/kernels/tk_mk_fc.h) multiplies them (pack_fc_w16), so a DSP core loads two
                rows' four-input blocks with one LDM and multiplies them with no unpacking (twice
                the weight bytes, about half the instructions per MAC); off: int8 rows, tk_mk_dot_s8;
-  input16      (with weights16; default on where depth <= INPUT16_DEPTH) each input row widened to
+  weights8     (with the micro-kernel on OI tiles; before weights16) the weights kept int8, in
+               the group order of tk_mk_fc_s8w8 (pack_fc_w8): each weight word widened by two
+               SXTB16 in registers, no PKH (the input's pairs match); the weight bytes of the
+               .tflite (plus at most 3 per tile), about 1.6x the inner loop of weights16. Chosen by
+               optimize= (tinykiln/ops/footprint.py), off in the space's default order;
+  input16      (with weights16 or weights8; default on where depth <= INPUT16_DEPTH) each input row widened to
                int16 once (tk_mk_fc_widen, into a one-row arena scratch), then tk_mk_fc_s16w16: one
                LDRD per four inputs instead of LDR + 2 SXTB16 per four inputs and four rows.
 """
@@ -70,10 +75,14 @@ def lower_fully_connected(ctx, op):
                   param("output", "int8", (batches, units), "output")]
         spec = ctx.spec("fully_connected_int8", params, attrs)
         laid_out = _layout(weights, spec.knobs["weight_layout"])
-        if _w16(spec):
+        if _w8(spec) or _w16(spec):
             # the workload key stays that of the int8 spec (ctx.spec recorded it)
-            laid_out = pack_fc_w16(weights, spec.knobs["oc_tile"])
-            params[1] = param("weights", "int16", laid_out.shape, "const")
+            if _w8(spec):
+                laid_out = pack_fc_w8(weights, spec.knobs["oc_tile"])
+                params[1] = param("weights", "int8", laid_out.shape, "const")
+            else:
+                laid_out = pack_fc_w16(weights, spec.knobs["oc_tile"])
+                params[1] = param("weights", "int16", laid_out.shape, "const")
             scratch = []
             if _input16(spec):
                 # one input row widened (an even count of int16: the next tensor stays aligned)
@@ -101,15 +110,24 @@ def _layout(weights: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(weights if layout == "OI" else weights.T).reshape(-1)
 
 
+def _tiles_ok(spec) -> bool:
+    k = spec.knobs
+    return k.get("microkernel") == "dot_s8" and k.get("weight_layout") == "OI"
+
+
+def _w8(spec) -> bool:
+    """int8 weights in tk_mk_fc_s8w8's group layout (the micro-kernel on OI tiles; int8 weights only)."""
+    return bool(spec.knobs.get("weights8")) and _tiles_ok(spec) and not spec.attrs.get("wide_weights")
+
+
 def _w16(spec) -> bool:
     """int16 weights in tk_mk_fc_s8w16's layout (they need the micro-kernel on OI tiles)."""
-    k = spec.knobs
-    return bool(k.get("weights16")) and k.get("microkernel") == "dot_s8" and k.get("weight_layout") == "OI"
+    return bool(spec.knobs.get("weights16")) and _tiles_ok(spec) and not _w8(spec)
 
 
 def _input16(spec) -> bool:
-    """The input row widened to int16 once (tk_mk_fc_widen), then tk_mk_fc_s16w16 on each tile."""
-    return _w16(spec) and bool(spec.knobs.get("input16"))
+    """The input row widened to int16 once (tk_mk_fc_widen), then tk_mk_fc_s16w16 (or s16w8) per tile."""
+    return (_w16(spec) or _w8(spec)) and bool(spec.knobs.get("input16"))
 
 
 def _tile_size(tile: int, depth: int) -> int:
@@ -139,6 +157,49 @@ def pack_fc_w16(weights: np.ndarray, tile: int) -> np.ndarray:
     return out
 
 
+def _tile_bytes8(tile: int, depth: int) -> int:
+    """int8 values of one tile in pack_fc_w8's layout: its last group's tail padded to a word."""
+    last = tile - (tile - 1) // 4 * 4
+    return tile * depth + (-(last * (depth % 4))) % 4
+
+
+def pack_fc_w8(weights: np.ndarray, tile: int) -> np.ndarray:
+    """int8 weights [units, depth] -> int8 [units / tile, _tile_bytes8] in the layout of
+    tk_mk_fc_s8w8 (runtime/kernels/tk_mk_fc.h): per tile, groups of four rows; per group each whole
+    block of four inputs holds the group's rows' four taps one row after the other, in order; then
+    the depth % 4 tail taps row by row; then zeros up to a word. fc_w8_index reads it."""
+    units, depth = weights.shape
+    whole, tail = depth // 4 * 4, depth % 4
+    out = np.zeros((units // tile, _tile_bytes8(tile, depth)), np.int8)
+    for t in range(units // tile):
+        pos = 0
+        for g0 in range(0, tile, 4):
+            group = np.asarray(weights[t * tile + g0: t * tile + min(g0 + 4, tile)], np.int8)
+            g = len(group)
+            blocks = group[:, :whole].reshape(g, -1, 4)  # (row, block, tap)
+            out[t, pos: pos + g * whole] = blocks.transpose(1, 0, 2).reshape(-1)
+            pos += g * whole
+            out[t, pos: pos + g * tail] = group[:, whole:].reshape(-1)
+            pos += g * tail + (-(g * tail)) % 4
+    return out
+
+
+def fc_w8_index(r, k, tile: int, depth: int):
+    """TIR index, inside its packed tile, of row r's tap k (pack_fc_w8's layout)."""
+    from tvm import tirx
+
+    whole, tail = depth // 4 * 4, depth % 4
+    last = tile - (tile - 1) // 4 * 4
+    group, row = tirx.floordiv(r, 4), tirx.floormod(r, 4)
+    g = tirx.if_then_else(group == (tile - 1) // 4, last, 4) if last != 4 else 4
+    base = group * 4 * depth
+    in_block = base + tirx.floordiv(k, 4) * 4 * g + row * 4 + tirx.floormod(k, 4)
+    if not tail:
+        return in_block
+    in_tail = base + whole * g + row * tail + (k - whole)
+    return tirx.if_then_else(k < whole, in_block, in_tail)
+
+
 def fc_w16_index(r, k, tile: int, depth: int):
     """TIR index, inside its packed tile, of row r's tap k (pack_fc_w16's layout)."""
     from tvm import tirx
@@ -166,7 +227,11 @@ def compute(spec):
     wt = te.placeholder(spec.params[1].shape, spec.params[1].dtype, name="weights")
     k = te.reduce_axis((0, depth), name="k")
     acc_type = "int32" if int8 else "float32"
-    if int8 and _w16(spec):
+    if int8 and _w8(spec):
+        tile = spec.knobs["oc_tile"]
+        wt = te.placeholder(spec.params[1].shape, "int8", name="weights")
+        w_at = lambda o, i: wt[o // tile, fc_w8_index(o % tile, i, tile, depth)]  # noqa: E731
+    elif int8 and _w16(spec):
         tile = spec.knobs["oc_tile"]
         wt = te.placeholder(spec.params[1].shape, "int16", name="weights")
         w_at = lambda o, i: wt[o // tile, fc_w16_index(o % tile, i, tile, depth)]  # noqa: E731
@@ -212,7 +277,10 @@ def _schedule_dot(sch, spec):
     from .microkernel import blockize_dot, call_on_tiles, dot_s8_call, loops_at
 
     depth, tile = spec.attrs["depth"], spec.knobs["oc_tile"]
-    call = _fc_w16_call(depth, tile, _input16(spec)) if _w16(spec) else dot_s8_call(depth, depth, tile)
+    if _w8(spec) or _w16(spec):
+        call = _fc_w16_call(depth, tile, _input16(spec), int8_weights=_w8(spec))
+    else:
+        call = dot_s8_call(depth, depth, tile)
     if _input16(spec):
         return _schedule_input16(sch, spec, call)
     out, acc = sch.get_sblock("output"), sch.get_sblock("acc")
@@ -261,9 +329,9 @@ def _schedule_input16(sch, spec, call):
     return call_on_tiles(func, {name: call, widen_name: ("tk_mk_fc_widen", widen_args)})
 
 
-def _fc_w16_call(depth: int, rows: int, input16: bool = False):
-    """Args builder of a tk_mk_fc_s8w16 (or, input16, tk_mk_fc_s16w16) tile: (x, the tile's packed
-    weights, k, rows, acc). The
+def _fc_w16_call(depth: int, rows: int, input16: bool = False, int8_weights: bool = False):
+    """Args builder of a tk_mk_fc_s8w16 (or, input16, tk_mk_fc_s16w16; int8_weights: tk_mk_fc_s8w8,
+    tk_mk_fc_s16w8) tile: (x, the tile's packed weights, k, rows, acc). The
     weights' address is the start of the tile's row of the [tiles, packed] array (its region
     along the packed axis is a loose bound of the index arithmetic, not the start)."""
     from tvm import tirx
@@ -275,7 +343,8 @@ def _fc_w16_call(depth: int, rows: int, input16: bool = False):
         start = tirx.address_of(tirx.BufferLoad(w.source, [w.region[0].min, tirx.const(0, "int32")]))
         return [address(x), start, depth, rows, address(acc)]
 
-    return ("tk_mk_fc_s16w16" if input16 else "tk_mk_fc_s8w16"), build
+    name = f"tk_mk_fc_s{16 if input16 else 8}w{8 if int8_weights else 16}"
+    return name, build
 
 
 def knob_space(spec):
@@ -289,15 +358,23 @@ def knob_space(spec):
         space["oc_tile"] = [best, *[t for t in tiles if t != best]]
         space["microkernel"] = ["dot_s8", "none"]
         space["weights16"] = [True, False]  # with the micro-kernel on OI tiles: int16 packed, or int8
+        # int8 weights for tk_mk_fc_s8w8 (before weights16); optimize= picks it (ops/footprint.py)
+        space["weights8"] = [False, True]
         if spec.attrs.get("wide_weights"):
             space["weights16"] = [True]  # weights beyond int8 (uint8 minus its zero point): dot_s8 needs int16
+            space["weights8"] = [False]
         # with weights16: widen the input row once (scratch of 2 bytes per input); by default only
         # where that scratch stays small (fc-ae's 640-input layer would triple the arena)
         space["input16"] = [True, False] if spec.attrs["depth"] <= INPUT16_DEPTH else [False, True]
     return space
 
 
+def int8_weights(spec) -> dict:
+    """optimize= (ops/footprint.py): the knobs that keep the weights int8 (tk_mk_fc_s8w8's layout)."""
+    return {} if spec.attrs.get("wide_weights") else {"weights8": True}
+
+
 FAMILIES = {
-    "fully_connected_int8": KernelFamily(compute, schedule, knob_space),
+    "fully_connected_int8": KernelFamily(compute, schedule, knob_space, int8_weights),
     "fully_connected_float32": KernelFamily(compute, schedule, knob_space),
 }

@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tinykiln import (
     KilnError, boards, child_scons, device, interrupt, models, options, paths, pipeline, schedules,
@@ -28,7 +29,8 @@ from .log import append, read_log, settled
 def _scons(root: Path, opts, args: list[str], jobs: int, log: Path | None = None) -> int:
     """A child build for the same board, variant and build folder as this run."""
     opts = options.typed(opts)
-    common = [f"board={opts.board}", f"variant={opts.variant}", f"builddir={opts.builddir}"]
+    common = [f"board={opts.board}", f"variant={opts.variant}", f"builddir={opts.builddir}",
+              f"optimize={opts.optimize}"]
     if opts.werror:
         common.append("werror=1")
     if opts.cache:
@@ -67,6 +69,7 @@ class Run:
     build_dir: Path  # the model's folder in it
     tune_dir: Path
     log_path: Path
+    footprint: Any = None  # ops.footprint.Plan of optimize= (set once the model is compiled)
 
     @property
     def board(self):
@@ -102,12 +105,12 @@ def _setup(root: Path, opts, jobs: int) -> Run:
                builddir, build_dir, tune_dir, tune_dir / "log.jsonl")
 
 
-def _tunable_kernels(base, ops) -> list:
+def _tunable_kernels(base, ops, plan=None) -> list:
     """(workload key, first call) in model order, for kernels with at least two knob sets."""
     kernels = []
     for call in base.calls:
         key = call.spec.workload_key
-        space = ops.knob_space(call.spec)
+        space = ops.knob_space(call.spec, plan, call.op_index)
         if key in [k for k, _ in kernels] or math.prod(len(v) for v in space.values()) < 2:
             continue
         kernels.append((key, call))
@@ -128,7 +131,7 @@ def _generate(run: Run, graph, key, call0, cands, done) -> tuple[list, list]:
     for c in cands:
         if (key, c.key) in done:
             continue
-        lowered = ops.lower(graph, {key: c.knobs})
+        lowered = ops.lower(graph, {key: c.knobs}, run.footprint)
         call = next(x for x in lowered.calls if x.spec.workload_key == key)
         cdir = run.tune_dir / call.spec.function_name / c.tag
         cdir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +170,9 @@ def _tune_kernel(run: Run, graph, ki: int, nkernels: int, key, call0, done, comm
     record) or None if none ran."""
     from tinykiln import ops
 
-    cands = candidates(call0.spec, ops.knob_space(call0.spec), run.trials, committed.get(key, {}).get("knobs"))
+    # optimize=: where the plan keeps this op's weights int8, only int8 layouts are candidates
+    space = ops.knob_space(call0.spec, run.footprint, call0.op_index)
+    cands = candidates(call0.spec, space, run.trials, committed.get(key, {}).get("knobs"))
     todo, manifest = _generate(run, graph, key, call0, cands, done)
     measured = iter(())
     pool = None
@@ -274,10 +279,13 @@ def main(root: Path, opts, jobs: int = 2) -> int:
     run = _setup(Path(root), opts, jobs)
     opts = run.opts
     done = read_log(run.log_path)
-    compiled = pipeline.compile(run.model, knobs={})  # every kernel with its default knobs
+    region = None if run.board.is_host else run.target.region_of_role("weights").size
+    # every kernel with its default knobs under optimize= (which sees the weights' region)
+    compiled = pipeline.compile(run.model, knobs={}, optimize=opts.optimize, weights_region=region)
+    run.footprint = compiled.footprint
     graph, base = compiled.graph, compiled.lowered
     calls_per_key = collections.Counter(call.spec.workload_key for call in base.calls)
-    kernels = _tunable_kernels(base, ops)
+    kernels = _tunable_kernels(base, ops, run.footprint)
     # The log is keyed by workload, which survives generator edits; a trial measured by another
     # generator (the function name carries its digest) is measured again.
     names = {key: call.spec.function_name for key, call in kernels}
