@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +37,18 @@ _OP_PROBLEM = re.compile(r"^op \d+ (\S+) \(output '.*?'\): (.*)$")
 
 
 def litert_runs(path: Path) -> str | None:
-    """None if LiteRT's reference kernels run the model on zero inputs, else its error (one line)."""
+    """None if LiteRT's reference kernels run the model on zero inputs, else its error (one line).
+    In a child process: LiteRT crashes on some files (a segfault), which must not end the survey."""
+    proc = subprocess.run([sys.executable, __file__, "--litert-only", str(path)], capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode < 0:
+        return f"LiteRT crashed (signal {-proc.returncode})"
+    if proc.returncode != 0:
+        return " ".join((proc.stderr.strip().splitlines() or ["?"])[-1].split())[:160]
+    return proc.stdout.strip() or None
+
+
+def _litert_child(path: Path) -> int:
     from tinykiln.runner.reference import Reference
 
     try:
@@ -44,8 +56,8 @@ def litert_runs(path: Path) -> str | None:
         inputs = [np.zeros(d["shape"], dtype=d["dtype"]) for d in ref.interpreter.get_input_details()]
         ref.run(inputs)
     except Exception as error:  # LiteRT raises RuntimeError/ValueError with its own message
-        return " ".join(str(error).split())[:160] or type(error).__name__
-    return None
+        print(" ".join(str(error).split())[:160] or type(error).__name__)
+    return 0
 
 
 def try_board(path: Path, board: str, builddir: Path, timeout: int) -> dict:
@@ -86,6 +98,9 @@ def _cell(result: dict) -> str:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--litert-only"]:
+        return _litert_child(Path(argv[1]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--boards", default="host,mps2-an500")
