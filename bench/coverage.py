@@ -9,7 +9,8 @@ Per model: does LiteRT run it (its reference kernels are the ground truth: a mod
 counted apart), then `./kiln board=B model=M validate=1` on each board: PASS (bit-exact for int8,
 float32 within validation's tolerance), FAIL (a mismatch: a bug), REJECTED (the importer refused it:
 the first reason is shown; it must name a documented unsupported feature, see `./kiln ops`), NO FIT
-(the firmware does not fit the board's memory), ERROR (anything else: a traceback or a compiler error
+(the firmware does not fit the board's memory), NO REFERENCE (built and ran, but LiteRT cannot
+load the model, so validation has nothing to compare with), ERROR (anything else: a traceback or a compiler error
 is a bug). On mps2-an500 (QEMU, -icount shift=0) the instructions per inference are shown, and per
 model the arena and weights bytes. The summary line is the issue's goal: the share of the models
 LiteRT runs that pass on host.
@@ -80,6 +81,10 @@ def try_board(path: Path, board: str, builddir: Path, timeout: int) -> dict:
         first = _OP_PROBLEM.match(problems[0]) if problems else None
         result["why"] = f"{first[1]}: {first[2]}" if first else (problems[0] if problems else "?")
         result["problems"] = problems
+    elif "LiteRT cannot load" in out and report:
+        # the firmware built and ran; validation has no reference (a model LiteRT refuses)
+        result["status"] = "NO REFERENCE"
+        result["why"] = next((line.strip() for line in out.splitlines() if "LiteRT cannot load" in line), "")
     elif "does not fit" in out:
         result["status"] = "NO FIT"
         result["why"] = next((line.strip() for line in out.splitlines() if "over" in line), "")
