@@ -9,7 +9,8 @@ Per model: does LiteRT run it (its reference kernels are the ground truth: a mod
 counted apart), then `./kiln board=B model=M validate=1` on each board: PASS (bit-exact for int8,
 float32 within validation's tolerance), FAIL (a mismatch: a bug), REJECTED (the importer refused it:
 the first reason is shown; it must name a documented unsupported feature, see `./kiln ops`), NO FIT
-(the firmware does not fit the board's memory), ERROR (anything else: a traceback or a compiler error
+(the firmware does not fit the board's memory), NO REFERENCE (built and ran, but LiteRT cannot
+load the model, so validation has nothing to compare with), ERROR (anything else: a traceback or a compiler error
 is a bug). On mps2-an500 (QEMU, -icount shift=0) the instructions per inference are shown, and per
 model the arena and weights bytes. The summary line is the issue's goal: the share of the models
 LiteRT runs that pass on host.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +38,18 @@ _OP_PROBLEM = re.compile(r"^op \d+ (\S+) \(output '.*?'\): (.*)$")
 
 
 def litert_runs(path: Path) -> str | None:
-    """None if LiteRT's reference kernels run the model on zero inputs, else its error (one line)."""
+    """None if LiteRT's reference kernels run the model on zero inputs, else its error (one line).
+    In a child process: LiteRT crashes on some files (a segfault), which must not end the survey."""
+    proc = subprocess.run([sys.executable, __file__, "--litert-only", str(path)], capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode < 0:
+        return f"LiteRT crashed (signal {-proc.returncode})"
+    if proc.returncode != 0:
+        return " ".join((proc.stderr.strip().splitlines() or ["?"])[-1].split())[:160]
+    return proc.stdout.strip() or None
+
+
+def _litert_child(path: Path) -> int:
     from tinykiln.runner.reference import Reference
 
     try:
@@ -44,8 +57,8 @@ def litert_runs(path: Path) -> str | None:
         inputs = [np.zeros(d["shape"], dtype=d["dtype"]) for d in ref.interpreter.get_input_details()]
         ref.run(inputs)
     except Exception as error:  # LiteRT raises RuntimeError/ValueError with its own message
-        return " ".join(str(error).split())[:160] or type(error).__name__
-    return None
+        print(" ".join(str(error).split())[:160] or type(error).__name__)
+    return 0
 
 
 def try_board(path: Path, board: str, builddir: Path, timeout: int) -> dict:
@@ -68,6 +81,10 @@ def try_board(path: Path, board: str, builddir: Path, timeout: int) -> dict:
         first = _OP_PROBLEM.match(problems[0]) if problems else None
         result["why"] = f"{first[1]}: {first[2]}" if first else (problems[0] if problems else "?")
         result["problems"] = problems
+    elif "LiteRT cannot load" in out and report:
+        # the firmware built and ran; validation has no reference (a model LiteRT refuses)
+        result["status"] = "NO REFERENCE"
+        result["why"] = next((line.strip() for line in out.splitlines() if "LiteRT cannot load" in line), "")
     elif "does not fit" in out:
         result["status"] = "NO FIT"
         result["why"] = next((line.strip() for line in out.splitlines() if "over" in line), "")
@@ -86,6 +103,9 @@ def _cell(result: dict) -> str:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--litert-only"]:
+        return _litert_child(Path(argv[1]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--boards", default="host,mps2-an500")

@@ -125,6 +125,13 @@ def generate(
         call_lines.append(f"    {call.spec.function_name}({', '.join(args)});")
         call_lines.append(f"    TK_LAYER_DONE({step});")
 
+    # a constant model output (folded at import, e.g. an SSD's anchors) is copied into its arena slot
+    # after the last kernel, where the memory plan keeps it apart from everything live then
+    for io in io_outputs:
+        if io.tensor.is_constant:
+            symbol = weights.add(io.tensor.data, io.tensor.dtype, io.tensor.shape)
+            call_lines.append(f"    /* output '{io.tensor.name}' is a constant */")
+            call_lines.append(f"    memcpy(arena + {io.offset}, {symbol}, {io.tensor.nbytes}u);")
     weights_c = weights.render()
     body_digest = hashlib.sha256(
         ("\n".join(call_lines) + weights_c + source_digest + GENERATOR_VERSION).encode()
@@ -163,7 +170,7 @@ class _Io:
 
 def _io_entry(graph: Graph, plan: MemoryPlan, index: int, role: str) -> _Io:
     tensor = graph.tensor(index)
-    if tensor.is_constant:
+    if tensor.is_constant and role == "input":
         raise KilnError(f"graph {role} '{tensor.name}' is a constant: nothing to compute")
     if len(tensor.shape) > MAX_RANK:
         raise KilnError(f"graph {role} '{tensor.name}' has rank {len(tensor.shape)}; at most {MAX_RANK}")

@@ -228,11 +228,11 @@ def collect_buffers(graph: Graph, lowered: LoweredModel) -> list[Buffer]:
     spans: dict[int, list[int]] = {}  # root tensor -> [first, last]
     sizes: dict[int, int] = {}
 
-    def touch(tensor: int, step: int) -> None:
-        if graph.tensor(tensor).is_constant or graph.tensor(tensor).variable:
+    def touch(tensor: int, step: int, constant_too: bool = False) -> None:
+        if graph.tensor(tensor).variable or (graph.tensor(tensor).is_constant and not constant_too):
             return
         root = resolve_alias(lowered.aliases, tensor)
-        if graph.tensor(root).is_constant:
+        if graph.tensor(root).is_constant and not constant_too:
             return
         span = spans.setdefault(root, [step, step])
         span[0] = min(span[0], step)
@@ -253,8 +253,10 @@ def collect_buffers(graph: Graph, lowered: LoweredModel) -> list[Buffer]:
                 touch(int(arg), step)
             elif param.role == "scratch" and param.nbytes > 0:
                 scratch.append(Buffer(("scratch", step, p_index), param.nbytes, step, step))
+    # a constant model output (an SSD's anchors, folded at import) gets a slot too: model.c copies
+    # the constant there after the last kernel (aot.py)
     for t in graph.outputs:
-        touch(t, last_step)
+        touch(t, last_step, constant_too=True)
     tensors = [
         Buffer(("tensor", root), sizes[root], first, last)
         for root, (first, last) in sorted(spans.items())

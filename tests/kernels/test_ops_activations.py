@@ -135,3 +135,16 @@ def test_logistic_with_wrong_output_quantization_is_rejected():
     mb.op("LOGISTIC", [x], [y])
     with pytest.raises(KilnError, match="LOGISTIC"):
         ops.lower(kernelrun.load_graph(mb.build([x], [y])))
+
+
+def test_float32_logistic_follows_litert_cutoffs(tmp_path):
+    """reference_ops::Logistic<float> returns exp(x) below x = -9 and 1 above x = 16.619...; a plain
+    1 / (1 + exp(-x)) differs there by up to 1.2e-4 relative (a hobby model's sigmoid output near 1e-4
+    failed validation). Relative 1e-6, no absolute slack: the small outputs are the point."""
+    x = np.concatenate([np.linspace(-30, 30, 601, dtype=np.float32),
+                        np.float32([-9.0, -8.999999, -9.000001, 16.619047, 16.619049, -100.0, -104.0, 90.0])])
+    x = x.reshape(1, -1)
+    model = _unary_model("LOGISTIC", x.shape, "float32", "float32", None, None)
+    (got,), _ = compile_and_run(model, [x], tmp_path)
+    (ref,) = reference_run(model, [x])
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=0)

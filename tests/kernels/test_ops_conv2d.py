@@ -226,3 +226,17 @@ def test_conv2d_pads_rows_per_output_row(shape, filters, kernel, stride, dilatio
         (got,), overrun = run_guarded(graph, lowered, values, tmp_path / str(i))
         assert not overrun, f"{knobs}: the kernel wrote past its scratch"
         assert np.array_equal(got, want), f"{knobs}: {np.count_nonzero(got != want)} values differ"
+
+
+@pytest.mark.parametrize("shape, kernel, padding", [
+    ((1, 1, 1, 32), (3, 3), "SAME"),   # an SSD head on a 1x1 feature map (ST's st_ssd_mobilenet_v1)
+    ((1, 3, 5, 8), (3, 3), "VALID"),   # one output row from three input rows
+])
+def test_conv2d_int8_with_one_output_row(shape, kernel, padding, tmp_path):
+    """One output row: the int16-rows schedule copies its rows once instead of a rolling buffer (TVM
+    finds no row pattern to roll in a loop of one and refused to schedule the kernel)."""
+    mb = mg.ModelBuilder(21)
+    x = mb.input(shape, "int8", name="input")
+    y = mg.conv2d(mb, x, 10, kernel, padding=padding, per_channel=True)
+    assert mb.shapes[y][1] == 1
+    check_against_litert(mb, [x], [y], tmp_path)

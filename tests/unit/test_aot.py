@@ -270,10 +270,63 @@ def test_build_id_follows_the_code():
     assert one.model_c == again.model_c
 
 
-def test_constant_graph_output_is_rejected():
-    graph, lowered, _ = fixture_model()
-    graph.tensors.append(Tensor(6, "const_out", (2,), "int8", data=np.zeros(2, np.int8)))
+CONST_OUT = np.array([[5, -7, 127], [-128, 0, 33]], np.int8)
+
+CONST_MAIN_C = r"""
+#include <stdio.h>
+#include "model.h"
+
+static uint8_t arena2[M_ARENA_SIZE] __attribute__((aligned(16)));
+
+int main(void)
+{
+    const int8_t a[8] = {0};
+    const int8_t b[4] = {0};
+    float mixed[4];
+    int8_t added[8], anchors[6];
+    m_inputs in = {a, b};
+    m_outputs out = {mixed, added, anchors};
+    for (int k = 0; k < 2; k++) {  /* own arena, then a caller's arena filled with garbage */
+        for (unsigned i = 0; i < sizeof arena2; i++) arena2[i] = (uint8_t)(0xA5u + i);
+        if (m_run(&in, &out, k ? arena2 : NULL) != TK_OK) return 10 + k;
+        for (int i = 0; i < 6; i++) printf("%d ", anchors[i]);
+        printf("\n");
+    }
+    return 0;
+}
+"""
+
+
+def test_constant_graph_output_is_copied_into_its_slot(tmp_path):
+    """An output folded to a constant at import (an SSD's anchors: DEQUANTIZE of a constant) has an
+    arena slot of its own, apart from every other output, and each run writes the constant there."""
+    graph, lowered, kernels_c = fixture_model()
+    graph.tensors.append(Tensor(6, "anchors", (2, 3), "int8", data=CONST_OUT))
     graph.outputs.append(6)
+    plan = memplan.plan(graph, lowered)
+    slots = {t: plan.tensor_offsets[t] for t in graph.outputs}
+    spans = sorted((off, off + graph.tensor(t).nbytes) for t, off in slots.items())
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:])), spans
+    result = aot.generate(graph, lowered, plan, "m", source_digest="test")
+    out = tmp_path / "gen"
+    out.mkdir()
+    for name, text in (("model.h", result.model_h), ("model.c", result.model_c), ("weights.c", result.weights_c),
+                       ("kernels.c", kernels_c), ("main.c", CONST_MAIN_C)):
+        (out / name).write_text(text)
+    exe = tmp_path / "const_out"
+    build = subprocess.run(["gcc", *CFLAGS, *includes(out), *(str(out / f) for f in
+                            ("model.c", "weights.c", "kernels.c", "main.c")), "-o", str(exe)],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    want = " ".join(map(str, CONST_OUT.ravel()))
+    assert [line.strip() for line in run.stdout.splitlines()] == [want, want]
+
+
+def test_constant_graph_input_is_rejected():
+    graph, lowered, _ = fixture_model()
+    graph.tensors[4].data = np.zeros(4, np.int8)
     plan = memplan.plan(graph, lowered)
     with pytest.raises(KilnError, match="constant"):
         aot.generate(graph, lowered, plan, "m")

@@ -52,7 +52,9 @@ def geometry16(attrs, im2col: bool) -> Geometry16:
     cp = channels16(attrs)
     length = _even((w + pl + pr) * cp)
     xs = attrs["stride"][1] * cp
-    if attrs["stride"][0] >= window_rows(attrs):
+    # windows that share no rows, or a single output row (nothing to roll: TVM's rolling buffer
+    # finds no row pattern in a loop of one, e.g. an SSD head's 3x3 conv on a 1x1 feature map)
+    if attrs["stride"][0] >= window_rows(attrs) or attrs["out_shape"][1] == 1:
         return Geometry16(kh, length, True, kh, kw * cp, xs, False)
     return Geometry16(window_rows(attrs), length, False, kh, kw * cp, xs, False)
 
