@@ -144,7 +144,7 @@ def test_device_on_qemu_skips_garbage_and_rejects_bad_frames(device):
 
 
 def test_truncated_frame_is_a_clear_error_within_the_timeout_and_the_link_recovers(device):
-    runner = AiRunner(timeout=1.0).connect(device.url)
+    runner = AiRunner(timeout=2.0).connect(device.url)  # (1 s was too short for QEMU on a loaded machine)
     try:
         # A SET_INPUT frame cut after 4 of its 64 payload bytes: the device waits for the rest and
         # takes the next request's bytes for it.
@@ -153,7 +153,7 @@ def test_truncated_frame_is_a_clear_error_within_the_timeout_and_the_link_recove
         start = time.monotonic()
         with pytest.raises(KilnError, match="no reply from the device within the timeout|corrupted frame"):
             runner.echo(b"hello")
-        assert time.monotonic() - start < 3.0
+        assert time.monotonic() - start < 6.0
         # resync: zeros complete the cut frame (the device answers it with a checksum error) and
         # are skipped after it; the stale replies are dropped, the next request is answered.
         runner.resync()
