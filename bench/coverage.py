@@ -72,6 +72,10 @@ def try_board(path: Path, board: str, builddir: Path, timeout: int) -> dict:
               "instructions": report.get("instructions_per_inference")}
     if proc.returncode == 0 and validation.get("passed"):
         result["status"] = "PASS"
+    elif validation and validation.get("compared") is False:
+        # the firmware built and ran; validation had no reference (a model LiteRT refuses)
+        result["status"] = "NO REFERENCE"
+        result["why"] = str(validation.get("reference_error", ""))[:200]
     elif validation and not validation.get("passed"):
         result["status"] = "FAIL"
         result["why"] = f"{len(validation.get('mismatching_outputs', []))} outputs mismatch"
