@@ -43,6 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "site_scons"))
 
 from tinykiln import child_scons, sizes  # noqa: E402
+from tinykiln.options import BY_KEY  # noqa: E402
+
+DEFAULT_OPTIMIZE = BY_KEY["optimize"].default
 
 # the shared folder beside the checkout (a worktree one level further down finds it one level up)
 SHARED = next((p / "shared" / "models" for p in (ROOT.parent, ROOT.parent.parent)
@@ -116,7 +119,7 @@ def measure(name: str, builddir: Path, timeout: int, tuned: bool = True, optimiz
     image = sum(s.size for s in sections if not s.nobits)
     weights = sum(s.size for s in sections if s.name == ".nn_weights")
     lo, avg, hi = map(int, m.groups())
-    return {"model": name, "optimize": optimize or "balanced", "instructions": avg, "instructions_min": lo,
+    return {"model": name, "optimize": optimize or DEFAULT_OPTIMIZE, "instructions": avg, "instructions_min": lo,
             "instructions_max": hi, "cycles_estimated": report.get("cycles_estimated_per_inference"),
             "cycles_estimated_core": report.get("cycles_estimated_core"),
             "arena_bytes": report["memory"]["arena_bytes"], "weights_bytes": weights,
@@ -137,7 +140,7 @@ def table(rows: list[dict]) -> str:
         t = TFLM.get(r["model"])
         ref = [f"{v:,}" for v in t] if t else ["—"] * 4
         record = _number(MLPERF_CYCLES.get(r["model"]))
-        mode = r.get("optimize", "balanced")
+        mode = r.get("optimize", DEFAULT_OPTIMIZE)
         if "error" in r:
             lines.append(f"| {r['model']} | {mode} | failed: {r['error']} | — | {record} | — | {ref[0]} | {ref[1]} "
                          f"| — | {ref[2]} | — | {ref[3]} | — | — | — |")
