@@ -396,9 +396,12 @@ class Target:
         return self.board.region(self.placement[role])
 
     @property
-    def text_load_region(self) -> Region:
+    def text_load_region(self) -> Region | None:
         """Where the flasher writes the code (and .data's initial values): the text region, or the
-        region it is an alias of (code run through the F7's ITCM flash interface is written to FLASH)."""
+        region it is an alias of (code run through the F7's ITCM flash interface is written to FLASH);
+        None for a board without memory regions (host)."""
+        if "text" not in self.placement:
+            return None
         text = self.region_of_role("text")
         return self.board.region(text.alias_of) if text.alias_of else text
 

@@ -230,7 +230,8 @@ def test_validate_and_profile_over_port_on_another_board(scons, kiln_build_dir):
     assert all(layer["cycles"] > 0 and layer["kernel"].startswith("tk_") for layer in layers)
     assert abs(sum(layer["share"] for layer in layers) - 100) < 0.1
     # the layers account for the whole invoke, but for the hooks' and the loop's few instructions
-    assert 0 <= prof["invoke_total"] - prof["layers_total"] < 1000, prof
+    # (a share, not a count: at clock=reset the counter ticks ~10x per instruction of the QEMU build)
+    assert 0 <= prof["invoke_total"] - prof["layers_total"] < prof["invoke_total"] / 10_000, prof
     for layer in layers:  # every row is in the printed table
         assert re.search(rf"{layer['kernel']}\s+{layer['op']} \(op {layer['op_index']}\)\s+"
                          rf"{'x'.join(map(str, layer['shape']))}\s+{layer['cycles']:,}", r.output)
