@@ -20,9 +20,12 @@ def _start(builddir, *args):
     """scons in a session of its own (so that the test can signal its process group), output in a
     file the test reads as it grows."""
     log = builddir.parent / f"{builddir.name}.log"
+    # SIGINT as a terminal leaves it (a pytest-xdist worker ignores it, and an ignored signal stays
+    # ignored in its children: tinykiln.interrupt respects that, as nohup expects)
     proc = subprocess.Popen(child_scons.command([f"builddir={builddir}", *args], jobs=2),
                             env=child_scons.environment(), stdin=subprocess.DEVNULL, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return proc, log
 
 

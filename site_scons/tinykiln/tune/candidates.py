@@ -38,9 +38,11 @@ def candidates(spec, space: dict, trials: int, committed: dict | None = None) ->
     names = sorted(space)
     default = {n: space[n][0] for n in names}
     out = [Candidate(0, default)]
-    if committed and sorted(committed) == names and all(committed[n] in space[n] for n in names) \
-            and committed != default:
-        out.append(Candidate(1, {n: committed[n] for n in names}))
+    # a knob newer than the schedule file takes its default; a knob no longer in the space makes it stale
+    knobs = {n: (committed or {}).get(n, default[n]) for n in names}
+    if committed and set(committed) <= set(names) and all(knobs[n] in space[n] for n in names) \
+            and knobs != default:
+        out.append(Candidate(1, knobs))
         trials += 1
     total = math.prod(len(space[n]) for n in names)
     rng = random.Random(spec.workload_key)
