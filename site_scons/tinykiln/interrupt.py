@@ -60,32 +60,29 @@ def check() -> None:
         raise Interrupted(f"interrupted ({signal.Signals(_signal[0] or signal.SIGINT).name})")
 
 
-def wait(proc: subprocess.Popen, timeout: float | None) -> int:
-    """proc.wait(timeout) that raises Interrupted within POLL seconds of a signal (the caller's
-    clean-up stops the process) and subprocess.TimeoutExpired after `timeout`."""
+def _in_steps(call, timeout: float | None):
+    """call(timeout=step) again every POLL seconds until it returns (Popen.wait and communicate may
+    be called again after a timeout), raising Interrupted on a signal and TimeoutExpired after
+    `timeout`; the caller stops the process."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         check()
         step = POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic()))
         try:
-            return proc.wait(timeout=step)
+            return call(timeout=step)
         except subprocess.TimeoutExpired:
             if deadline is not None and time.monotonic() >= deadline:
                 raise
+
+
+def wait(proc: subprocess.Popen, timeout: float | None) -> int:
+    """proc.wait(timeout) that raises Interrupted within POLL seconds of a signal."""
+    return _in_steps(proc.wait, timeout)
 
 
 def communicate(proc: subprocess.Popen, timeout: float | None) -> tuple:
-    """proc.communicate(timeout=timeout), in steps of POLL seconds (communicate may be called again
-    after a timeout), raising Interrupted on a signal; the caller stops the process."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        check()
-        step = POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic()))
-        try:
-            return proc.communicate(timeout=step)
-        except subprocess.TimeoutExpired:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise
+    """proc.communicate(timeout=timeout) that raises Interrupted within POLL seconds of a signal."""
+    return _in_steps(proc.communicate, timeout)
 
 
 def stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
